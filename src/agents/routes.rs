@@ -1,0 +1,217 @@
+//! `/agents` routes.
+
+use axum::{extract::State, response::IntoResponse, routing::get, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{
+    store::{self, AgentFields},
+    Agent, AgentStatus,
+};
+use crate::{
+    auth::AuthUser,
+    error::{created, ok, Error, ErrorBody, Result},
+    extract::{nullable, Id, Json, Query},
+    pagination::{Page, PageParams},
+    state::AppState,
+    validate::Violations,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(list).post(create))
+        .route("/agents/{id}", get(read).put(update).delete(remove))
+}
+
+const NAME_MAX: usize = 100;
+const DESCRIPTION_MAX: usize = 2_000;
+const PROMPT_MAX: usize = 20_000;
+const MODEL_MAX: usize = 200;
+const ROLE_MAX: usize = 50;
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateAgent {
+    #[schema(example = "Security Reviewer")]
+    pub name: String,
+    pub description: Option<String>,
+    /// Default `active`.
+    pub status: Option<AgentStatus>,
+    pub system_prompt: Option<String>,
+    pub model: Option<String>,
+    /// Default `custom`.
+    pub role: Option<String>,
+}
+
+/// Every field is optional; `null` clears a nullable field.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateAgent {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub status: Option<AgentStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub system_prompt: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Option<String>>,
+    pub role: Option<String>,
+}
+
+pub fn parse_status(status: &str) -> &'static str {
+    match status {
+        "inactive" => AgentStatus::Inactive.as_str(),
+        "processing" => AgentStatus::Processing.as_str(),
+        _ => AgentStatus::Active.as_str(),
+    }
+}
+
+fn validated(check: &mut Violations, fields: AgentFields) -> AgentFields {
+    AgentFields {
+        name: check.text("name", &fields.name, 1, NAME_MAX),
+        description: check.optional_text(
+            "description",
+            fields.description.as_deref(),
+            DESCRIPTION_MAX,
+        ),
+        status: fields.status,
+        role: check.text("role", &fields.role, 1, ROLE_MAX),
+        system_prompt: check.optional_text(
+            "system_prompt",
+            fields.system_prompt.as_deref(),
+            PROMPT_MAX,
+        ),
+        model: check.optional_text("model", fields.model.as_deref(), MODEL_MAX),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "The user's agents, newest first", body = crate::docs::AgentPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Invalid paging", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    let page = params.validate()?;
+    let (items, total) = store::list(&state.db, user.id, page).await?;
+    Ok(ok(Page::new(items, total, page), "Agents retrieved"))
+}
+
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "Created", body = crate::docs::AgentResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<CreateAgent>,
+) -> Result<impl IntoResponse> {
+    let mut check = Violations::default();
+    let fields = validated(
+        &mut check,
+        AgentFields {
+            name: input.name,
+            description: input.description,
+            status: input.status.unwrap_or(AgentStatus::Active).as_str(),
+            role: input.role.unwrap_or_else(|| "custom".into()),
+            system_prompt: input.system_prompt,
+            model: input.model,
+        },
+    );
+    check.finish()?;
+    let agent = store::create(&state.db, user.id, fields).await?;
+    Ok(created(agent, "Agent created"))
+}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent", body = crate::docs::AgentResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such agent of this user", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+) -> Result<impl IntoResponse> {
+    let agent = owned(&state, user.id, id).await?;
+    Ok(ok(agent, "Agent retrieved"))
+}
+
+#[utoipa::path(put, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agent id")),
+    request_body = UpdateAgent,
+    responses(
+        (status = 200, description = "Updated", body = crate::docs::AgentResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such agent of this user", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Json(input): Json<UpdateAgent>,
+) -> Result<impl IntoResponse> {
+    let current = owned(&state, user.id, id).await?;
+    let mut fields = AgentFields::from(&current);
+    if let Some(name) = input.name {
+        fields.name = name;
+    }
+    if let Some(description) = input.description {
+        fields.description = description;
+    }
+    if let Some(status) = input.status {
+        fields.status = status.as_str();
+    }
+    if let Some(role) = input.role {
+        fields.role = role;
+    }
+    if let Some(system_prompt) = input.system_prompt {
+        fields.system_prompt = system_prompt;
+    }
+    if let Some(model) = input.model {
+        fields.model = model;
+    }
+    let mut check = Violations::default();
+    let fields = validated(&mut check, fields);
+    check.finish()?;
+    let agent = store::update(&state.db, user.id, id, fields)
+        .await?
+        .ok_or(Error::NotFound("Agent"))?;
+    Ok(ok(agent, "Agent updated"))
+}
+
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "Deleted; the agent's chats are kept without the link", body = crate::docs::EmptyResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such agent of this user", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+) -> Result<impl IntoResponse> {
+    if !store::delete(&state.db, user.id, id).await? {
+        return Err(Error::NotFound("Agent"));
+    }
+    Ok(ok(None::<()>, "Agent deleted"))
+}
+
+async fn owned(state: &AppState, user_id: i64, id: i64) -> Result<Agent> {
+    store::get(&state.db, user_id, id)
+        .await?
+        .ok_or(Error::NotFound("Agent"))
+}

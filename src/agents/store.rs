@@ -1,0 +1,114 @@
+//! Agent queries; every one is scoped to its owner.
+
+use crate::{
+    db::{now, Db},
+    error::Result,
+    pagination::PageRequest,
+    with_pool,
+};
+
+use super::Agent;
+
+const COLUMNS: &str =
+    "id, user_id, name, description, status, role, system_prompt, model, created_at, updated_at";
+
+/// The writable fields of an agent, already validated.
+pub struct AgentFields {
+    pub name: String,
+    pub description: Option<String>,
+    pub status: &'static str,
+    pub role: String,
+    pub system_prompt: Option<String>,
+    pub model: Option<String>,
+}
+
+impl From<&Agent> for AgentFields {
+    fn from(agent: &Agent) -> Self {
+        AgentFields {
+            name: agent.name.clone(),
+            description: agent.description.clone(),
+            status: super::routes::parse_status(&agent.status),
+            role: agent.role.clone(),
+            system_prompt: agent.system_prompt.clone(),
+            model: agent.model.clone(),
+        }
+    }
+}
+
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Agent>, i64)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM agents WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+    );
+    Ok(with_pool!(db, |pool| {
+        let items = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((items, total))
+    })?)
+}
+
+pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Agent>> {
+    let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1 AND user_id = $2");
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+pub async fn create(db: &Db, user_id: i64, fields: AgentFields) -> Result<Agent> {
+    let sql = format!(
+        "INSERT INTO agents (user_id, name, description, status, role, system_prompt, model, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(fields.name)
+        .bind(fields.description)
+        .bind(fields.status)
+        .bind(fields.role)
+        .bind(fields.system_prompt)
+        .bind(fields.model)
+        .bind(now())
+        .fetch_one(pool)
+        .await)?)
+}
+
+pub async fn update(db: &Db, user_id: i64, id: i64, fields: AgentFields) -> Result<Option<Agent>> {
+    let sql = format!(
+        "UPDATE agents SET name = $1, description = $2, status = $3, role = $4, \
+         system_prompt = $5, model = $6, updated_at = $7 WHERE id = $8 AND user_id = $9 \
+         RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(fields.name)
+        .bind(fields.description)
+        .bind(fields.status)
+        .bind(fields.role)
+        .bind(fields.system_prompt)
+        .bind(fields.model)
+        .bind(now())
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool> {
+    let result = with_pool!(db, |pool| sqlx::query(
+        "DELETE FROM agents WHERE id = $1 AND user_id = $2"
+    )
+    .bind(id)
+    .bind(user_id)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(result == 1)
+}

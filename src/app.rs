@@ -1,0 +1,110 @@
+//! Start-up: connect, migrate, assemble the router and serve until told to stop.
+
+use std::{future::Future, net::SocketAddr};
+
+use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, Router};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
+};
+
+use crate::{
+    agents, auth,
+    config::{redact_url, Config},
+    db::Db,
+    docs, health,
+    http::{
+        layers::{self, SECURITY_HEADERS},
+        rate_limit::{self, IpLimiter},
+    },
+    projects,
+    state::AppState,
+    users,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Connects to the configured database and brings its schema up to date.
+pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartupError> {
+    let db = Db::connect(&config.database_url, config.database_max_connections)
+        .await
+        .map_err(|source| StartupError::Connect {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let db = connect_and_migrate(&config).await?;
+    let state = AppState::new(config, db.clone());
+    if let Some(limiter) = &state.auth_limiter {
+        IpLimiter::spawn_housekeeping(limiter);
+    }
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = db.backend(),
+        "CodeSherpa API listening"
+    );
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    db.close().await;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        rate_limit::limit_auth,
+    ));
+    let api = Router::new()
+        .merge(auth_routes)
+        .merge(users::routes::router())
+        .merge(agents::routes::router())
+        .merge(projects::routes::router());
+    let body_limit = state.config.body_limit_bytes;
+
+    let mut app = Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .merge(docs::router())
+        .route_layer(middleware::from_fn(layers::remember_route));
+    for (name, value) in SECURITY_HEADERS {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    app.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                layers::observe,
+            ))
+            .layer(layers::cors(&state.config.cors_origins))
+            .layer(middleware::from_fn(layers::envelope_errors))
+            .layer(CatchPanicLayer::custom(layers::panic_response))
+            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
+    .with_state(state)
+}

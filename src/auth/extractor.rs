@@ -1,0 +1,44 @@
+//! `AuthUser`: the extractor that guards every resource route.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderMap},
+};
+
+use super::tokens::TokenKind;
+use crate::{
+    error::{Error, Result},
+    state::AppState,
+    users::{store, User},
+};
+
+/// The authenticated, active user behind the request's bearer token.
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer_token(&parts.headers).ok_or(Error::Unauthorized("Not authenticated"))?;
+        authenticate(state, token).await.map(AuthUser)
+    }
+}
+
+/// Checks an access token and loads its user, refusing deactivated accounts.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<User> {
+    let claims = state.tokens.verify(token, TokenKind::Access)?;
+    let user = store::find_by_id(&state.db, claims.user_id()?)
+        .await?
+        .ok_or(Error::Unauthorized("Invalid token"))?;
+    if !user.is_active {
+        return Err(Error::Forbidden("Account is deactivated"));
+    }
+    Ok(user)
+}
+
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

@@ -1,0 +1,9 @@
+//! Authentication: registration, login, rotating refresh tokens and the `AuthUser` guard.
+
+pub mod extractor;
+pub mod password;
+pub mod routes;
+pub mod store;
+pub mod tokens;
+
+pub use extractor::AuthUser;

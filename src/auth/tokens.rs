@@ -1,0 +1,142 @@
+//! JWT access and refresh tokens (HS256 only).
+
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(rename = "type")]
+    pub kind: TokenKind,
+    /// The refresh-token family (one per login), for reuse detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Result<i64> {
+        self.sub
+            .parse()
+            .map_err(|_| Error::Unauthorized("Invalid token"))
+    }
+}
+
+pub struct Issued {
+    pub token: String,
+    pub jti: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &str, access_minutes: i64, refresh_days: i64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            access_ttl: Duration::minutes(access_minutes),
+            refresh_ttl: Duration::days(refresh_days),
+        }
+    }
+
+    pub fn issue(&self, user_id: i64, kind: TokenKind, family: Option<&str>) -> Result<Issued> {
+        let now = Utc::now();
+        let expires_at = now
+            + match kind {
+                TokenKind::Access => self.access_ttl,
+                TokenKind::Refresh => self.refresh_ttl,
+            };
+        let jti = Uuid::new_v4().simple().to_string();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+            jti: jti.clone(),
+            kind,
+            fam: family.map(str::to_owned),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(Error::internal)?;
+        Ok(Issued {
+            token,
+            jti,
+            expires_at,
+        })
+    }
+
+    /// Verifies signature, algorithm, expiry and the token's kind.
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    Error::Unauthorized("Token has expired")
+                }
+                _ => Error::Unauthorized("Invalid token"),
+            })?
+            .claims;
+        if claims.kind != kind {
+            return Err(Error::Unauthorized("Invalid token type"));
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new("k".repeat(32).as_str(), 30, 7)
+    }
+
+    #[test]
+    fn round_trip_and_kind_check() {
+        let keys = keys();
+        let access = keys.issue(7, TokenKind::Access, None).unwrap();
+        let claims = keys.verify(&access.token, TokenKind::Access).unwrap();
+        assert_eq!(claims.user_id().unwrap(), 7);
+        assert_eq!(claims.jti, access.jti);
+        assert!(keys.verify(&access.token, TokenKind::Refresh).is_err());
+    }
+
+    #[test]
+    fn other_secret_is_rejected() {
+        let token = keys().issue(7, TokenKind::Access, None).unwrap().token;
+        let other = TokenKeys::new("o".repeat(32).as_str(), 30, 7);
+        assert!(other.verify(&token, TokenKind::Access).is_err());
+    }
+
+    #[test]
+    fn expired_is_rejected() {
+        let keys = TokenKeys::new("k".repeat(32).as_str(), -1, 7);
+        let token = keys.issue(7, TokenKind::Access, None).unwrap().token;
+        assert!(matches!(
+            keys.verify(&token, TokenKind::Access),
+            Err(Error::Unauthorized("Token has expired"))
+        ));
+    }
+}

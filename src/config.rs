@@ -1,0 +1,334 @@
+//! Typed settings read from the environment (and `.env`), validated once at start-up.
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+/// Values that ship in examples and must never reach production.
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "your-secret-key",
+    "change-me",
+    "changeme",
+    "secret",
+    "replace-me-with-at-least-32-random-bytes",
+];
+const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every setting the server reads. `Config::from_env` documents the variable names.
+#[derive(Clone)]
+pub struct Config {
+    pub debug: bool,
+    pub secret_key: String,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub access_token_expire_minutes: i64,
+    pub refresh_token_expire_days: i64,
+    pub bcrypt_rounds: u32,
+    pub cors_origins: Vec<String>,
+    pub host: IpAddr,
+    pub port: u16,
+    pub redis_url: Option<String>,
+    pub rate_limit_auth_per_minute: u32,
+    pub rate_limit_ai_per_minute: u32,
+    pub trust_proxy_headers: bool,
+    pub body_limit_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+// Hand-written so that the secret never reaches a log line through `{:?}`.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("debug", &self.debug)
+            .field("secret_key", &"<redacted>")
+            .field("database", &redact_url(&self.database_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("cors_origins", &self.cors_origins)
+            .field("redis", &self.redis_url.as_deref().map(redact_url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bad setting, named, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any variable source; unit tests pass a map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let debug = env.parse("DEBUG", true, parse_bool)?;
+        let config = Config {
+            debug,
+            secret_key: secret_key(env.get("SECRET_KEY"), debug)?,
+            database_url: env
+                .get("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://codesherpa.db".into()),
+            database_max_connections: env.parse("DATABASE_MAX_CONNECTIONS", 10, positive)?,
+            access_token_expire_minutes: env.parse("ACCESS_TOKEN_EXPIRE_MINUTES", 30, positive)?,
+            refresh_token_expire_days: env.parse("REFRESH_TOKEN_EXPIRE_DAYS", 7, positive)?,
+            bcrypt_rounds: env.parse("BCRYPT_ROUNDS", 12, bcrypt_cost)?,
+            cors_origins: env
+                .get("CORS_ORIGINS")
+                .unwrap_or_else(|| "http://localhost:5173".into())
+                .split(',')
+                .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+            host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), from_str)?,
+            port: env.parse("PORT", 8000, from_str)?,
+            redis_url: env.get("REDIS_URL").filter(|url| !url.trim().is_empty()),
+            rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
+            rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
+            trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
+            body_limit_bytes: env.parse("BODY_LIMIT_BYTES", 1024 * 1024, positive)?,
+            log_format: env.parse(
+                "LOG_FORMAT",
+                if debug {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                },
+                parse_log_format,
+            )?,
+        };
+        for origin in &config.cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(ConfigError {
+                    name: "CORS_ORIGINS",
+                    reason: format!("`{origin}` is not an http(s) origin"),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// A configuration suited to tests: fast hashing, no rate limits, a fixed secret.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Config {
+            debug: true,
+            secret_key: "test-secret-key-that-is-at-least-32-bytes-long".into(),
+            database_url: database_url.into(),
+            database_max_connections: 5,
+            access_token_expire_minutes: 30,
+            refresh_token_expire_days: 7,
+            bcrypt_rounds: 4,
+            cors_origins: vec!["http://localhost:5173".into()],
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            redis_url: None,
+            rate_limit_auth_per_minute: 0,
+            rate_limit_ai_per_minute: 0,
+            trust_proxy_headers: false,
+            body_limit_bytes: 1024 * 1024,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+struct Env<'a, F>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|value| value.trim().to_owned())
+    }
+
+    fn parse<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) if raw.is_empty() => Ok(default),
+            Some(raw) => parse(&raw).map_err(|reason| ConfigError {
+                name,
+                reason: format!("{reason} (got `{raw}`)"),
+            }),
+        }
+    }
+}
+
+fn secret_key(value: Option<String>, debug: bool) -> Result<String, ConfigError> {
+    let value = value.filter(|value| !value.is_empty());
+    let problem = match &value {
+        None => Some("is not set"),
+        Some(v) if PLACEHOLDER_SECRETS.contains(&v.to_ascii_lowercase().as_str()) => {
+            Some("is a placeholder value")
+        }
+        Some(v) if v.len() < MIN_SECRET_BYTES => Some("is shorter than 32 bytes"),
+        Some(_) => None,
+    };
+    match (problem, debug) {
+        (None, _) => Ok(value.unwrap_or_default()),
+        (Some(reason), false) => Err(ConfigError {
+            name: "SECRET_KEY",
+            reason: format!(
+                "{reason}; with DEBUG=false set a random value of at least 32 bytes \
+                 (for example `openssl rand -hex 32`)"
+            ),
+        }),
+        // Development: a fresh random key each start, so no well-known key ever signs tokens.
+        (Some(_), true) => Ok(random_secret()),
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "pretty" => Ok(LogFormat::Pretty),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `pretty` or `json`".into()),
+    }
+}
+
+fn from_str<T: FromStr>(raw: &str) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    raw.parse().map_err(|e: T::Err| e.to_string())
+}
+
+fn positive<T: FromStr + PartialOrd + Default>(raw: &str) -> Result<T, String>
+where
+    T::Err: fmt::Display,
+{
+    let value: T = from_str(raw)?;
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err("must be greater than zero".into())
+    }
+}
+
+fn bcrypt_cost(raw: &str) -> Result<u32, String> {
+    let cost: u32 = from_str(raw)?;
+    if (4..=31).contains(&cost) {
+        Ok(cost)
+    } else {
+        Err("must be between 4 and 31".into())
+    }
+}
+
+/// Hides the password part of a connection URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_work_with_no_configuration() {
+        let config = config(&[]).unwrap();
+        assert!(config.debug);
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.database_url, "sqlite://codesherpa.db");
+        assert_eq!(config.bcrypt_rounds, 12);
+        assert_eq!(config.access_token_expire_minutes, 30);
+        assert_eq!(config.rate_limit_auth_per_minute, 20);
+        assert_eq!(config.rate_limit_ai_per_minute, 60);
+        assert_eq!(config.cors_origins, vec!["http://localhost:5173"]);
+        assert_eq!(config.secret_key.len(), 64, "a random development key");
+    }
+
+    #[test]
+    fn production_refuses_missing_placeholder_or_short_secret() {
+        for secret in [None, Some("your-secret-key"), Some("short-but-not-empty")] {
+            let mut vars = vec![("DEBUG", "false")];
+            if let Some(secret) = secret {
+                vars.push(("SECRET_KEY", secret));
+            }
+            let err = config(&vars).err().expect("must refuse");
+            assert_eq!(err.name, "SECRET_KEY");
+        }
+        let strong = "0123456789abcdef0123456789abcdef";
+        let ok = config(&[("DEBUG", "false"), ("SECRET_KEY", strong)]).unwrap();
+        assert_eq!(ok.secret_key, strong);
+        assert_eq!(ok.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = config(&[("PORT", "eighty")]).err().unwrap();
+        assert_eq!(err.name, "PORT");
+        assert!(err.to_string().contains("eighty"));
+        assert_eq!(
+            config(&[("BCRYPT_ROUNDS", "3")]).err().unwrap().name,
+            "BCRYPT_ROUNDS"
+        );
+        assert_eq!(
+            config(&[("LOG_FORMAT", "xml")]).err().unwrap().name,
+            "LOG_FORMAT"
+        );
+        assert_eq!(
+            config(&[("CORS_ORIGINS", "ftp://x")]).err().unwrap().name,
+            "CORS_ORIGINS"
+        );
+        assert_eq!(config(&[("DEBUG", "maybe")]).err().unwrap().name, "DEBUG");
+    }
+
+    #[test]
+    fn cors_origins_are_split_and_trimmed() {
+        let config = config(&[("CORS_ORIGINS", "https://a.dev/, http://b.dev:3000 ,")]).unwrap();
+        assert_eq!(
+            config.cors_origins,
+            vec!["https://a.dev", "http://b.dev:3000"]
+        );
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://user:pw@db:5432/app"),
+            "postgres://***@db:5432/app"
+        );
+        assert_eq!(
+            redact_url("sqlite://codesherpa.db"),
+            "sqlite://codesherpa.db"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! One storage layer over SQLite (embedded default) and PostgreSQL (production).
+//!
+//! Queries are written once with `$n` placeholders and `RETURNING`, which both backends
+//! understand; `with_pool!` compiles each query once per backend so both stay type-checked.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, SqlitePool,
+};
+
+/// How long a request waits for a connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever backend `$db` holds.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside one transaction on either backend; commits when it returns `Ok`.
+#[macro_export]
+macro_rules! in_transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::with_pool!($db, |pool| async {
+            let mut $tx = pool.begin().await?;
+            let value = $body;
+            $tx.commit().await?;
+            Ok::<_, $crate::error::Error>(value)
+        }
+        .await)
+    };
+}
+
+impl Db {
+    /// Connects to `sqlite://…`, `sqlite:///./…` (SQLAlchemy style), `sqlite::memory:`
+    /// or `postgres://…` / `postgresql://…`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
+        if let Some(options) = postgres_options(url)? {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(sqlite_options(url)?)
+            .await?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// The current time at the precision both backends store (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn postgres_options(url: &str) -> Result<Option<PgConnectOptions>, sqlx::Error> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(None);
+    };
+    // SQLAlchemy spells drivers into the scheme: postgresql+psycopg2://
+    let scheme = scheme.split('+').next().unwrap_or(scheme);
+    if scheme != "postgres" && scheme != "postgresql" {
+        return Ok(None);
+    }
+    PgConnectOptions::from_str(&format!("postgres://{rest}")).map(Some)
+}
+
+/// SQLite with WAL, a busy timeout and enforced foreign keys.
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let options = if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        SqliteConnectOptions::from_str("sqlite::memory:")?
+    } else {
+        SqliteConnectOptions::new().filename(sqlite_path(url)?)
+    };
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL in WAL mode survives a process crash (kill -9); FULL adds power-loss safety.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true))
+}
+
+/// `sqlite://app.db` and `sqlite:///./app.db` are relative; `sqlite:///srv/app.db` and
+/// SQLAlchemy's `sqlite:////srv/app.db` are absolute; a bare path is taken as is.
+fn sqlite_path(url: &str) -> Result<String, sqlx::Error> {
+    let path = match url.strip_prefix("sqlite:") {
+        None if !url.contains("://") => url,
+        None => {
+            return Err(sqlx::Error::Configuration(
+                format!(
+                    "unsupported DATABASE_URL scheme in `{}`",
+                    crate::config::redact_url(url)
+                )
+                .into(),
+            ))
+        }
+        Some(rest) => {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            if rest.starts_with("/./") || rest.starts_with("/../") {
+                &rest[1..]
+            } else if let Some(absolute) = rest.strip_prefix("//") {
+                return Ok(format!("/{absolute}"));
+            } else {
+                rest
+            }
+        }
+    };
+    if path.is_empty() {
+        return Err(sqlx::Error::Configuration(
+            "DATABASE_URL names no SQLite file".into(),
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_in_both_styles() {
+        assert_eq!(
+            sqlite_path("sqlite://codesherpa.db").unwrap(),
+            "codesherpa.db"
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///./codesherpa.db").unwrap(),
+            "./codesherpa.db"
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///../data/c.db").unwrap(),
+            "../data/c.db"
+        );
+        assert_eq!(sqlite_path("sqlite:///srv/c.db").unwrap(), "/srv/c.db");
+        assert_eq!(sqlite_path("sqlite:////srv/c.db").unwrap(), "/srv/c.db");
+        assert_eq!(sqlite_path("sqlite:c.db").unwrap(), "c.db");
+        assert_eq!(sqlite_path("./c.db").unwrap(), "./c.db");
+        assert!(sqlite_path("mysql://x/y").is_err());
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+
+    #[test]
+    fn postgres_urls_in_both_styles() {
+        for url in [
+            "postgres://u@localhost/db",
+            "postgresql://u@localhost/db",
+            "postgresql+psycopg2://u@localhost/db",
+        ] {
+            let options = postgres_options(url).unwrap().expect(url);
+            assert_eq!(options.get_database(), Some("db"));
+        }
+        assert!(postgres_options("sqlite://x.db").unwrap().is_none());
+    }
+}

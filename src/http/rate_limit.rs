@@ -1,0 +1,118 @@
+//! Per-client-IP rate limiting (GCRA via governor) for the `/auth/*` routes.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::HeaderMap,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
+
+use crate::{error::Error, state::AppState};
+
+pub struct IpLimiter(DefaultKeyedRateLimiter<IpAddr>);
+
+impl IpLimiter {
+    /// `None` for 0, which disables the limit.
+    pub fn per_minute(limit: u32) -> Option<Self> {
+        NonZeroU32::new(limit)
+            .map(|n| IpLimiter(DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
+    }
+
+    /// `Err(seconds to wait)` when the client is over its quota.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        self.0.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs_f64().ceil().max(1.0) as u64
+        })
+    }
+
+    /// Forgets idle clients every minute so the key store stays bounded.
+    pub fn spawn_housekeeping(limiter: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(limiter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(limiter) = weak.upgrade() else { break };
+                limiter.0.retain_recent();
+                limiter.0.shrink_to_fit();
+            }
+        });
+    }
+}
+
+/// The client's address: the socket peer, or with `TRUST_PROXY_HEADERS` the address our
+/// own proxy appended last to `X-Forwarded-For` (earlier entries are client-controlled).
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_proxy: bool,
+) -> Option<IpAddr> {
+    if trust_proxy {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|entry| entry.trim().parse().ok())
+            .last();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|addr| addr.ip())
+}
+
+pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.auth_limiter {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        if let Some(ip) = client_ip(req.headers(), peer, state.config.trust_proxy_headers) {
+            if let Err(retry_after_secs) = limiter.check(ip) {
+                tracing::warn!(%ip, "auth rate limit exceeded");
+                return Error::RateLimited { retry_after_secs }.into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_then_refusal_per_ip() {
+        let limiter = IpLimiter::per_minute(2).unwrap();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(limiter.check(a).is_ok());
+        assert!(limiter.check(a).is_ok());
+        let wait = limiter.check(a).unwrap_err();
+        assert!((1..=30).contains(&wait), "{wait}");
+        assert!(limiter.check(b).is_ok());
+        assert!(IpLimiter::per_minute(0).is_none());
+    }
+
+    #[test]
+    fn forwarded_for_only_when_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(client_ip(&headers, Some(peer), false), Some(peer.ip()));
+        assert_eq!(
+            client_ip(&headers, Some(peer), true),
+            "2.2.2.2".parse().ok()
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! `limit`/`offset` paging and the `{items, total, limit, offset}` list shape.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{error::Result, validate::Violations};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 100;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1 to 100; default 50.
+    pub limit: Option<i64>,
+    /// Rows to skip; default 0.
+    pub offset: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl PageParams {
+    pub fn validate(&self) -> Result<PageRequest> {
+        let mut check = Violations::default();
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            check.add("limit", format!("must be between 1 and {MAX_LIMIT}"));
+        }
+        if offset < 0 {
+            check.add("offset", "must not be negative");
+        }
+        check.finish()?;
+        Ok(PageRequest { limit, offset })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, total: i64, request: PageRequest) -> Self {
+        Page {
+            items,
+            total,
+            limit: request.limit,
+            offset: request.offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bounds() {
+        let page = PageParams::default().validate().unwrap();
+        assert_eq!((page.limit, page.offset), (50, 0));
+        let max = PageParams {
+            limit: Some(100),
+            offset: Some(5),
+        }
+        .validate()
+        .unwrap();
+        assert_eq!((max.limit, max.offset), (100, 5));
+        for (limit, offset) in [(0, 0), (101, 0), (10, -1)] {
+            let params = PageParams {
+                limit: Some(limit),
+                offset: Some(offset),
+            };
+            assert!(params.validate().is_err(), "{limit} {offset}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `/projects` routes.
+
+use axum::{extract::State, response::IntoResponse, routing::get, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{
+    store::{self, ProjectFields},
+    Project,
+};
+use crate::{
+    auth::AuthUser,
+    error::{created, ok, Error, ErrorBody, Result},
+    extract::{nullable, Id, Json, Query},
+    pagination::{Page, PageParams},
+    state::AppState,
+    validate::Violations,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects", get(list).post(create))
+        .route("/projects/{id}", get(read).put(update).delete(remove))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateProject {
+    #[schema(example = "payments-service")]
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(example = "https://github.com/acme/payments-service")]
+    pub repo_url: Option<String>,
+}
+
+/// Every field is optional; `null` clears a nullable field.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateProject {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub repo_url: Option<Option<String>>,
+}
+
+fn validated(fields: ProjectFields) -> Result<ProjectFields> {
+    let mut check = Violations::default();
+    let fields = ProjectFields {
+        name: check.text("name", &fields.name, 1, 200),
+        description: check.optional_text("description", fields.description.as_deref(), 5_000),
+        repo_url: check.http_url("repo_url", fields.repo_url.as_deref()),
+    };
+    check.finish()?;
+    Ok(fields)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "The user's projects, newest first", body = crate::docs::ProjectPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Invalid paging", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    let page = params.validate()?;
+    let (items, total) = store::list(&state.db, user.id, page).await?;
+    Ok(ok(Page::new(items, total, page), "Projects retrieved"))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
+    request_body = CreateProject,
+    responses(
+        (status = 201, description = "Created", body = crate::docs::ProjectResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<CreateProject>,
+) -> Result<impl IntoResponse> {
+    let fields = validated(ProjectFields {
+        name: input.name,
+        description: input.description,
+        repo_url: input.repo_url,
+    })?;
+    let project = store::create(&state.db, user.id, fields).await?;
+    Ok(created(project, "Project created"))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "The project", body = crate::docs::ProjectResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+) -> Result<impl IntoResponse> {
+    Ok(ok(owned(&state, user.id, id).await?, "Project retrieved"))
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    request_body = UpdateProject,
+    responses(
+        (status = 200, description = "Updated", body = crate::docs::ProjectResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Json(input): Json<UpdateProject>,
+) -> Result<impl IntoResponse> {
+    let current = owned(&state, user.id, id).await?;
+    let fields = validated(ProjectFields {
+        name: input.name.unwrap_or(current.name),
+        description: input.description.unwrap_or(current.description),
+        repo_url: input.repo_url.unwrap_or(current.repo_url),
+    })?;
+    let project = store::update(&state.db, user.id, id, fields)
+        .await?
+        .ok_or(Error::NotFound("Project"))?;
+    Ok(ok(project, "Project updated"))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Deleted; the project's chats are kept without the link", body = crate::docs::EmptyResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+) -> Result<impl IntoResponse> {
+    if !store::delete(&state.db, user.id, id).await? {
+        return Err(Error::NotFound("Project"));
+    }
+    Ok(ok(None::<()>, "Project deleted"))
+}
+
+async fn owned(state: &AppState, user_id: i64, id: i64) -> Result<Project> {
+    store::get(&state.db, user_id, id)
+        .await?
+        .ok_or(Error::NotFound("Project"))
+}

@@ -1,0 +1,96 @@
+//! Project queries; every one is scoped to its owner.
+
+use crate::{
+    db::{now, Db},
+    error::Result,
+    pagination::PageRequest,
+    with_pool,
+};
+
+use super::Project;
+
+const COLUMNS: &str = "id, user_id, name, description, repo_url, created_at, updated_at";
+
+/// The writable fields of a project, already validated.
+pub struct ProjectFields {
+    pub name: String,
+    pub description: Option<String>,
+    pub repo_url: Option<String>,
+}
+
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Project>, i64)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+    );
+    Ok(with_pool!(db, |pool| {
+        let items = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM projects WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((items, total))
+    })?)
+}
+
+pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1 AND user_id = $2");
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Project> {
+    let sql = format!(
+        "INSERT INTO projects (user_id, name, description, repo_url, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(fields.name)
+        .bind(fields.description)
+        .bind(fields.repo_url)
+        .bind(now())
+        .fetch_one(pool)
+        .await)?)
+}
+
+pub async fn update(
+    db: &Db,
+    user_id: i64,
+    id: i64,
+    fields: ProjectFields,
+) -> Result<Option<Project>> {
+    let sql = format!(
+        "UPDATE projects SET name = $1, description = $2, repo_url = $3, updated_at = $4 \
+         WHERE id = $5 AND user_id = $6 RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(fields.name)
+        .bind(fields.description)
+        .bind(fields.repo_url)
+        .bind(now())
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Deletes the project; the owner's chats that used it keep their text, unlinked.
+pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool> {
+    let affected = with_pool!(db, |pool| sqlx::query(
+        "DELETE FROM projects WHERE id = $1 AND user_id = $2"
+    )
+    .bind(id)
+    .bind(user_id)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(affected == 1)
+}

@@ -1,0 +1,112 @@
+//! `/user/me` routes.
+
+use axum::{extract::State, response::IntoResponse, routing::get, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::store::{self, Changes};
+use crate::{
+    auth::AuthUser,
+    error::{ok, Error, ErrorBody, Result},
+    extract::{nullable, Json},
+    state::AppState,
+    validate::{normalize_phone, Violations},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/user/me", get(me).put(update_me))
+}
+
+#[utoipa::path(get, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The current user", body = crate::docs::UserResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Account deactivated", body = ErrorBody),
+    ))]
+pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
+    ok(user, "User retrieved")
+}
+
+/// Every field is optional. Changing `password` needs `current_password`.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateMe {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub current_password: Option<String>,
+    /// E.164, e.g. `+919876543210`; `null` unlinks WhatsApp.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub whatsapp_number: Option<Option<String>>,
+}
+
+#[utoipa::path(put, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, description = "Updated", body = crate::docs::UserResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 409, description = "Email or WhatsApp number taken", body = ErrorBody),
+        (status = 422, description = "Invalid input or wrong current password", body = ErrorBody),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<UpdateMe>,
+) -> Result<impl IntoResponse> {
+    let mut check = Violations::default();
+    let name = match &input.name {
+        Some(name) => check.text("name", name, 1, 100),
+        None => user.name.clone(),
+    };
+    let email = match &input.email {
+        Some(email) => check.email("email", email),
+        None => user.email.clone(),
+    };
+    let whatsapp_number = match &input.whatsapp_number {
+        None => user.whatsapp_number.clone(),
+        Some(None) => None,
+        Some(Some(raw)) => {
+            let number = normalize_phone(raw);
+            if number.is_none() {
+                check.add(
+                    "whatsapp_number",
+                    "must be a phone number in E.164 form, e.g. +14155550100",
+                );
+            }
+            number
+        }
+    };
+    if let Some(password) = &input.password {
+        check.password("password", password);
+        if input.current_password.is_none() {
+            check.add("current_password", "field required to change the password");
+        }
+    }
+    check.finish()?;
+
+    let mut hashed_password = user.hashed_password.clone();
+    if let (Some(password), Some(current)) = (input.password, input.current_password) {
+        if !state
+            .passwords
+            .verify(current, user.hashed_password.clone())
+            .await?
+        {
+            return Err(Error::invalid("current_password", "is incorrect"));
+        }
+        hashed_password = state.passwords.hash(password).await?;
+    }
+    let password_changed = hashed_password != user.hashed_password;
+    let updated = store::update(
+        &state.db,
+        user.id,
+        Changes {
+            name,
+            email,
+            hashed_password,
+            whatsapp_number,
+            password_changed,
+        },
+    )
+    .await?;
+    Ok(ok(updated, "User updated"))
+}
