@@ -282,7 +282,7 @@ mod tests {
             if let Some(secret) = secret {
                 vars.push(("SECRET_KEY", secret));
             }
-            let err = config(&vars).err().expect("must refuse");
+            let err = config(&vars).expect_err("must refuse");
             assert_eq!(err.name, "SECRET_KEY");
         }
         let strong = "0123456789abcdef0123456789abcdef";
@@ -293,22 +293,22 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let err = config(&[("PORT", "eighty")]).err().unwrap();
+        let err = config(&[("PORT", "eighty")]).expect_err("must refuse");
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("eighty"));
         assert_eq!(
-            config(&[("BCRYPT_ROUNDS", "3")]).err().unwrap().name,
+            config(&[("BCRYPT_ROUNDS", "3")]).expect_err("must refuse").name,
             "BCRYPT_ROUNDS"
         );
         assert_eq!(
-            config(&[("LOG_FORMAT", "xml")]).err().unwrap().name,
+            config(&[("LOG_FORMAT", "xml")]).expect_err("must refuse").name,
             "LOG_FORMAT"
         );
         assert_eq!(
-            config(&[("CORS_ORIGINS", "ftp://x")]).err().unwrap().name,
+            config(&[("CORS_ORIGINS", "ftp://x")]).expect_err("must refuse").name,
             "CORS_ORIGINS"
         );
-        assert_eq!(config(&[("DEBUG", "maybe")]).err().unwrap().name, "DEBUG");
+        assert_eq!(config(&[("DEBUG", "maybe")]).expect_err("must refuse").name, "DEBUG");
     }
 
     #[test]

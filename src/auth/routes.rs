@@ -3,7 +3,7 @@
 use axum::{
     extract::{FromRequest, Request, State},
     http::StatusCode,
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::post,
     Router,
 };
@@ -84,7 +84,10 @@ struct LoginForm {
 }
 
 /// Accepts a JSON or an OAuth2 password-form body.
-pub struct Credentials(LoginRequest);
+pub struct Credentials {
+    login: LoginRequest,
+    from_oauth2_form: bool,
+}
 
 impl<S: Send + Sync> FromRequest<S> for Credentials {
     type Rejection = Error;
@@ -92,14 +95,19 @@ impl<S: Send + Sync> FromRequest<S> for Credentials {
     async fn from_request(req: Request, state: &S) -> Result<Self> {
         if has_content_type(req.headers(), "application/x-www-form-urlencoded") {
             let form: LoginForm = parse_form(&read_body(req, state).await?)?;
-            return Ok(Credentials(LoginRequest {
-                email: form.username,
-                password: form.password,
-            }));
+            return Ok(Credentials {
+                login: LoginRequest {
+                    email: form.username,
+                    password: form.password,
+                },
+                from_oauth2_form: true,
+            });
         }
-        Json::from_request(req, state)
-            .await
-            .map(|Json(body)| Credentials(body))
+        let Json(login) = Json::from_request(req, state).await?;
+        Ok(Credentials {
+            login,
+            from_oauth2_form: false,
+        })
     }
 }
 
@@ -127,8 +135,11 @@ pub struct TokenPair {
     ))]
 pub async fn login(
     State(state): State<AppState>,
-    Credentials(input): Credentials,
-) -> Result<impl IntoResponse> {
+    Credentials {
+        login: input,
+        from_oauth2_form,
+    }: Credentials,
+) -> Result<Response> {
     let email = normalize_email(&input.email);
     let user = users::store::find_by_email(&state.db, &email).await?;
     // Unknown email and wrong password cost one bcrypt check each and answer alike.
@@ -150,7 +161,16 @@ pub async fn login(
     let family = Uuid::new_v4().simple().to_string();
     let pair = issue_pair(&state, user, &family, None).await?;
     tracing::info!(user_id = pair.user.id, "user logged in");
-    Ok(ok(pair, "Login successful"))
+    if !from_oauth2_form {
+        return Ok(ok(pair, "Login successful").into_response());
+    }
+    // OAuth2 clients (Swagger UI's Authorize) read the token at the top level; the
+    // envelope stays intact beside it.
+    let access_token = pair.access_token.clone();
+    let mut body = serde_json::to_value(ok(pair, "Login successful").0).map_err(Error::internal)?;
+    body["access_token"] = access_token.into();
+    body["token_type"] = "bearer".into();
+    Ok(axum::Json(body).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -63,7 +63,7 @@ pub fn client_ip(
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .filter_map(|entry| entry.trim().parse().ok())
-            .last();
+            .next_back();
         if forwarded.is_some() {
             return forwarded;
         }

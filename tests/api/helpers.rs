@@ -1,0 +1,297 @@
+//! `TestApp`: a real server on port 0 with its own database, and a client for it.
+
+use std::{str::FromStr, time::Duration};
+
+use codesherpa::{config::Config, db::Db};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const POSTGRES_VAR: &str = "TEST_POSTGRES_URL";
+
+impl Backend {
+    /// PostgreSQL tests run only when `TEST_POSTGRES_URL` names a server.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Sqlite => true,
+            Backend::Postgres => std::env::var(POSTGRES_VAR).is_ok_and(|url| !url.is_empty()),
+        }
+    }
+}
+
+/// Expands one async test body into a `sqlite` and a `postgres` test.
+macro_rules! db_test {
+    (async fn $name:ident($backend:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: $crate::helpers::Backend) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if !$crate::helpers::Backend::Postgres.available() {
+                    eprintln!(
+                        "skipped: set {} to run this test on PostgreSQL",
+                        $crate::helpers::POSTGRES_VAR
+                    );
+                    return;
+                }
+                run($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A separate connection to the server's database, for checks behind the API.
+    pub db: Db,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    postgres_database: Option<(String, String)>,
+}
+
+pub async fn spawn(backend: Backend) -> TestApp {
+    spawn_with(backend, |_| {}).await
+}
+
+pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let (database_url, sqlite_dir, postgres_database) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let admin = std::env::var(POSTGRES_VAR).expect("TEST_POSTGRES_URL");
+            let name = format!("codesherpa_test_{}", Uuid::new_v4().simple());
+            create_postgres_database(&admin, &name).await;
+            (with_database(&admin, &name), None, Some((admin, name)))
+        }
+    };
+    let mut config = Config::for_tests(database_url.clone());
+    configure(&mut config);
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        codesherpa::app::run(config, listener, async {
+            let _ = stop.await;
+        })
+        .await
+        .expect("server failed");
+    });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    wait_until_up(&client, &address).await;
+    let db = Db::connect(&database_url, 2).await.expect("test db connection");
+    TestApp {
+        address,
+        client,
+        db,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _sqlite_dir: sqlite_dir,
+        postgres_database,
+    }
+}
+
+async fn wait_until_up(client: &reqwest::Client, address: &str) {
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("{address}/health")).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server at {address} did not come up");
+}
+
+fn with_database(admin_url: &str, database: &str) -> String {
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+async fn create_postgres_database(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    let options = PgConnectOptions::from_str(admin_url).expect("TEST_POSTGRES_URL is not a URL");
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .unwrap_or_else(|err| panic!("{POSTGRES_VAR} is set but PostgreSQL is unreachable: {err}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+}
+
+fn drop_postgres_database(admin_url: String, name: String) {
+    // Drop runs outside async context; a short-lived runtime on its own thread does the work.
+    let worker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let options = PgConnectOptions::from_str(&admin_url).unwrap();
+            if let Ok(mut conn) = sqlx::PgConnection::connect_with(&options).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    });
+    let _ = worker.join();
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some((admin, name)) = self.postgres_database.take() {
+            drop_postgres_database(admin, name);
+        }
+    }
+}
+
+/// A response's status, headers and parsed JSON body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// Asserts the status and the envelope shape, failure or success.
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        let success = self.body["success"].as_bool().expect("envelope has `success`");
+        assert_eq!(success, self.status.is_success(), "body: {}", self.body);
+        assert!(self.body["message"].is_string(), "envelope has `message`: {}", self.body);
+        if !success {
+            assert!(self.body["data"].is_null(), "errors carry null data: {}", self.body);
+            assert!(self.body["code"].is_string(), "errors carry a code: {}", self.body);
+        }
+        self
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    /// The fields named in a validation error.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Reply { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn post_public(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Reply {
+        self.post_public(
+            "/api/v1/auth/register",
+            json!({"name": "Test User", "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post_public("/api/v1/auth/login", json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// Registers a fresh user and logs in; returns (access token, login data).
+    pub async fn user(&self) -> (String, Value) {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        self.register(&email, "password123").await.expect(201);
+        let login = self.login(&email, "password123").await.expect(200);
+        let token = login.data()["access_token"].as_str().unwrap().to_owned();
+        (token, login.data().clone())
+    }
+}

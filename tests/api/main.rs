@@ -1,0 +1,12 @@
+//! Black-box tests through the real server on a real port. Every test runs on SQLite and,
+//! when `TEST_POSTGRES_URL` is set, on PostgreSQL (each test on its own database).
+
+#[macro_use]
+mod helpers;
+
+mod agents;
+mod auth;
+mod envelope;
+mod operations;
+mod projects;
+mod users;
