@@ -56,6 +56,8 @@ pub async fn run(
     if let Some(limiter) = &state.auth_limiter {
         IpLimiter::spawn_housekeeping(limiter);
     }
+    let passwords = state.passwords.clone();
+    tokio::spawn(async move { passwords.warm_up().await });
     tracing::info!(
         address = %listener.local_addr()?,
         database = db.backend(),

@@ -297,18 +297,27 @@ mod tests {
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("eighty"));
         assert_eq!(
-            config(&[("BCRYPT_ROUNDS", "3")]).expect_err("must refuse").name,
+            config(&[("BCRYPT_ROUNDS", "3")])
+                .expect_err("must refuse")
+                .name,
             "BCRYPT_ROUNDS"
         );
         assert_eq!(
-            config(&[("LOG_FORMAT", "xml")]).expect_err("must refuse").name,
+            config(&[("LOG_FORMAT", "xml")])
+                .expect_err("must refuse")
+                .name,
             "LOG_FORMAT"
         );
         assert_eq!(
-            config(&[("CORS_ORIGINS", "ftp://x")]).expect_err("must refuse").name,
+            config(&[("CORS_ORIGINS", "ftp://x")])
+                .expect_err("must refuse")
+                .name,
             "CORS_ORIGINS"
         );
-        assert_eq!(config(&[("DEBUG", "maybe")]).expect_err("must refuse").name, "DEBUG");
+        assert_eq!(
+            config(&[("DEBUG", "maybe")]).expect_err("must refuse").name,
+            "DEBUG"
+        );
     }
 
     #[test]

@@ -41,12 +41,20 @@ impl Passwords {
 
     /// Spends the same time as `verify` and always fails.
     pub async fn verify_decoy(&self, password: String) -> Result<bool> {
-        let decoy = self
-            .decoy
-            .get_or_try_init(|| self.hash("decoy password for timing".into()))
-            .await?
-            .clone();
+        let decoy = self.decoy().await?;
         self.verify(password, decoy).await.map(|_| false)
+    }
+
+    /// Computes the decoy hash ahead of the first unknown-email login.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.decoy().await.map(drop)
+    }
+
+    async fn decoy(&self) -> Result<String> {
+        self.decoy
+            .get_or_try_init(|| self.hash("decoy password for timing".into()))
+            .await
+            .cloned()
     }
 
     async fn run<T: Send + 'static>(

@@ -14,7 +14,12 @@ fn claims(sub: &Value, kind: &str, exp_offset: i64) -> Value {
 }
 
 fn sign(claims: &Value, algorithm: Algorithm, secret: &str) -> String {
-    encode(&Header::new(algorithm), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 async fn me_status(app: &TestApp, token: &str) -> (u16, String) {

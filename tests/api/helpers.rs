@@ -104,7 +104,9 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -
         .build()
         .unwrap();
     wait_until_up(&client, &address).await;
-    let db = Db::connect(&database_url, 2).await.expect("test db connection");
+    let db = Db::connect(&database_url, 2)
+        .await
+        .expect("test db connection");
     TestApp {
         address,
         client,
@@ -129,7 +131,9 @@ async fn wait_until_up(client: &reqwest::Client, address: &str) {
 }
 
 fn with_database(admin_url: &str, database: &str) -> String {
-    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let server = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -156,7 +160,10 @@ async fn create_postgres_database(admin_url: &str, name: &str) {
 fn drop_postgres_database(admin_url: String, name: String) {
     // Drop runs outside async context; a short-lived runtime on its own thread does the work.
     let worker = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             use sqlx::Connection;
             let options = PgConnectOptions::from_str(&admin_url).unwrap();
@@ -198,13 +205,32 @@ impl Reply {
 
     /// Asserts the status and the envelope shape, failure or success.
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        let success = self.body["success"].as_bool().expect("envelope has `success`");
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        let success = self.body["success"]
+            .as_bool()
+            .expect("envelope has `success`");
         assert_eq!(success, self.status.is_success(), "body: {}", self.body);
-        assert!(self.body["message"].is_string(), "envelope has `message`: {}", self.body);
+        assert!(
+            self.body["message"].is_string(),
+            "envelope has `message`: {}",
+            self.body
+        );
         if !success {
-            assert!(self.body["data"].is_null(), "errors carry null data: {}", self.body);
-            assert!(self.body["code"].is_string(), "errors carry a code: {}", self.body);
+            assert!(
+                self.body["data"].is_null(),
+                "errors carry null data: {}",
+                self.body
+            );
+            assert!(
+                self.body["code"].is_string(),
+                "errors carry a code: {}",
+                self.body
+            );
         }
         self
     }
@@ -237,12 +263,22 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        Reply { status, headers, body }
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -282,8 +318,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post_public("/api/v1/auth/login", json!({"email": email, "password": password}))
-            .await
+        self.post_public(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// Registers a fresh user and logs in; returns (access token, login data).
