@@ -15,7 +15,8 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
 
 cargo build --release --quiet --bin codesherpa --example hash_rate
-BIN=target/release/codesherpa
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/release/codesherpa"
 SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -33,7 +34,7 @@ summarise() {
 
 load() { # name connections url [wrk args...]
     local name=$1 conns=$2 url=$3; shift 3
-    local report="$OUT/$BACKEND-$name-c$conns.txt"
+    local report="$OUT/$BACKEND-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')-c$conns.txt"
     wrk -t2 -c"$conns" -d"${DURATION}s" --latency "$@" "$url" > "$report"
     printf "%-10s %-28s c=%-4s %s\n" "$BACKEND" "$name" "$conns" "$(summarise < "$report")"
 }
@@ -87,7 +88,7 @@ run_backend() { # backend database-url
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
-echo "bcrypt cost 12 capacity on $(nproc) cores: $(target/release/examples/hash_rate 12 5) hashes/s"
+echo "bcrypt cost 12 capacity on $(nproc) cores: $("$TARGET/release/examples/hash_rate" 12 5) hashes/s"
 
 rm -f "$OUT"/bench.db*
 run_backend sqlite "sqlite://$OUT/bench.db"

@@ -10,14 +10,15 @@ use tower_http::{
 };
 
 use crate::{
-    agents, auth,
+    agents, auth, chat,
     config::{redact_url, Config},
     db::Db,
     docs, health,
     http::{
         layers::{self, SECURITY_HEADERS},
-        rate_limit::{self, IpLimiter},
+        rate_limit,
     },
+    llm::Providers,
     projects,
     state::AppState,
     users,
@@ -52,15 +53,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let db = connect_and_migrate(&config).await?;
-    let state = AppState::new(config, db.clone());
+    let providers = Providers::from_config(&config.llm).await;
+    let state = AppState::new(config, db.clone(), providers);
     if let Some(limiter) = &state.auth_limiter {
-        IpLimiter::spawn_housekeeping(limiter);
+        limiter.spawn_housekeeping();
+    }
+    if let Some(limiter) = &state.ai_limiter {
+        limiter.spawn_housekeeping();
     }
     let passwords = state.passwords.clone();
     tokio::spawn(async move { passwords.warm_up().await });
     tracing::info!(
         address = %listener.local_addr()?,
         database = db.backend(),
+        llm_provider = state.providers.default_name(),
         "CodeSherpa API listening"
     );
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -82,7 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth_routes)
         .merge(users::routes::router())
         .merge(agents::routes::router())
-        .merge(projects::routes::router());
+        .merge(projects::routes::router())
+        .merge(chat::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()

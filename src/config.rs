@@ -11,6 +11,58 @@ const PLACEHOLDER_SECRETS: &[&str] = &[
     "replace-me-with-at-least-32-random-bytes",
 ];
 const MIN_SECRET_BYTES: usize = 32;
+pub const DEFAULT_BEDROCK_MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    Local,
+    OpenAi,
+    Bedrock,
+}
+
+impl ProviderKind {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.to_ascii_lowercase().as_str() {
+            "local" => Some(ProviderKind::Local),
+            "openai" => Some(ProviderKind::OpenAi),
+            "bedrock" => Some(ProviderKind::Bedrock),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the AI providers and the chat pipeline.
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    pub provider: ProviderKind,
+    pub openai_base_url: String,
+    pub openai_api_key: Option<String>,
+    pub openai_model: String,
+    pub bedrock_model_id: String,
+    pub aws_region: String,
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (or `AWS_ENDPOINT_URL`): VPC endpoints, tests.
+    pub bedrock_endpoint_url: Option<String>,
+    /// Static keys when set in the environment; otherwise the SDK's standard chain.
+    pub aws_credentials: Option<AwsCredentials>,
+    /// Longest wait for a provider's first byte, and between two streamed pieces.
+    pub timeout: std::time::Duration,
+    pub max_tokens: u32,
+    /// Approximate tokens of earlier session turns sent as history.
+    pub history_token_budget: usize,
+}
+
+#[derive(Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsCredentials(<redacted>)")
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -37,6 +89,7 @@ pub struct Config {
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
     pub log_format: LogFormat,
+    pub llm: LlmConfig,
 }
 
 // Hand-written so that the secret never reaches a log line through `{:?}`.
@@ -50,6 +103,7 @@ impl fmt::Debug for Config {
             .field("port", &self.port)
             .field("cors_origins", &self.cors_origins)
             .field("redis", &self.redis_url.as_deref().map(redact_url))
+            .field("llm_provider", &self.llm.provider)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +159,63 @@ impl Config {
                 },
                 parse_log_format,
             )?,
+            llm: LlmConfig {
+                provider: env.parse("LLM_PROVIDER", ProviderKind::Local, |raw| {
+                    ProviderKind::parse(raw)
+                        .ok_or_else(|| "expected local, openai or bedrock".into())
+                })?,
+                openai_base_url: env
+                    .get("OPENAI_BASE_URL")
+                    .filter(|url| !url.is_empty())
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                openai_api_key: env.get("OPENAI_API_KEY").filter(|key| !key.is_empty()),
+                openai_model: env
+                    .get("OPENAI_MODEL")
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "gpt-4o-mini".into()),
+                bedrock_model_id: env
+                    .get("BEDROCK_MODEL_ID")
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| DEFAULT_BEDROCK_MODEL.into()),
+                aws_region: env
+                    .get("AWS_REGION")
+                    .or_else(|| env.get("AWS_DEFAULT_REGION"))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "us-east-1".into()),
+                bedrock_endpoint_url: env
+                    .get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+                    .or_else(|| env.get("AWS_ENDPOINT_URL"))
+                    .filter(|url| !url.is_empty()),
+                aws_credentials: match (
+                    env.get("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty()),
+                    env.get("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty()),
+                ) {
+                    (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
+                        access_key_id,
+                        secret_access_key,
+                        session_token: env.get("AWS_SESSION_TOKEN").filter(|v| !v.is_empty()),
+                    }),
+                    _ => None,
+                },
+                timeout: std::time::Duration::from_secs(env.parse(
+                    "LLM_TIMEOUT_SECONDS",
+                    60,
+                    positive,
+                )?),
+                max_tokens: env.parse("LLM_MAX_TOKENS", 2048, positive)?,
+                history_token_budget: env.parse("CHAT_HISTORY_TOKEN_BUDGET", 4000, from_str)?,
+            },
         };
+        if !(config.llm.openai_base_url.starts_with("http://")
+            || config.llm.openai_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                name: "OPENAI_BASE_URL",
+                reason: "must be an http(s) URL".into(),
+            });
+        }
         for origin in &config.cors_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(ConfigError {
@@ -136,6 +246,19 @@ impl Config {
             trust_proxy_headers: false,
             body_limit_bytes: 1024 * 1024,
             log_format: LogFormat::Pretty,
+            llm: LlmConfig {
+                provider: ProviderKind::Local,
+                openai_base_url: "http://127.0.0.1:9/v1".into(),
+                openai_api_key: None,
+                openai_model: "test-model".into(),
+                bedrock_model_id: DEFAULT_BEDROCK_MODEL.into(),
+                aws_region: "us-east-1".into(),
+                bedrock_endpoint_url: None,
+                aws_credentials: None,
+                timeout: std::time::Duration::from_secs(10),
+                max_tokens: 1024,
+                history_token_budget: 4000,
+            },
         }
     }
 }
@@ -273,6 +396,8 @@ mod tests {
         assert_eq!(config.rate_limit_ai_per_minute, 60);
         assert_eq!(config.cors_origins, vec!["http://localhost:5173"]);
         assert_eq!(config.secret_key.len(), 64, "a random development key");
+        assert_eq!(config.llm.provider, ProviderKind::Local);
+        assert_eq!(config.llm.openai_base_url, "https://api.openai.com/v1");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     agents::{self, Agent},
     auth::{self, routes::TokenPair},
+    chat::{self, Chat, ChatSession},
     error::{ErrorBody, FieldError},
     health::{self, Health, Readiness},
     http::layers::DOCS_CSP,
@@ -46,6 +47,9 @@ envelope_schema!(AgentResponse, Agent);
 envelope_schema!(AgentPageResponse, Page<Agent>);
 envelope_schema!(ProjectResponse, Project);
 envelope_schema!(ProjectPageResponse, Page<Project>);
+envelope_schema!(ChatResponse, Chat);
+envelope_schema!(ChatPageResponse, Page<Chat>);
+envelope_schema!(SessionPageResponse, Page<ChatSession>);
 envelope_schema!(HealthResponse, Health);
 envelope_schema!(ReadinessResponse, Readiness);
 
@@ -92,17 +96,28 @@ pub struct OAuth2Form {
         projects::routes::read,
         projects::routes::update,
         projects::routes::remove,
+        chat::routes::create,
+        chat::routes::stream,
+        chat::routes::list,
+        chat::routes::sessions,
+        chat::routes::read,
         health::live,
         health::ready,
         health::metrics,
     ),
-    components(schemas(ErrorBody, FieldError)),
+    components(schemas(
+        ErrorBody,
+        FieldError,
+        crate::orchestrator::schemas::Review,
+        crate::orchestrator::schemas::Explanation,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Registration, login and tokens"),
         (name = "users", description = "The current user"),
         (name = "agents", description = "AI specialists"),
         (name = "projects", description = "Code bases"),
+        (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

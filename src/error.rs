@@ -84,6 +84,12 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The AI provider failed or answered garbage.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The AI provider did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -111,13 +117,15 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Database(err) if is_outage(err) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// What the client reads: never the internals of a 5xx.
-    fn client_message(&self) -> String {
+    pub fn client_message(&self) -> String {
         match self {
             Error::Validation(errors) => match errors.as_slice() {
                 [only] => format!("Validation failed: {}: {}", only.field, only.message),
@@ -132,6 +140,17 @@ impl Error {
                 _ => "Internal server error".into(),
             },
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<crate::llm::LlmError> for Error {
+    fn from(err: crate::llm::LlmError) -> Self {
+        use crate::llm::LlmError;
+        match err {
+            LlmError::Throttled => Error::Unavailable("The AI provider is busy; try again shortly"),
+            LlmError::Timeout => Error::GatewayTimeout(err.to_string()),
+            other => Error::BadGateway(other.to_string()),
         }
     }
 }
@@ -158,6 +177,7 @@ pub fn code_for(status: StatusCode) -> &'static str {
         StatusCode::UNPROCESSABLE_ENTITY => "validation_error",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        StatusCode::BAD_GATEWAY => "provider_error",
         StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => "timeout",
         s if s.is_client_error() => "bad_request",
         _ => "internal_error",

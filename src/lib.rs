@@ -1,9 +1,10 @@
-//! CodeSherpa API server: auth, users, agents and projects over REST, on SQLite or
-//! PostgreSQL. `app::run` is the entry point shared by the binary and the tests.
+//! CodeSherpa API server: auth, users, agents, projects and AI chat over REST and
+//! server-sent events, on SQLite or PostgreSQL. `app::run` is the entry point shared by the binary and the tests.
 
 pub mod agents;
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod db;
 pub mod docs;
@@ -11,6 +12,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod llm;
+pub mod orchestrator;
 pub mod pagination;
 pub mod projects;
 pub mod state;

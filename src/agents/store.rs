@@ -63,6 +63,18 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Agent>> {
         .await)?)
 }
 
+/// The user's first agent with `role` (the built-in one unless they made another).
+pub async fn by_role(db: &Db, user_id: i64, role: &str) -> Result<Option<Agent>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM agents WHERE user_id = $1 AND role = $2 ORDER BY id LIMIT 1"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(role)
+        .fetch_optional(pool)
+        .await)?)
+}
+
 pub async fn create(db: &Db, user_id: i64, fields: AgentFields) -> Result<Agent> {
     let sql = format!(
         "INSERT INTO agents (user_id, name, description, status, role, system_prompt, model, \

@@ -1,6 +1,7 @@
-//! Per-client-IP rate limiting (GCRA via governor) for the `/auth/*` routes.
+//! Rate limiting (GCRA via governor): per client IP on `/auth/*`, per user on AI routes.
 
 use std::{
+    hash::Hash,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::{Arc, Weak},
@@ -17,26 +18,29 @@ use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
 
 use crate::{error::Error, state::AppState};
 
-pub struct IpLimiter(DefaultKeyedRateLimiter<IpAddr>);
+pub struct KeyedLimiter<K: Hash + Eq + Clone>(DefaultKeyedRateLimiter<K>);
 
-impl IpLimiter {
+pub type IpLimiter = KeyedLimiter<IpAddr>;
+pub type UserLimiter = KeyedLimiter<i64>;
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
     /// `None` for 0, which disables the limit.
     pub fn per_minute(limit: u32) -> Option<Self> {
         NonZeroU32::new(limit)
-            .map(|n| IpLimiter(DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
+            .map(|n| KeyedLimiter(DefaultKeyedRateLimiter::keyed(Quota::per_minute(n))))
     }
 
-    /// `Err(seconds to wait)` when the client is over its quota.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        self.0.check_key(&ip).map_err(|not_until| {
+    /// `Err(seconds to wait)` when the key is over its quota.
+    pub fn check(&self, key: K) -> Result<(), u64> {
+        self.0.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             wait.as_secs_f64().ceil().max(1.0) as u64
         })
     }
 
-    /// Forgets idle clients every minute so the key store stays bounded.
-    pub fn spawn_housekeeping(limiter: &Arc<Self>) {
-        let weak: Weak<Self> = Arc::downgrade(limiter);
+    /// Forgets idle keys every minute so the key store stays bounded.
+    pub fn spawn_housekeeping(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {

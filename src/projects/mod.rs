@@ -1,5 +1,6 @@
 //! Projects: code bases (often GitHub repositories) owned by one user.
 
+pub mod files;
 pub mod routes;
 pub mod store;
 

@@ -1,0 +1,240 @@
+//! `/chat` routes: REST and server-sent events.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse,
+    },
+    routing::{get, post},
+    Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{store, Chat};
+use crate::{
+    auth::AuthUser,
+    error::{code_for, created, ok, Error, ErrorBody, Result},
+    extract::{Id, Json, Query},
+    orchestrator::{self, ChatEvent, ChatInput},
+    pagination::{Page, PageParams},
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat", get(list).post(create))
+        .route("/chat/stream", post(stream))
+        .route("/chat/sessions", get(sessions))
+        .route("/chat/{id}", get(read))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChatRequest {
+    #[schema(example = "Review this diff for security problems")]
+    pub message: String,
+    /// Continue a conversation; omitted, a new session starts and its id is returned.
+    pub session_id: Option<String>,
+    /// Ask this agent; omitted, the orchestrator picks the specialist(s).
+    pub agent_id: Option<i64>,
+    pub project_id: Option<i64>,
+    /// Code or a diff the message is about.
+    pub code_context: Option<String>,
+}
+
+impl From<ChatRequest> for ChatInput {
+    fn from(r: ChatRequest) -> Self {
+        ChatInput {
+            message: r.message,
+            session_id: r.session_id,
+            agent_id: r.agent_id,
+            project_id: r.project_id,
+            code_context: r.code_context,
+        }
+    }
+}
+
+fn check_ai_limit(state: &AppState, user_id: i64) -> Result<()> {
+    match &state.ai_limiter {
+        Some(limiter) => limiter
+            .check(user_id)
+            .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
+    request_body = ChatRequest,
+    responses(
+        (status = 201, description = "The stored chat with the AI's answer", body = crate::docs::ChatResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such agent or project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "AI rate limit reached", body = ErrorBody),
+        (status = 502, description = "The AI provider failed", body = ErrorBody),
+        (status = 503, description = "The AI provider is throttling", body = ErrorBody),
+        (status = 504, description = "The AI provider timed out", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<ChatRequest>,
+) -> Result<impl IntoResponse> {
+    check_ai_limit(&state, user.id)?;
+    let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
+    // The generation runs on its own task: a client that hangs up does not lose the answer.
+    let task = tokio::spawn(async move {
+        let (events, _) = mpsc::channel(1);
+        orchestrator::execute(&state, prepared, &events, &CancellationToken::new()).await
+    });
+    let chat = task.await.map_err(Error::internal)??;
+    Ok(created(chat, "Chat created"))
+}
+
+/// The final answer as a client reads it: the structured object, else the text.
+pub fn final_content(chat: &Chat) -> serde_json::Value {
+    match &chat.result {
+        Some(result) => result.0.clone(),
+        None => json!(chat.response),
+    }
+}
+
+fn sse_event(kind: &str, data: serde_json::Value) -> Event {
+    Event::default().event(kind).data(data.to_string())
+}
+
+#[utoipa::path(post, path = "/api/v1/chat/stream", tag = "chat", security(("bearer" = [])),
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "Server-sent events: `status`, `delta`… then `response` (with the stored chat) or `error`. \
+            Disconnecting cancels the generation; the partial answer is stored with `complete: false`.",
+            content_type = "text/event-stream"),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such agent or project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "AI rate limit reached", body = ErrorBody),
+    ))]
+pub async fn stream(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Json(input): Json<ChatRequest>,
+) -> Result<impl IntoResponse> {
+    check_ai_limit(&state, user.id)?;
+    let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
+    let session_id = prepared.session_id.clone();
+    let (events_tx, mut events) = mpsc::channel::<ChatEvent>(64);
+    let (done_tx, done) = oneshot::channel::<Result<Chat>>();
+    let cancel = CancellationToken::new();
+    let on_disconnect = cancel.clone().drop_guard();
+    tokio::spawn(async move {
+        let result = orchestrator::execute(&state, prepared, &events_tx, &cancel).await;
+        drop(events_tx);
+        let _ = done_tx.send(result);
+    });
+    let body = async_stream::stream! {
+        // Dropped with the response body when the client goes away: cancels the generation.
+        let _on_disconnect = on_disconnect;
+        while let Some(event) = events.recv().await {
+            let mut data = serde_json::to_value(&event).unwrap_or_default();
+            data["session_id"] = json!(session_id);
+            let kind = data["type"].as_str().unwrap_or("status").to_owned();
+            yield Ok::<_, Infallible>(sse_event(&kind, data));
+        }
+        yield Ok(match done.await {
+            Ok(Ok(chat)) => sse_event("response", json!({
+                "type": "response",
+                "content": final_content(&chat),
+                "session_id": session_id,
+                "chat": chat,
+            })),
+            Ok(Err(err)) => {
+                let status = err.status();
+                sse_event("error", json!({
+                    "type": "error",
+                    "content": err.client_message(),
+                    "code": code_for(status),
+                    "session_id": session_id,
+                }))
+            }
+            Err(_) => sse_event("error", json!({"type": "error", "content": "Internal server error", "code": "internal_error"})),
+        });
+    };
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatQuery {
+    pub session_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub project_id: Option<i64>,
+    /// 1 to 100; default 50.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
+    params(ChatQuery),
+    responses(
+        (status = 200, description = "Chat history: newest first, or oldest first within one session", body = crate::docs::ChatPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 422, description = "Invalid filter or paging", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(query): Query<ChatQuery>,
+) -> Result<impl IntoResponse> {
+    let page = PageParams {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .validate()?;
+    let filter = store::Filter {
+        session_id: query.session_id,
+        agent_id: query.agent_id,
+        project_id: query.project_id,
+    };
+    let (items, total) = store::list(&state.db, user.id, &filter, page).await?;
+    Ok(ok(Page::new(items, total, page), "Chats retrieved"))
+}
+
+#[utoipa::path(get, path = "/api/v1/chat/sessions", tag = "chat", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "The user's sessions, most recently active first", body = crate::docs::SessionPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ))]
+pub async fn sessions(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    let page = params.validate()?;
+    let (items, total) = store::sessions(&state.db, user.id, page).await?;
+    Ok(ok(Page::new(items, total, page), "Sessions retrieved"))
+}
+
+#[utoipa::path(get, path = "/api/v1/chat/{id}", tag = "chat", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Chat id")),
+    responses(
+        (status = 200, description = "The chat", body = crate::docs::ChatResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such chat of this user", body = ErrorBody),
+    ))]
+pub async fn read(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+) -> Result<impl IntoResponse> {
+    let chat = store::get(&state.db, user.id, id)
+        .await?
+        .ok_or(Error::NotFound("Chat"))?;
+    Ok(ok(chat, "Chat retrieved"))
+}

@@ -1,0 +1,194 @@
+//! Chat queries; every one is scoped to its owner.
+
+use sqlx::types::Json;
+
+use super::{Chat, ChatSession};
+use crate::{
+    db::{now, Db},
+    error::Result,
+    llm::{estimate_tokens, Role, Turn},
+    pagination::PageRequest,
+    with_pool,
+};
+
+const COLUMNS: &str = "id, user_id, session_id, agent_id, project_id, message, response, result, \
+    agent, provider, model, prompt_tokens, completion_tokens, latency_ms, complete, created_at";
+
+pub struct NewChat {
+    pub user_id: i64,
+    pub session_id: String,
+    pub agent_id: Option<i64>,
+    pub project_id: Option<i64>,
+    pub message: String,
+    pub response: String,
+    pub result: Option<serde_json::Value>,
+    pub agent: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub latency_ms: i64,
+    pub complete: bool,
+}
+
+pub async fn insert(db: &Db, chat: NewChat) -> Result<Chat> {
+    let sql = format!(
+        "INSERT INTO chats (user_id, session_id, agent_id, project_id, message, response, result, \
+         agent, provider, model, prompt_tokens, completion_tokens, latency_ms, complete, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(chat.user_id)
+        .bind(&chat.session_id)
+        .bind(chat.agent_id)
+        .bind(chat.project_id)
+        .bind(&chat.message)
+        .bind(&chat.response)
+        .bind(chat.result.clone().map(Json))
+        .bind(&chat.agent)
+        .bind(&chat.provider)
+        .bind(&chat.model)
+        .bind(chat.prompt_tokens)
+        .bind(chat.completion_tokens)
+        .bind(chat.latency_ms)
+        .bind(chat.complete)
+        .bind(now())
+        .fetch_one(pool)
+        .await)?)
+}
+
+pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Chat>> {
+    let sql = format!("SELECT {COLUMNS} FROM chats WHERE id = $1 AND user_id = $2");
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+#[derive(Default)]
+pub struct Filter {
+    pub session_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub project_id: Option<i64>,
+}
+
+/// Newest first, except within one session, which reads oldest first like a transcript.
+pub async fn list(
+    db: &Db,
+    user_id: i64,
+    filter: &Filter,
+    page: PageRequest,
+) -> Result<(Vec<Chat>, i64)> {
+    const WHERE: &str = "WHERE user_id = $1 AND ($2 IS NULL OR session_id = $2) \
+        AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR project_id = $4)";
+    let order = if filter.session_id.is_some() {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let sql = format!("SELECT {COLUMNS} FROM chats {WHERE} ORDER BY id {order} LIMIT $5 OFFSET $6");
+    let count = format!("SELECT COUNT(*) FROM chats {WHERE}");
+    Ok(with_pool!(db, |pool| {
+        let items = sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(&filter.session_id)
+            .bind(filter.agent_id)
+            .bind(filter.project_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as(&count)
+            .bind(user_id)
+            .bind(&filter.session_id)
+            .bind(filter.agent_id)
+            .bind(filter.project_id)
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((items, total))
+    })?)
+}
+
+/// The user's sessions, most recently active first.
+pub async fn sessions(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<ChatSession>, i64)> {
+    let sql = "SELECT c.session_id AS id, \
+        (SELECT f.message FROM chats f WHERE f.id = MIN(c.id)) AS title, \
+        COUNT(*) AS message_count, MAX(c.created_at) AS last_activity \
+        FROM chats c WHERE c.user_id = $1 GROUP BY c.session_id \
+        ORDER BY MAX(c.id) DESC LIMIT $2 OFFSET $3";
+    let count = "SELECT COUNT(DISTINCT session_id) FROM chats WHERE user_id = $1";
+    let (mut items, total): (Vec<ChatSession>, i64) = with_pool!(db, |pool| {
+        let items = sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as(count).bind(user_id).fetch_one(pool).await?;
+        Ok::<_, sqlx::Error>((items, total))
+    })?;
+    for session in &mut items {
+        session.title = title_of(&session.title);
+    }
+    Ok((items, total))
+}
+
+fn title_of(message: &str) -> String {
+    let line = message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    match line.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+/// The session's earlier turns, oldest first, newest kept within `token_budget`.
+pub async fn history(
+    db: &Db,
+    user_id: i64,
+    session_id: &str,
+    token_budget: usize,
+) -> Result<Vec<Turn>> {
+    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(
+        "SELECT message, response FROM chats WHERE user_id = $1 AND session_id = $2 \
+         ORDER BY id DESC LIMIT 100"
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .fetch_all(pool)
+    .await)?;
+    let mut spent = 0;
+    let mut turns = Vec::new();
+    for (message, response) in rows {
+        spent += estimate_tokens(&message) + estimate_tokens(&response);
+        if spent > token_budget {
+            break;
+        }
+        turns.push(Turn {
+            role: Role::Assistant,
+            content: response,
+        });
+        turns.push(Turn {
+            role: Role::User,
+            content: message,
+        });
+    }
+    turns.reverse();
+    Ok(turns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_the_first_line_shortened() {
+        assert_eq!(title_of("\n  Review my code\nplease"), "Review my code");
+        let long = "x".repeat(80);
+        assert_eq!(title_of(&long).chars().count(), 61);
+    }
+}
