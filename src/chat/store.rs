@@ -112,11 +112,12 @@ pub async fn list(
 
 /// The user's sessions, most recently active first.
 pub async fn sessions(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<ChatSession>, i64)> {
-    let sql = "SELECT c.session_id AS id, \
-        (SELECT f.message FROM chats f WHERE f.id = MIN(c.id)) AS title, \
-        COUNT(*) AS message_count, MAX(c.created_at) AS last_activity \
-        FROM chats c WHERE c.user_id = $1 GROUP BY c.session_id \
-        ORDER BY MAX(c.id) DESC LIMIT $2 OFFSET $3";
+    let sql = "SELECT s.session_id AS id, f.message AS title, s.message_count, s.last_activity \
+        FROM (SELECT session_id, MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS message_count, \
+              MAX(created_at) AS last_activity \
+              FROM chats WHERE user_id = $1 GROUP BY session_id) s \
+        JOIN chats f ON f.id = s.first_id \
+        ORDER BY s.last_id DESC LIMIT $2 OFFSET $3";
     let count = "SELECT COUNT(DISTINCT session_id) FROM chats WHERE user_id = $1";
     let (mut items, total): (Vec<ChatSession>, i64) = with_pool!(db, |pool| {
         let items = sqlx::query_as(sql)

@@ -33,15 +33,14 @@ pub async fn search(
     if words.is_empty() {
         return Ok(Vec::new());
     }
-    let files: Vec<(String, String)> =
-        with_pool!(db, |pool| {
-            sqlx::query_as(
+    let files: Vec<(String, String)> = with_pool!(db, |pool| {
+        sqlx::query_as(
         "SELECT path, content FROM project_files WHERE project_id = $1 ORDER BY path LIMIT 2000"
     )
     .bind(project_id)
     .fetch_all(pool)
     .await
-        })?;
+    })?;
     let mut scored: Vec<(usize, Snippet)> = files
         .into_iter()
         .filter_map(|(path, content)| {

@@ -334,3 +334,22 @@ impl TestApp {
         (token, login.data().clone())
     }
 }
+
+/// Splits a server-sent-events body into (event name, JSON data) pairs.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut kind = "message".to_owned();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    kind = name.trim().to_owned();
+                } else if let Some(piece) = line.strip_prefix("data:") {
+                    data.push_str(piece.strip_prefix(' ').unwrap_or(piece));
+                }
+            }
+            (!data.is_empty())
+                .then(|| (kind, serde_json::from_str(&data).expect("SSE data is JSON")))
+        })
+        .collect()
+}

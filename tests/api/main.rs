@@ -6,7 +6,9 @@ mod helpers;
 
 mod agents;
 mod auth;
+mod chat;
 mod envelope;
 mod operations;
 mod projects;
+mod providers;
 mod users;

@@ -62,7 +62,7 @@ static RULES: [Rule; 9] = [
         "An AWS access key id is hard-coded.",
         "Revoke the key and use the AWS credential chain (environment, role) instead.",
         "credentials come from the environment or an IAM role"),
-    rule!(r#"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token|client[_-]?secret|private[_-]?key)\b["']?\s*[:=]\s*["'][^"'\s]{4,}["']"#,
+    rule!(r#"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token|private[_-]?key)\w*["']?\s*[:=]\s*["'][^"'\s]{4,}["']"#,
         Critical, security: true, rust: false, comments: true,
         "A credential is hard-coded in the source.",
         "Read secrets from the environment or a secret manager; never commit them.",
