@@ -20,8 +20,9 @@ use crate::{
     },
     llm::Providers,
     projects,
+    redis_bus::RedisBus,
     state::AppState,
-    users,
+    users, ws,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum StartupError {
     Connect { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid REDIS_URL {0}")]
+    Redis(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,13 +57,14 @@ pub async fn run(
 ) -> Result<(), StartupError> {
     let db = connect_and_migrate(&config).await?;
     let providers = Providers::from_config(&config.llm).await;
-    let state = AppState::new(config, db.clone(), providers);
-    if let Some(limiter) = &state.auth_limiter {
-        limiter.spawn_housekeeping();
-    }
-    if let Some(limiter) = &state.ai_limiter {
-        limiter.spawn_housekeeping();
-    }
+    let redis = match &config.redis_url {
+        Some(url) => Some(
+            RedisBus::new(url, &config.redis_prefix)
+                .map_err(|err| StartupError::Redis(format!("{}: {err}", redact_url(url))))?,
+        ),
+        None => None,
+    };
+    let state = AppState::new(config, db.clone(), providers, redis);
     let passwords = state.passwords.clone();
     tokio::spawn(async move { passwords.warm_up().await });
     tracing::info!(
@@ -69,9 +73,14 @@ pub async fn run(
         llm_provider = state.providers.default_name(),
         "CodeSherpa API listening"
     );
+    let closing = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // WebSockets are long-lived: tell them to close (1001) so draining can finish.
+            closing.cancel();
+        })
         .await?;
     db.close().await;
     tracing::info!("server stopped");
@@ -95,6 +104,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(ws::router())
         .merge(docs::router())
         .route_layer(middleware::from_fn(layers::remember_route));
     for (name, value) in SECURITY_HEADERS {

@@ -84,6 +84,12 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments may share one Redis).
+    pub redis_prefix: String,
+    /// How often a WebSocket is pinged; a peer silent for two intervals is dropped.
+    pub ws_ping_interval: std::time::Duration,
+    /// Frames queued for one WebSocket before it counts as too slow and is closed.
+    pub ws_queue_capacity: usize,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
@@ -146,6 +152,16 @@ impl Config {
             host: env.parse("HOST", IpAddr::from([0, 0, 0, 0]), from_str)?,
             port: env.parse("PORT", 8000, from_str)?,
             redis_url: env.get("REDIS_URL").filter(|url| !url.trim().is_empty()),
+            redis_prefix: env
+                .get("REDIS_PREFIX")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "codesherpa".into()),
+            ws_ping_interval: std::time::Duration::from_secs(env.parse(
+                "WS_PING_INTERVAL_SECONDS",
+                30,
+                positive,
+            )?),
+            ws_queue_capacity: env.parse("WS_QUEUE_CAPACITY", 256, positive)?,
             rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
@@ -241,6 +257,9 @@ impl Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             redis_url: None,
+            redis_prefix: "codesherpa-test".into(),
+            ws_ping_interval: std::time::Duration::from_secs(30),
+            ws_queue_capacity: 256,
             rate_limit_auth_per_minute: 0,
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,

@@ -31,6 +31,9 @@ pub struct Readiness {
     pub database: &'static str,
     #[schema(example = "sqlite")]
     pub database_backend: &'static str,
+    /// `ok`, or `not_configured` without `REDIS_URL`.
+    #[schema(example = "ok")]
+    pub redis: &'static str,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -51,16 +54,38 @@ pub async fn live() -> impl IntoResponse {
         (status = 503, description = "A dependency is down", body = ErrorBody),
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse> {
-    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => Ok(ok(
-            Readiness {
-                database: "ok",
-                database_backend: state.db.backend(),
-            },
-            "Ready",
-        )),
-        _ => Err(Error::Unavailable("Database is unavailable")),
+    let database = async {
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await,
+            Ok(Ok(()))
+        )
+    };
+    let redis = async {
+        match &state.redis {
+            None => "not_configured",
+            // Reachable and carrying broadcasts.
+            Some(redis) if redis.is_subscribed() && redis.ping().await => "ok",
+            Some(_) => "unavailable",
+        }
+    };
+    let (database_ok, redis) = tokio::join!(database, redis);
+    if !database_ok {
+        return Err(Error::Unavailable("Database is unavailable"));
     }
+    if redis == "unavailable" {
+        // This instance still serves alone; the load balancer should know it is degraded.
+        return Err(Error::Unavailable(
+            "Redis is unavailable; serving this instance's sockets and limits only",
+        ));
+    }
+    Ok(ok(
+        Readiness {
+            database: "ok",
+            database_backend: state.db.backend(),
+            redis,
+        },
+        "Ready",
+    ))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -69,6 +94,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse> {
         (status = 500, description = "Internal error", body = ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let sockets = i64::try_from(state.hub.connections()).unwrap_or(i64::MAX);
+    state.metrics.websocket_connections.set(sockets);
     (
         [(
             header::CONTENT_TYPE,

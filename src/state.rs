@@ -6,13 +6,13 @@ use crate::{
     auth::{password::Passwords, tokens::TokenKeys},
     config::Config,
     db::Db,
-    http::{
-        metrics::Metrics,
-        rate_limit::{IpLimiter, UserLimiter},
-    },
+    http::{metrics::Metrics, rate_limit::Limits},
     llm::Providers,
     orchestrator::activity::AgentActivity,
+    redis_bus::RedisBus,
+    ws::hub::Hub,
 };
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,16 +21,17 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub passwords: Passwords,
     pub metrics: Arc<Metrics>,
-    /// `None` when `RATE_LIMIT_AUTH_PER_MINUTE=0`.
-    pub auth_limiter: Option<Arc<IpLimiter>>,
-    /// `None` when `RATE_LIMIT_AI_PER_MINUTE=0`.
-    pub ai_limiter: Option<Arc<UserLimiter>>,
+    pub limits: Arc<Limits>,
     pub providers: Providers,
     pub activity: Arc<AgentActivity>,
+    pub hub: Arc<Hub>,
+    pub redis: Option<RedisBus>,
+    /// Fired when the server begins to shut down (WebSockets close with 1001).
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db, providers: Providers) -> Self {
+    pub fn new(config: Config, db: Db, providers: Providers, redis: Option<RedisBus>) -> Self {
         AppState {
             tokens: Arc::new(TokenKeys::new(
                 &config.secret_key,
@@ -39,10 +40,16 @@ impl AppState {
             )),
             passwords: Passwords::new(config.bcrypt_rounds),
             metrics: Arc::new(Metrics::new()),
-            auth_limiter: IpLimiter::per_minute(config.rate_limit_auth_per_minute).map(Arc::new),
-            ai_limiter: UserLimiter::per_minute(config.rate_limit_ai_per_minute).map(Arc::new),
+            limits: Arc::new(Limits::new(
+                config.rate_limit_auth_per_minute,
+                config.rate_limit_ai_per_minute,
+                redis.clone(),
+            )),
             providers,
             activity: Arc::default(),
+            hub: Hub::new(config.ws_queue_capacity, redis.clone()),
+            redis,
+            shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,
         }

@@ -20,12 +20,15 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer_token(&parts.headers).ok_or(Error::Unauthorized("Not authenticated"))?;
-        authenticate(state, token).await.map(AuthUser)
+        authenticate(state, token)
+            .await
+            .map(|(user, _)| AuthUser(user))
     }
 }
 
-/// Checks an access token and loads its user, refusing deactivated accounts.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<User> {
+/// Checks an access token and loads its user, refusing deactivated accounts. Also
+/// returns the token's expiry (Unix seconds), which a WebSocket enforces.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<(User, i64)> {
     let claims = state.tokens.verify(token, TokenKind::Access)?;
     let user = store::find_by_id(&state.db, claims.user_id()?)
         .await?
@@ -33,7 +36,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<User> {
     if !user.is_active {
         return Err(Error::Forbidden("Account is deactivated"));
     }
-    Ok(user)
+    Ok((user, claims.exp))
 }
 
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {

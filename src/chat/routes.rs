@@ -60,13 +60,12 @@ impl From<ChatRequest> for ChatInput {
     }
 }
 
-fn check_ai_limit(state: &AppState, user_id: i64) -> Result<()> {
-    match &state.ai_limiter {
-        Some(limiter) => limiter
-            .check(user_id)
-            .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs }),
-        None => Ok(()),
-    }
+pub async fn check_ai_limit(state: &AppState, user_id: i64) -> Result<()> {
+    state
+        .limits
+        .check_ai(user_id)
+        .await
+        .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })
 }
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
@@ -86,12 +85,15 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    check_ai_limit(&state, user.id)?;
+    check_ai_limit(&state, user.id).await?;
     let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
     // The generation runs on its own task: a client that hangs up does not lose the answer.
     let task = tokio::spawn(async move {
         let (events, _) = mpsc::channel(1);
-        orchestrator::execute(&state, prepared, &events, &CancellationToken::new()).await
+        let chat =
+            orchestrator::execute(&state, prepared, &events, &CancellationToken::new()).await?;
+        state.hub.broadcast_chat(&chat, None).await;
+        Ok::<_, Error>(chat)
     });
     let chat = task.await.map_err(Error::internal)??;
     Ok(created(chat, "Chat created"))
@@ -125,7 +127,7 @@ pub async fn stream(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    check_ai_limit(&state, user.id)?;
+    check_ai_limit(&state, user.id).await?;
     let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
     let session_id = prepared.session_id.clone();
     let (events_tx, mut events) = mpsc::channel::<ChatEvent>(64);
@@ -135,6 +137,9 @@ pub async fn stream(
     tokio::spawn(async move {
         let result = orchestrator::execute(&state, prepared, &events_tx, &cancel).await;
         drop(events_tx);
+        if let Ok(chat) = &result {
+            state.hub.broadcast_chat(chat, None).await;
+        }
         let _ = done_tx.send(result);
     });
     let body = async_stream::stream! {

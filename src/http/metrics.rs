@@ -7,6 +7,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{exponential_buckets, Histogram},
     },
     registry::Registry,
@@ -23,6 +24,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// Set from the hub when scraped.
+    pub websocket_connections: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -47,10 +50,17 @@ impl Metrics {
             "Time to answer an HTTP request",
             latency.clone(),
         );
+        let websocket_connections = Gauge::default();
+        registry.register(
+            "websocket_connections",
+            "Open WebSocket connections on this instance",
+            websocket_connections.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            websocket_connections,
         }
     }
 

@@ -16,7 +16,7 @@ use axum::{
 };
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
 
-use crate::{error::Error, state::AppState};
+use crate::{error::Error, redis_bus::RedisBus, state::AppState};
 
 pub struct KeyedLimiter<K: Hash + Eq + Clone>(DefaultKeyedRateLimiter<K>);
 
@@ -53,6 +53,80 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
     }
 }
 
+/// Both limits. With Redis the counters are shared by every instance; when Redis cannot
+/// answer, each instance falls back to its own in-memory limiter.
+pub struct Limits {
+    auth_per_minute: u32,
+    ai_per_minute: u32,
+    auth: Option<Arc<IpLimiter>>,
+    ai: Option<Arc<UserLimiter>>,
+    redis: Option<RedisBus>,
+}
+
+impl Limits {
+    pub fn new(auth_per_minute: u32, ai_per_minute: u32, redis: Option<RedisBus>) -> Self {
+        let auth = IpLimiter::per_minute(auth_per_minute).map(Arc::new);
+        let ai = UserLimiter::per_minute(ai_per_minute).map(Arc::new);
+        if let Some(limiter) = &auth {
+            limiter.spawn_housekeeping();
+        }
+        if let Some(limiter) = &ai {
+            limiter.spawn_housekeeping();
+        }
+        Limits {
+            auth_per_minute,
+            ai_per_minute,
+            auth,
+            ai,
+            redis,
+        }
+    }
+
+    /// `Err(seconds to wait)` when the client IP is over the auth quota.
+    pub async fn check_auth(&self, ip: IpAddr) -> Result<(), u64> {
+        match &self.auth {
+            None => Ok(()),
+            Some(local) => {
+                self.check("auth", &ip.to_string(), self.auth_per_minute, || {
+                    local.check(ip)
+                })
+                .await
+            }
+        }
+    }
+
+    /// `Err(seconds to wait)` when the user is over the AI quota.
+    pub async fn check_ai(&self, user_id: i64) -> Result<(), u64> {
+        match &self.ai {
+            None => Ok(()),
+            Some(local) => {
+                self.check("ai", &user_id.to_string(), self.ai_per_minute, || {
+                    local.check(user_id)
+                })
+                .await
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        scope: &str,
+        key: &str,
+        limit: u32,
+        local: impl FnOnce() -> Result<(), u64>,
+    ) -> Result<(), u64> {
+        if let Some(redis) = &self.redis {
+            match redis.hit(scope, key, limit).await {
+                Ok(verdict) => return verdict,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Redis rate limit unavailable; limiting locally")
+                }
+            }
+        }
+        local()
+    }
+}
+
 /// The client's address: the socket peer, or with `TRUST_PROXY_HEADERS` the address our
 /// own proxy appended last to `X-Forwarded-For` (earlier entries are client-controlled).
 pub fn client_ip(
@@ -76,16 +150,14 @@ pub fn client_ip(
 }
 
 pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.auth_limiter {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
-        if let Some(ip) = client_ip(req.headers(), peer, state.config.trust_proxy_headers) {
-            if let Err(retry_after_secs) = limiter.check(ip) {
-                tracing::warn!(%ip, "auth rate limit exceeded");
-                return Error::RateLimited { retry_after_secs }.into_response();
-            }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    if let Some(ip) = client_ip(req.headers(), peer, state.config.trust_proxy_headers) {
+        if let Err(retry_after_secs) = state.limits.check_auth(ip).await {
+            tracing::warn!(%ip, "auth rate limit exceeded");
+            return Error::RateLimited { retry_after_secs }.into_response();
         }
     }
     next.run(req).await

@@ -3,10 +3,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn, spawn_with, TestApp};
-
-/// The secret `Config::for_tests` signs with.
-const TEST_SECRET: &str = "test-secret-key-that-is-at-least-32-bytes-long";
+use crate::helpers::{spawn, spawn_with, TestApp, TEST_SECRET};
 
 fn claims(sub: &Value, kind: &str, exp_offset: i64) -> Value {
     let now = chrono::Utc::now().timestamp();

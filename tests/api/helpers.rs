@@ -58,6 +58,7 @@ macro_rules! db_test {
 
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     /// A separate connection to the server's database, for checks behind the API.
     pub db: Db,
@@ -87,7 +88,15 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -
     };
     let mut config = Config::for_tests(database_url.clone());
     configure(&mut config);
+    let mut app = start(config).await;
+    app._sqlite_dir = sqlite_dir;
+    app.postgres_database = postgres_database;
+    app
+}
 
+/// Starts a server on `config.database_url`; the caller owns the database.
+async fn start(config: Config) -> TestApp {
+    let database_url = config.database_url.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -109,14 +118,42 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -
         .expect("test db connection");
     TestApp {
         address,
+        database_url,
         client,
         db,
         shutdown: Some(shutdown),
         server: Some(server),
-        _sqlite_dir: sqlite_dir,
-        postgres_database,
+        _sqlite_dir: None,
+        postgres_database: None,
     }
 }
+
+impl TestApp {
+    /// A second instance on the same database, as behind a load balancer. Drop it before
+    /// the first, which owns the database.
+    pub async fn sibling(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::for_tests(self.database_url.clone());
+        configure(&mut config);
+        start(config).await
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!(
+            "{}/ws?token={token}",
+            self.address.replacen("http", "ws", 1)
+        )
+    }
+}
+
+/// The secret `Config::for_tests` signs with.
+pub const TEST_SECRET: &str = "test-secret-key-that-is-at-least-32-bytes-long";
 
 async fn wait_until_up(client: &reqwest::Client, address: &str) {
     for _ in 0..200 {
@@ -352,4 +389,29 @@ pub fn sse_events(body: &str) -> Vec<(String, Value)> {
                 .then(|| (kind, serde_json::from_str(&data).expect("SSE data is JSON")))
         })
         .collect()
+}
+
+/// A provider that streams one piece every 100 ms, for a long time.
+pub async fn slow_openai() -> String {
+    use axum::{body::Body, routing::post, Router};
+    use futures_util::StreamExt;
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            let pieces = futures_util::stream::iter(0..600).then(|i| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let chunk =
+                    json!({"choices": [{"index": 0, "delta": {"content": format!("piece{i} ")}}]});
+                Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
+            });
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(pieces),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/v1")
 }

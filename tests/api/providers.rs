@@ -13,7 +13,7 @@ use wiremock::{
     Mock, MockServer, ResponseTemplate,
 };
 
-use crate::helpers::{spawn_with, Backend, TestApp};
+use crate::helpers::{slow_openai, spawn_with, Backend, TestApp};
 
 /// An OpenAI `chat.completion.chunk` stream: one chunk per piece, usage, then `[DONE]`.
 fn openai_sse(pieces: &[&str], usage: (u64, u64)) -> String {
@@ -194,30 +194,6 @@ db_test!(async fn structured_replies_are_validated_and_kept(backend) {
     assert_eq!(reply.data()["result"]["findings"][0]["line"], 3);
     assert!(reply.data()["response"].as_str().unwrap().contains("`a.py:3`"));
 });
-
-/// A provider that streams one piece every 100 ms, for a long time.
-async fn slow_openai() -> String {
-    use axum::{body::Body, routing::post, Router};
-    let app = Router::new().route(
-        "/v1/chat/completions",
-        post(|| async {
-            let pieces = futures_util::stream::iter(0..600).then(|i| async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let chunk =
-                    json!({"choices": [{"index": 0, "delta": {"content": format!("piece{i} ")}}]});
-                Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
-            });
-            (
-                [("content-type", "text/event-stream")],
-                Body::from_stream(pieces),
-            )
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{address}/v1")
-}
 
 db_test!(async fn disconnecting_cancels_and_keeps_the_partial_answer(backend) {
     let base = slow_openai().await;
