@@ -101,6 +101,7 @@ pub struct OAuth2Form {
         chat::routes::list,
         chat::routes::sessions,
         chat::routes::read,
+        crate::ws::upgrade,
         health::live,
         health::ready,
         health::metrics,
@@ -118,6 +119,7 @@ pub struct OAuth2Form {
         (name = "agents", description = "AI specialists"),
         (name = "projects", description = "Code bases"),
         (name = "chat", description = "AI chat: REST and server-sent events"),
+        (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -56,8 +56,8 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-struct WsQuery {
-    token: Option<String>,
+pub struct WsQuery {
+    pub token: Option<String>,
 }
 
 fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
@@ -72,7 +72,17 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         .any(|allowed| allowed == "*" || allowed == origin)
 }
 
-async fn upgrade(
+/// The WebSocket protocol is described in the README: client frames `chat`, `cancel`,
+/// `ping`, `auth`; server frames `status`, `delta`, `response`, `error`, `message`, `pong`.
+#[utoipa::path(get, path = "/ws", tag = "realtime",
+    params(("token" = Option<String>, Query, description = "Access token (or an `Authorization: Bearer` header)")),
+    responses(
+        (status = 101, description = "Upgraded to a WebSocket of JSON text frames"),
+        (status = 400, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::error::ErrorBody),
+        (status = 403, description = "Origin not allowed, or account deactivated", body = crate::error::ErrorBody),
+    ))]
+pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,

@@ -1,0 +1,150 @@
+//! Load generator for `/chat/stream` against a local mock OpenAI-compatible provider that
+//! streams a fixed reply with a fixed delay per token.
+//!
+//! `cargo run --release --example sse_bench -- mock 127.0.0.1:9901 20 20` serves the mock
+//! (20 tokens, 20 ms each); `… -- load http://127.0.0.1:8099 50 200` runs 200 streams, 50
+//! at a time, and reports time to first delta minus the mock's first-token delay.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{body::Body, routing::post, Router};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("mock") => mock(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap()).await,
+        Some("load") => load(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap(), args.get(4).and_then(|d| d.parse().ok()).unwrap_or(20)).await,
+        _ => eprintln!("usage: sse_bench mock ADDR TOKENS DELAY_MS | load BASE CONCURRENCY TOTAL [MOCK_DELAY_MS]"),
+    }
+}
+
+async fn mock(address: &str, tokens: usize, delay_ms: u64) {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move {
+            let pieces = futures_util::stream::iter(0..=tokens).then(move |i| async move {
+                if i < tokens {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("token{i} ")}}]});
+                    Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
+                } else {
+                    let usage = json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": tokens}});
+                    Ok(format!("data: {usage}\n\ndata: [DONE]\n\n"))
+                }
+            });
+            ([("content-type", "text/event-stream")], Body::from_stream(pieces))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let email = format!("sse-{}@bench.example", uuid::Uuid::new_v4().simple());
+    let credentials = json!({"name": "Bench", "email": email, "password": "benchmark password"});
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+    let agent: Value = client
+        .post(format!("{base}/api/v1/agents"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Streamer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent_id = agent["data"]["id"].as_i64().unwrap();
+
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..total {
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let (client, token, base) = (client.clone(), token.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let sent = Instant::now();
+            let response = client
+                .post(format!("{base}/api/v1/chat/stream"))
+                .bearer_auth(&token)
+                .json(&json!({"message": "stream please", "agent_id": agent_id}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut body = response.bytes_stream();
+            let mut text = String::new();
+            let mut first_delta = None;
+            while let Some(chunk) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| e.to_string())?));
+                if first_delta.is_none() && text.contains("event: delta") {
+                    first_delta = Some(sent.elapsed());
+                }
+            }
+            if !text.contains("event: response") {
+                return Err("no response event".to_owned());
+            }
+            first_delta.ok_or_else(|| "no delta".to_owned())
+        }));
+    }
+    let mut firsts = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(first) => firsts.push(first),
+            Err(err) => {
+                errors += 1;
+                if errors <= 3 {
+                    eprintln!("error: {err}");
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let mock_delay = Duration::from_millis(mock_delay_ms);
+    let mut overhead: Vec<f64> = firsts
+        .iter()
+        .map(|f| f.saturating_sub(mock_delay).as_secs_f64() * 1e3)
+        .collect();
+    overhead.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        overhead
+            .get(((overhead.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "streams {total} (concurrency {concurrency}): ok {}, errors {errors}, {:.1} s; first-delta overhead p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        firsts.len(),
+        elapsed.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
