@@ -80,6 +80,8 @@ pub struct Config {
     pub access_token_expire_minutes: i64,
     pub refresh_token_expire_days: i64,
     pub bcrypt_rounds: u32,
+    /// How long an authenticated user's row may be reused (0 disables the cache).
+    pub auth_cache_ttl: std::time::Duration,
     pub cors_origins: Vec<String>,
     pub host: IpAddr,
     pub port: u16,
@@ -142,6 +144,11 @@ impl Config {
             access_token_expire_minutes: env.parse("ACCESS_TOKEN_EXPIRE_MINUTES", 30, positive)?,
             refresh_token_expire_days: env.parse("REFRESH_TOKEN_EXPIRE_DAYS", 7, positive)?,
             bcrypt_rounds: env.parse("BCRYPT_ROUNDS", 12, bcrypt_cost)?,
+            auth_cache_ttl: std::time::Duration::from_millis(env.parse(
+                "AUTH_CACHE_TTL_MS",
+                1000,
+                from_str,
+            )?),
             cors_origins: env
                 .get("CORS_ORIGINS")
                 .unwrap_or_else(|| "http://localhost:5173".into())
@@ -253,6 +260,7 @@ impl Config {
             access_token_expire_minutes: 30,
             refresh_token_expire_days: 7,
             bcrypt_rounds: 4,
+            auth_cache_ttl: std::time::Duration::from_millis(1000),
             cors_origins: vec!["http://localhost:5173".into()],
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,

@@ -10,6 +10,7 @@ use crate::{
     llm::Providers,
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
+    users::cache::UserCache,
     ws::hub::Hub,
 };
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub passwords: Passwords,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    pub user_cache: Arc<UserCache>,
     pub providers: Providers,
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
@@ -45,6 +47,7 @@ impl AppState {
                 config.rate_limit_ai_per_minute,
                 redis.clone(),
             )),
+            user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             providers,
             activity: Arc::default(),
             hub: Hub::new(config.ws_queue_capacity, redis.clone()),

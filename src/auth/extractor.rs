@@ -9,7 +9,7 @@ use super::tokens::TokenKind;
 use crate::{
     error::{Error, Result},
     state::AppState,
-    users::{store, User},
+    users::User,
 };
 
 /// The authenticated, active user behind the request's bearer token.
@@ -30,7 +30,9 @@ impl FromRequestParts<AppState> for AuthUser {
 /// returns the token's expiry (Unix seconds), which a WebSocket enforces.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<(User, i64)> {
     let claims = state.tokens.verify(token, TokenKind::Access)?;
-    let user = store::find_by_id(&state.db, claims.user_id()?)
+    let user = state
+        .user_cache
+        .get(&state.db, claims.user_id()?)
         .await?
         .ok_or(Error::Unauthorized("Invalid token"))?;
     if !user.is_active {

@@ -1,5 +1,6 @@
 //! Users: the account model, its queries and the `/user/me` routes.
 
+pub mod cache;
 pub mod routes;
 pub mod store;
 

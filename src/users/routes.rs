@@ -53,6 +53,11 @@ pub async fn update_me(
     AuthUser(user): AuthUser,
     Json(input): Json<UpdateMe>,
 ) -> Result<impl IntoResponse> {
+    // The row as stored now, not as cached for authentication: the password check and
+    // the update must start from the truth.
+    let user = store::find_by_id(&state.db, user.id)
+        .await?
+        .ok_or(Error::Unauthorized("Invalid token"))?;
     let mut check = Violations::default();
     let name = match &input.name {
         Some(name) => check.text("name", name, 1, 100),
@@ -108,5 +113,6 @@ pub async fn update_me(
         },
     )
     .await?;
+    state.user_cache.forget(user.id);
     Ok(ok(updated, "User updated"))
 }

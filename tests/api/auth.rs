@@ -121,6 +121,25 @@ db_test!(async fn deactivated_users_are_refused(backend) {
     app.post_public("/api/v1/auth/refresh", json!({"refresh_token": refresh})).await.expect(403);
 });
 
+db_test!(async fn deactivation_made_elsewhere_bites_within_the_cache_ttl(backend) {
+    let app = spawn_with(backend, |config| config.auth_cache_ttl = std::time::Duration::from_millis(300)).await;
+    let (token, login) = app.user().await;
+    assert_eq!(me_status(&app, &token).await.0, 200);
+    // A change through the API is seen at once...
+    let renamed = app.put("/api/v1/user/me", &token, json!({"name": "Renamed"})).await.expect(200);
+    assert_eq!(app.get("/api/v1/user/me", &token).await.expect(200).data(), renamed.data());
+    // ...one made behind its back, within the TTL.
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
+        .bind(false)
+        .bind(login["user"]["id"].as_i64().unwrap())
+        .execute(pool)
+        .await
+        .map(drop))
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(me_status(&app, &token).await, (403, "forbidden".into()));
+});
+
 db_test!(async fn forged_and_foreign_tokens_are_rejected(backend) {
     let app = spawn(backend).await;
     let (token, login) = app.user().await;
