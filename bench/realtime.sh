@@ -14,7 +14,8 @@ MOCK="127.0.0.1:${BENCH_MOCK_PORT:-9901}"
 BASE="http://127.0.0.1:$PORT"
 OUT="bench/results"
 mkdir -p "$OUT"
-ulimit -n 65536
+# Raise the soft limit on open files as far as this machine allows (10,000 sockets).
+ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --quiet --bin codesherpa --example sse_bench --example ws_bench
 TARGET="${CARGO_TARGET_DIR:-target}/release"

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{body::Body, routing::post, Router};
+use axum::{body::Body, routing::post, serve::ListenerExt, Router};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -42,7 +42,10 @@ async fn mock(address: &str, tokens: usize, delay_ms: u64) {
             ([("content-type", "text/event-stream")], Body::from_stream(pieces))
         }),
     );
-    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .unwrap()
+        .tap_io(|tcp| tcp.set_nodelay(true).unwrap());
     axum::serve(listener, app).await.unwrap();
 }
 

@@ -2,7 +2,7 @@
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, Router};
+use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, serve::ListenerExt, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -75,6 +75,12 @@ pub async fn run(
     );
     let closing = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Streams write many small frames: send each at once instead of waiting on Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -1,7 +1,7 @@
 //! Agent queries; every one is scoped to its owner.
 
 use crate::{
-    db::{now, Db},
+    db::{now, owned, Db},
     error::Result,
     pagination::PageRequest,
     with_pool,
@@ -36,31 +36,11 @@ impl From<&Agent> for AgentFields {
 }
 
 pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Agent>, i64)> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM agents WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-    );
-    Ok(with_pool!(db, |pool| {
-        let items = sqlx::query_as(&sql)
-            .bind(user_id)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(pool)
-            .await?;
-        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?;
-        Ok::<_, sqlx::Error>((items, total))
-    })?)
+    owned::list(db, "agents", COLUMNS, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Agent>> {
-    let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1 AND user_id = $2");
-    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await)?)
+    owned::get(db, "agents", COLUMNS, user_id, id).await
 }
 
 /// The user's first agent with `role` (the built-in one unless they made another).
@@ -114,13 +94,5 @@ pub async fn update(db: &Db, user_id: i64, id: i64, fields: AgentFields) -> Resu
 }
 
 pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool> {
-    let result = with_pool!(db, |pool| sqlx::query(
-        "DELETE FROM agents WHERE id = $1 AND user_id = $2"
-    )
-    .bind(id)
-    .bind(user_id)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(result == 1)
+    owned::delete(db, "agents", user_id, id).await
 }

@@ -3,6 +3,8 @@
 //! Queries are written once with `$n` placeholders and `RETURNING`, which both backends
 //! understand; `with_pool!` compiles each query once per backend so both stay type-checked.
 
+pub mod owned;
+
 use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};

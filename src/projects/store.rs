@@ -1,7 +1,7 @@
 //! Project queries; every one is scoped to its owner.
 
 use crate::{
-    db::{now, Db},
+    db::{now, owned, Db},
     error::Result,
     pagination::PageRequest,
     with_pool,
@@ -19,31 +19,11 @@ pub struct ProjectFields {
 }
 
 pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Project>, i64)> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM projects WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-    );
-    Ok(with_pool!(db, |pool| {
-        let items = sqlx::query_as(&sql)
-            .bind(user_id)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(pool)
-            .await?;
-        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM projects WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(pool)
-            .await?;
-        Ok::<_, sqlx::Error>((items, total))
-    })?)
+    owned::list(db, "projects", COLUMNS, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {
-    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1 AND user_id = $2");
-    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await)?)
+    owned::get(db, "projects", COLUMNS, user_id, id).await
 }
 
 pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Project> {
@@ -84,13 +64,5 @@ pub async fn update(
 
 /// Deletes the project; the owner's chats that used it keep their text, unlinked.
 pub async fn delete(db: &Db, user_id: i64, id: i64) -> Result<bool> {
-    let affected = with_pool!(db, |pool| sqlx::query(
-        "DELETE FROM projects WHERE id = $1 AND user_id = $2"
-    )
-    .bind(id)
-    .bind(user_id)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(affected == 1)
+    owned::delete(db, "projects", user_id, id).await
 }
