@@ -5,13 +5,15 @@ use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Re
 use aws_sdk_bedrockruntime::{
     error::{ProvideErrorMetadata, SdkError},
     types::{
-        ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput,
-        InferenceConfiguration, Message, SystemContentBlock,
+        ContentBlock, ContentBlockDelta, ConversationRole, ConverseOutput, ConverseStreamOutput,
+        InferenceConfiguration, Message, SystemContentBlock, TokenUsage,
     },
     Client,
 };
 
-use super::{Chunk, ChunkStream, LlmError, LlmRequest, Provider, Role, Usage};
+use futures_util::future::BoxFuture;
+
+use super::{Chunk, ChunkStream, Completion, LlmError, LlmRequest, Provider, Role, Usage};
 use crate::config::LlmConfig;
 
 #[derive(Clone)]
@@ -53,6 +55,12 @@ impl Bedrock {
         }
     }
 
+    fn inference(request: &LlmRequest) -> InferenceConfiguration {
+        InferenceConfiguration::builder()
+            .max_tokens(i32::try_from(request.max_tokens).unwrap_or(i32::MAX))
+            .build()
+    }
+
     fn messages(request: &LlmRequest) -> Result<Vec<Message>, LlmError> {
         request
             .messages
@@ -68,6 +76,13 @@ impl Bedrock {
                     .map_err(|err| LlmError::Rejected(err.to_string()))
             })
             .collect()
+    }
+}
+
+fn usage_of(usage: &TokenUsage) -> Usage {
+    Usage {
+        prompt_tokens: u64::try_from(usage.input_tokens).unwrap_or(0),
+        completion_tokens: u64::try_from(usage.output_tokens).unwrap_or(0),
     }
 }
 
@@ -120,11 +135,7 @@ impl Provider for Bedrock {
                 .model_id(model_id)
                 .system(SystemContentBlock::Text(request.system.clone()))
                 .set_messages(Some(messages))
-                .inference_config(
-                    InferenceConfiguration::builder()
-                        .max_tokens(i32::try_from(request.max_tokens).unwrap_or(i32::MAX))
-                        .build(),
-                )
+                .inference_config(Self::inference(&request))
                 .send()
                 .await
                 .map_err(|err| classify(&err))?;
@@ -138,16 +149,50 @@ impl Provider for Bedrock {
                         }
                     }
                     Some(ConverseStreamOutput::Metadata(event)) => {
-                        if let Some(usage) = event.usage {
-                            yield Chunk::Usage(Usage {
-                                prompt_tokens: u64::try_from(usage.input_tokens).unwrap_or(0),
-                                completion_tokens: u64::try_from(usage.output_tokens).unwrap_or(0),
-                            });
+                        if let Some(usage) = &event.usage {
+                            yield Chunk::Usage(usage_of(usage));
                         }
                     }
                     Some(_) => {}
                 }
             }
+        })
+    }
+
+    /// Converse: the whole answer in one JSON response.
+    fn complete(&self, request: LlmRequest) -> BoxFuture<'static, Result<Completion, LlmError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let output = this
+                .client
+                .converse()
+                .model_id(
+                    request
+                        .model
+                        .clone()
+                        .unwrap_or_else(|| this.model_id.clone()),
+                )
+                .system(SystemContentBlock::Text(request.system.clone()))
+                .set_messages(Some(Self::messages(&request)?))
+                .inference_config(Self::inference(&request))
+                .send()
+                .await
+                .map_err(|err| classify(&err))?;
+            let text = match output.output {
+                Some(ConverseOutput::Message(message)) => message
+                    .content
+                    .into_iter()
+                    .filter_map(|block| match block {
+                        ContentBlock::Text(text) => Some(text),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => return Err(LlmError::BadResponse("Converse returned no message".into())),
+            };
+            Ok(Completion {
+                text,
+                usage: output.usage.as_ref().map(usage_of).unwrap_or_default(),
+            })
         })
     }
 }

@@ -7,7 +7,7 @@ pub mod openai;
 
 use std::{sync::Arc, time::Duration};
 
-use futures_util::{stream::BoxStream, StreamExt};
+use futures_util::{future::BoxFuture, stream::BoxStream, StreamExt};
 
 use crate::config::{LlmConfig, ProviderKind};
 
@@ -90,31 +90,39 @@ pub trait Provider: Send + Sync {
     fn default_model(&self) -> &str;
     /// Starts a generation. Dropping the stream cancels it.
     fn stream(&self, request: LlmRequest) -> ChunkStream;
+
+    /// One whole answer: the stream, collected, unless the provider has a dedicated
+    /// non-streaming API (Bedrock's Converse).
+    fn complete(&self, request: LlmRequest) -> BoxFuture<'static, Result<Completion, LlmError>> {
+        let mut stream = self.stream(request);
+        Box::pin(async move {
+            let mut completion = Completion::default();
+            while let Some(chunk) = stream.next().await {
+                match chunk? {
+                    Chunk::Delta(text) => completion.text.push_str(&text),
+                    Chunk::Usage(usage) => completion.usage = usage,
+                }
+            }
+            Ok(completion)
+        })
+    }
 }
 
+#[derive(Debug, Default)]
 pub struct Completion {
     pub text: String,
     pub usage: Usage,
 }
 
-/// The non-streaming call, built on the stream.
+/// The non-streaming call, bounded by `timeout` as a whole.
 pub async fn complete(
     provider: &dyn Provider,
     request: LlmRequest,
-    idle: Duration,
+    timeout: Duration,
 ) -> Result<Completion, LlmError> {
-    let mut stream = with_idle_timeout(provider.stream(request), idle);
-    let mut completion = Completion {
-        text: String::new(),
-        usage: Usage::default(),
-    };
-    while let Some(chunk) = stream.next().await {
-        match chunk? {
-            Chunk::Delta(text) => completion.text.push_str(&text),
-            Chunk::Usage(usage) => completion.usage = usage,
-        }
-    }
-    Ok(completion)
+    tokio::time::timeout(timeout, provider.complete(request))
+        .await
+        .unwrap_or(Err(LlmError::Timeout))
 }
 
 /// Fails the stream when no piece arrives within `idle`.

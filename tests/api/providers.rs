@@ -343,3 +343,35 @@ db_test!(async fn bedrock_validation_errors_are_reported_without_retry(backend) 
     let reply = app.post("/api/v1/chat", &token, json!({"message": "hello", "agent_id": agent})).await.expect(502);
     assert!(reply.body["message"].as_str().unwrap().contains("model id is invalid"), "{}", reply.body);
 });
+
+db_test!(async fn bedrock_routes_with_converse_and_answers_with_converse_stream(backend) {
+    let server = MockServer::start().await;
+    let routing = json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": "{\"agents\": [\"docs\"], \"reason\": \"asks for docs\"}"}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 30, "outputTokens": 9, "totalTokens": 39},
+        "metrics": {"latencyMs": 5}
+    });
+    Mock::given(method("POST"))
+        .and(path_regex(r"/converse$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(routing))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut body = Vec::new();
+    body.extend(event_frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "# Docs"}})));
+    body.extend(event_frame("metadata", json!({"usage": {"inputTokens": 40, "outputTokens": 2, "totalTokens": 42}, "metrics": {"latencyMs": 3}})));
+    Mock::given(method("POST"))
+        .and(path_regex(r"/converse-stream$"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/vnd.amazon.eventstream"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let app = bedrock_app(backend, &server).await;
+    let (token, _) = app.user().await;
+    let reply = app.post("/api/v1/chat", &token, json!({"message": "please handle this"})).await.expect(201);
+    assert_eq!(reply.data()["agent"], "Doc Sync", "the model's routing JSON was followed");
+    assert_eq!(reply.data()["response"], "# Docs");
+    // Routing and answer tokens are both counted.
+    assert_eq!((reply.data()["prompt_tokens"].as_i64(), reply.data()["completion_tokens"].as_i64()), (Some(70), Some(11)));
+});
