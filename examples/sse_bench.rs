@@ -15,6 +15,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+mod common;
+use common::token_for;
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,24 +58,7 @@ async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) 
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    let email = format!("sse-{}@bench.example", uuid::Uuid::new_v4().simple());
-    let credentials = json!({"name": "Bench", "email": email, "password": "benchmark password"});
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+    let token = token_for(&client, base).await;
     let agent: Value = client
         .post(format!("{base}/api/v1/agents"))
         .bearer_auth(&token)

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
+mod common;
+use common::token_for;
+
 fn rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -20,27 +23,6 @@ fn rss_kib(pid: &str) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-async fn token_for(client: &reqwest::Client, base: &str) -> String {
-    let email = format!("ws-{}@bench.example", uuid::Uuid::new_v4().simple());
-    let credentials = json!({"name": "Bench", "email": email, "password": "benchmark password"});
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    login["data"]["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::main]

@@ -35,7 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/chat/{id}", get(read))
 }
 
-#[derive(Deserialize, ToSchema)]
+/// A chat, over REST, server-sent events or a WebSocket `chat` frame.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatRequest {
     #[schema(example = "Review this diff for security problems")]
     pub message: String,

@@ -107,13 +107,7 @@ db_test!(async fn deactivated_users_are_refused(backend) {
     let app = spawn(backend).await;
     let (token, login) = app.user().await;
     let email = login["user"]["email"].as_str().unwrap().to_owned();
-    codesherpa::with_pool!(&app.db, |pool| sqlx::query("UPDATE users SET is_active = $1 WHERE email = $2")
-        .bind(false)
-        .bind(&email)
-        .execute(pool)
-        .await
-        .map(drop))
-    .unwrap();
+    app.deactivate(login["user"]["id"].as_i64().unwrap()).await;
     assert_eq!(me_status(&app, &token).await, (403, "forbidden".into()));
     let reply = app.login(&email, "password123").await.expect(403);
     assert_eq!(reply.code(), "forbidden");
@@ -129,13 +123,7 @@ db_test!(async fn deactivation_made_elsewhere_bites_within_the_cache_ttl(backend
     let renamed = app.put("/api/v1/user/me", &token, json!({"name": "Renamed"})).await.expect(200);
     assert_eq!(app.get("/api/v1/user/me", &token).await.expect(200).data(), renamed.data());
     // ...one made behind its back, within the TTL.
-    codesherpa::with_pool!(&app.db, |pool| sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
-        .bind(false)
-        .bind(login["user"]["id"].as_i64().unwrap())
-        .execute(pool)
-        .await
-        .map(drop))
-    .unwrap();
+    app.deactivate(login["user"]["id"].as_i64().unwrap()).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(me_status(&app, &token).await, (403, "forbidden".into()));
 });

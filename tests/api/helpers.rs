@@ -144,6 +144,19 @@ impl TestApp {
         }
     }
 
+    /// Deactivates a user behind the API's back, as an operator would in the database.
+    pub async fn deactivate(&self, user_id: i64) {
+        codesherpa::with_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE users SET is_active = $1 WHERE id = $2"
+        )
+        .bind(false)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .map(drop))
+        .expect("deactivate");
+    }
+
     pub fn ws_url(&self, token: &str) -> String {
         format!(
             "{}/ws?token={token}",

@@ -334,13 +334,7 @@ db_test!(async fn deactivated_users_are_dropped(backend) {
     let app = spawn_with(backend, |config| config.ws_ping_interval = Duration::from_millis(300)).await;
     let (token, login) = app.user().await;
     let mut socket = connect(&app, &token).await;
-    codesherpa::with_pool!(&app.db, |pool| sqlx::query("UPDATE users SET is_active = $1 WHERE id = $2")
-        .bind(false)
-        .bind(login["user"]["id"].as_i64().unwrap())
-        .execute(pool)
-        .await
-        .map(drop))
-    .unwrap();
+    app.deactivate(login["user"]["id"].as_i64().unwrap()).await;
     let (code, _) = close_code(&mut socket).await;
     assert_eq!(u16::from(code), 4403);
 });

@@ -97,19 +97,24 @@ fn guess_language(code: &str) -> &'static str {
     }
 }
 
-fn names(items: &[(String, String)], pick: impl Fn(&(String, String)) -> &str) -> String {
-    items
+/// `` (`a`, `b`)`` after a count, or nothing when the list is empty.
+fn listed(items: &[(String, String)], pick: impl Fn(&(String, String)) -> &str) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = items
         .iter()
         .map(|item| format!("`{}`", pick(item)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    format!(" ({})", names.join(", "))
 }
 
 /// An explanation of `code` built from its structure.
 pub fn explain(code: &str, language: Language, found_in: Option<&str>) -> Explanation {
     let s = structure(code);
-    let functions = names(&s.functions, |(name, _)| name);
-    let types = names(&s.types, |(_, name)| name);
+    let (lang, function_count, type_count) = (s.language, s.functions.len(), s.types.len());
+    let functions = listed(&s.functions, |(name, _)| name);
+    let types = listed(&s.types, |(_, name)| name);
     let calls = s
         .calls
         .iter()
@@ -118,52 +123,13 @@ pub fn explain(code: &str, language: Language, found_in: Option<&str>) -> Explan
         .join(", ");
     let mut explanation = match language {
         Language::English => format!(
-            "This {} code defines {} function(s){} and {} type(s){}.",
-            s.language,
-            s.functions.len(),
-            if functions.is_empty() {
-                String::new()
-            } else {
-                format!(" ({functions})")
-            },
-            s.types.len(),
-            if types.is_empty() {
-                String::new()
-            } else {
-                format!(" ({types})")
-            },
+            "This {lang} code defines {function_count} function(s){functions} and {type_count} type(s){types}."
         ),
         Language::Hindi => format!(
-            "यह {} कोड {} फ़ंक्शन{} और {} टाइप{} परिभाषित करता है।",
-            s.language,
-            s.functions.len(),
-            if functions.is_empty() {
-                String::new()
-            } else {
-                format!(" ({functions})")
-            },
-            s.types.len(),
-            if types.is_empty() {
-                String::new()
-            } else {
-                format!(" ({types})")
-            },
+            "यह {lang} कोड {function_count} फ़ंक्शन{functions} और {type_count} टाइप{types} परिभाषित करता है।"
         ),
         Language::Hinglish => format!(
-            "Yeh {} code {} function{} aur {} type{} define karta hai.",
-            s.language,
-            s.functions.len(),
-            if functions.is_empty() {
-                String::new()
-            } else {
-                format!(" ({functions})")
-            },
-            s.types.len(),
-            if types.is_empty() {
-                String::new()
-            } else {
-                format!(" ({types})")
-            },
+            "Yeh {lang} code {function_count} function{functions} aur {type_count} type{types} define karta hai."
         ),
     };
     for (name, params) in s.functions.iter().take(5) {
