@@ -276,7 +276,7 @@ async fn plan(
     };
     let _ = events
         .send(ChatEvent::Status {
-            content: "routing",
+            content: "thinking",
             agent: orchestrator.name.clone(),
         })
         .await;

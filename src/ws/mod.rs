@@ -208,8 +208,12 @@ async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket
 
 impl Context {
     /// Queues a frame for this socket without waiting; a full queue means it is too slow.
-    fn reply(&self, frame: String) {
-        if self.frames.try_send(Utf8Bytes::from(frame)).is_err() {
+    fn reply(&self, frame: serde_json::Value) {
+        if self
+            .frames
+            .try_send(Utf8Bytes::from(frame.to_string()))
+            .is_err()
+        {
             tracing::debug!(socket = self.connection_id, "reply dropped: queue full");
         }
     }
@@ -237,7 +241,7 @@ impl Context {
                 Next::Continue
             }
             Ok(ClientFrame::Ping) => {
-                self.reply(json!({"type": "pong"}).to_string());
+                self.reply(json!({"type": "pong"}));
                 Next::Continue
             }
             Ok(ClientFrame::Cancel { request_id }) => {
@@ -258,10 +262,7 @@ impl Context {
             }
             Ok(ClientFrame::Auth { token }) => match authenticate(&self.state, &token).await {
                 Ok((user, expires_at)) if user.id == self.user_id => {
-                    self.reply(
-                        json!({"type": "auth", "content": "ok", "expires_at": expires_at})
-                            .to_string(),
-                    );
+                    self.reply(json!({"type": "auth", "content": "ok", "expires_at": expires_at}));
                     Next::Reauthenticated(expires_at)
                 }
                 Ok(_) => Next::Close(4403, "token belongs to another user"),
@@ -303,18 +304,22 @@ impl Context {
 
     /// Runs one chat, streaming its frames to this socket, then tells the user's others.
     async fn chat(self, request_id: String, input: orchestrator::ChatInput) {
+        let session_id = input.session_id.clone();
         let outcome = self.run_chat(&request_id, input).await;
         self.in_flight
             .lock()
             .expect("in-flight lock")
             .remove(&request_id);
         if let Err(err) = outcome {
-            let frame = error_frame(
+            let mut frame = error_frame(
                 code_for(err.status()),
                 &err.client_message(),
                 Some(&request_id),
             );
-            let _ = self.frames.send(Utf8Bytes::from(frame)).await;
+            if let Some(session_id) = session_id {
+                frame["session_id"] = json!(session_id);
+            }
+            let _ = self.frames.send(Utf8Bytes::from(frame.to_string())).await;
         }
     }
 

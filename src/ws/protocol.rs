@@ -105,12 +105,12 @@ pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
     }
 }
 
-pub fn error_frame(code: &str, reason: &str, request_id: Option<&str>) -> String {
+pub fn error_frame(code: &str, reason: &str, request_id: Option<&str>) -> Value {
     let mut frame = json!({"type": "error", "content": reason, "code": code});
     if let Some(id) = request_id {
         frame["request_id"] = json!(id);
     }
-    frame.to_string()
+    frame
 }
 
 #[cfg(test)]

@@ -124,6 +124,9 @@ db_test!(async fn bad_frames_get_errors_and_the_socket_stays_open(backend) {
         assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some(code)), "{frame}");
         assert!(reply["content"].is_string());
     }
+    send(&mut socket, json!({"type": "chat", "message": "hi", "agent_id": 424242, "request_id": "q", "session_id": "s-9"})).await;
+    let refused = next(&mut socket).await;
+    assert_eq!((refused["code"].as_str(), refused["request_id"].as_str(), refused["session_id"].as_str()), (Some("not_found"), Some("q"), Some("s-9")));
     send(&mut socket, json!({"type": "ping"})).await;
     assert_eq!(next(&mut socket).await["type"], "pong", "still open");
 });
@@ -135,7 +138,7 @@ db_test!(async fn chats_stream_in_order_with_their_request_id(backend) {
     send(&mut socket, json!({"type": "chat", "message": "explain this", "code_context": "fn double(x: u32) -> u32 { x * 2 }", "request_id": "r1"})).await;
     let frames = until_done(&mut socket, "r1").await;
     assert!(frames.iter().all(|f| f["request_id"] == "r1"));
-    assert_eq!(frames[0]["type"], "status");
+    assert_eq!((frames[0]["type"].as_str(), frames[0]["content"].as_str()), (Some("status"), Some("thinking")));
     assert!(frames.iter().any(|f| f["type"] == "status" && f["content"] == "thinking" && f["agent"] == "Codebase Sherpa"));
     let deltas: Vec<&Value> = frames.iter().filter(|f| f["type"] == "delta").collect();
     assert!(!deltas.is_empty());
