@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Streaming and WebSocket benchmarks of the release server, on loopback only, every run
 # bounded. Usage: bench/realtime.sh   (results in bench/results/realtime-*.txt)
+# BENCH_DATABASE_URL picks the database (default: a fresh SQLite file).
 #  1. /chat/stream against a mock OpenAI-compatible provider (20 tokens, 20 ms apart):
 #     time to first delta minus the mock's 20 ms, at 50 concurrent streams;
 #     then 1,000 concurrent streams.
@@ -27,7 +28,7 @@ trap cleanup EXIT
 PIDS+=($!)
 
 rm -f "$OUT"/realtime.db*
-DATABASE_URL="sqlite://$OUT/realtime.db" PORT="$PORT" HOST=127.0.0.1 DEBUG=false LOG_FORMAT=json RUST_LOG=warn \
+DATABASE_URL="${BENCH_DATABASE_URL:-sqlite://$OUT/realtime.db}" PORT="$PORT" HOST=127.0.0.1 DEBUG=false LOG_FORMAT=json RUST_LOG=warn \
     SECRET_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" BCRYPT_ROUNDS=4 \
     RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_AI_PER_MINUTE=0 DATABASE_MAX_CONNECTIONS=16 \
     LLM_PROVIDER=openai OPENAI_BASE_URL="http://$MOCK/v1" OPENAI_API_KEY=bench OPENAI_MODEL=mock \
