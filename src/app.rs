@@ -19,6 +19,7 @@ use crate::{
         rate_limit,
     },
     llm::Providers,
+    orchestrator::activity::recover_stale,
     projects,
     redis_bus::RedisBus,
     state::AppState,
@@ -56,6 +57,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let db = connect_and_migrate(&config).await?;
+    match recover_stale(&db).await {
+        Ok(0) => {}
+        Ok(recovered) => tracing::warn!(
+            recovered,
+            "agents left processing by a crash are active again"
+        ),
+        Err(err) => tracing::warn!(error = %err, "could not recover stale agent statuses"),
+    }
     let providers = Providers::from_config(&config.llm).await;
     let redis = match &config.redis_url {
         Some(url) => Some(

@@ -82,6 +82,24 @@ impl Drop for Working {
     }
 }
 
+/// No generation runs this long; an agent still `processing` after it was left so by a
+/// crashed instance.
+const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Returns agents that a crashed instance left `processing` to `active`.
+pub async fn recover_stale(db: &Db) -> Result<u64, sqlx::Error> {
+    let now = now();
+    with_pool!(db, |pool| sqlx::query(
+        "UPDATE agents SET status = 'active', updated_at = $1 \
+         WHERE status = 'processing' AND updated_at < $2"
+    )
+    .bind(now)
+    .bind(now - STALE_AFTER)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected()))
+}
+
 /// Best effort: a failed status write is logged, never fails the chat.
 async fn set_status(db: &Db, agent_id: i64, status: &str) {
     let result = with_pool!(db, |pool| sqlx::query(

@@ -127,3 +127,32 @@ db_test!(async fn agent_ids_that_cannot_exist_are_not_found(backend) {
         app.get(path, &token).await.expect(404);
     }
 });
+
+db_test!(async fn agents_left_processing_by_a_crash_recover_at_start(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let stuck = app.post("/api/v1/agents", &token, json!({"name": "Stuck"})).await.expect(201);
+    let working = app.post("/api/v1/agents", &token, json!({"name": "Working"})).await.expect(201);
+    let long_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    for (agent, updated_at) in [(&stuck, long_ago), (&working, chrono::Utc::now())] {
+        codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+            "UPDATE agents SET status = 'processing', updated_at = $1 WHERE id = $2"
+        )
+        .bind(updated_at)
+        .bind(agent.data()["id"].as_i64().unwrap())
+        .execute(pool)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+    // Another instance starting on the same database (as after a crash and restart).
+    let restarted = app.sibling(|_| {}).await;
+    let status = |agent: &crate::helpers::Reply| format!("/api/v1/agents/{}", agent.data()["id"]);
+    assert_eq!(restarted.get(&status(&stuck), &token).await.expect(200).data()["status"], "active");
+    assert_eq!(
+        restarted.get(&status(&working), &token).await.expect(200).data()["status"],
+        "processing",
+        "a recent generation, perhaps on another instance, is left alone"
+    );
+    drop(restarted);
+});
