@@ -17,6 +17,15 @@ pub enum AgentStatus {
 }
 
 impl AgentStatus {
+    /// The stored text back as a status (anything unexpected reads as `active`).
+    pub fn parse(stored: &str) -> &'static str {
+        match stored {
+            "inactive" => AgentStatus::Inactive.as_str(),
+            "processing" => AgentStatus::Processing.as_str(),
+            _ => AgentStatus::Active.as_str(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AgentStatus::Active => "active",

@@ -59,16 +59,9 @@ pub struct UpdateAgent {
     pub role: Option<String>,
 }
 
-pub fn parse_status(status: &str) -> &'static str {
-    match status {
-        "inactive" => AgentStatus::Inactive.as_str(),
-        "processing" => AgentStatus::Processing.as_str(),
-        _ => AgentStatus::Active.as_str(),
-    }
-}
-
-fn validated(check: &mut Violations, fields: AgentFields) -> AgentFields {
-    AgentFields {
+fn validated(fields: AgentFields) -> Result<AgentFields> {
+    let mut check = Violations::default();
+    let fields = AgentFields {
         name: check.text("name", &fields.name, 1, NAME_MAX),
         description: check.optional_text(
             "description",
@@ -83,7 +76,9 @@ fn validated(check: &mut Violations, fields: AgentFields) -> AgentFields {
             PROMPT_MAX,
         ),
         model: check.optional_text("model", fields.model.as_deref(), MODEL_MAX),
-    }
+    };
+    check.finish()?;
+    Ok(fields)
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
@@ -115,19 +110,14 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Json(input): Json<CreateAgent>,
 ) -> Result<impl IntoResponse> {
-    let mut check = Violations::default();
-    let fields = validated(
-        &mut check,
-        AgentFields {
-            name: input.name,
-            description: input.description,
-            status: input.status.unwrap_or(AgentStatus::Active).as_str(),
-            role: input.role.unwrap_or_else(|| "custom".into()),
-            system_prompt: input.system_prompt,
-            model: input.model,
-        },
-    );
-    check.finish()?;
+    let fields = validated(AgentFields {
+        name: input.name,
+        description: input.description,
+        status: input.status.unwrap_or(AgentStatus::Active).as_str(),
+        role: input.role.unwrap_or_else(|| "custom".into()),
+        system_prompt: input.system_prompt,
+        model: input.model,
+    })?;
     let agent = store::create(&state.db, user.id, fields).await?;
     Ok(created(agent, "Agent created"))
 }
@@ -164,28 +154,16 @@ pub async fn update(
     Json(input): Json<UpdateAgent>,
 ) -> Result<impl IntoResponse> {
     let current = owned(&state, user.id, id).await?;
-    let mut fields = AgentFields::from(&current);
-    if let Some(name) = input.name {
-        fields.name = name;
-    }
-    if let Some(description) = input.description {
-        fields.description = description;
-    }
-    if let Some(status) = input.status {
-        fields.status = status.as_str();
-    }
-    if let Some(role) = input.role {
-        fields.role = role;
-    }
-    if let Some(system_prompt) = input.system_prompt {
-        fields.system_prompt = system_prompt;
-    }
-    if let Some(model) = input.model {
-        fields.model = model;
-    }
-    let mut check = Violations::default();
-    let fields = validated(&mut check, fields);
-    check.finish()?;
+    let fields = validated(AgentFields {
+        name: input.name.unwrap_or(current.name),
+        description: input.description.unwrap_or(current.description),
+        status: input
+            .status
+            .map_or_else(|| AgentStatus::parse(&current.status), AgentStatus::as_str),
+        role: input.role.unwrap_or(current.role),
+        system_prompt: input.system_prompt.unwrap_or(current.system_prompt),
+        model: input.model.unwrap_or(current.model),
+    })?;
     let agent = store::update(&state.db, user.id, id, fields)
         .await?
         .ok_or(Error::NotFound("Agent"))?;

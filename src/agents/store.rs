@@ -22,19 +22,6 @@ pub struct AgentFields {
     pub model: Option<String>,
 }
 
-impl From<&Agent> for AgentFields {
-    fn from(agent: &Agent) -> Self {
-        AgentFields {
-            name: agent.name.clone(),
-            description: agent.description.clone(),
-            status: super::routes::parse_status(&agent.status),
-            role: agent.role.clone(),
-            system_prompt: agent.system_prompt.clone(),
-            model: agent.model.clone(),
-        }
-    }
-}
-
 pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Agent>, i64)> {
     owned::list(db, "agents", COLUMNS, user_id, page).await
 }
