@@ -3,6 +3,8 @@
 //! the exchange. REST, server-sent events and WebSocket all go through here.
 
 pub mod activity;
+mod answer;
+mod plan;
 pub mod routing;
 pub mod schemas;
 
@@ -17,17 +19,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::{
-    routing::{parse_routing, route_by_keywords, Specialist},
-    schemas::{extract_json, Explanation, Review},
+    answer::{combine, Outcome, Output},
+    plan::{plan, Worker},
 };
 use crate::{
-    agents::{self, builtin::BUILTIN_AGENTS, Agent},
-    chat::{
-        store::{self as chats, NewChat},
-        Chat,
-    },
+    agents::{self, Agent},
+    chat::{store as chats, Chat},
     error::{Error, Result},
-    llm::{self, with_idle_timeout, Chunk, LlmError, LlmRequest, Role, Subject, Task, Turn, Usage},
+    llm::{with_idle_timeout, Chunk, LlmRequest, Role, Subject, Turn, Usage},
     projects::{self, files::Snippet, Project},
     state::AppState,
     validate::Violations,
@@ -142,86 +141,6 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     })
 }
 
-/// One agent's part in a chat.
-struct Worker {
-    name: String,
-    agent: Option<Agent>,
-    task: Task,
-    system_prompt: String,
-    model: Option<String>,
-}
-
-impl Worker {
-    fn from_agent(agent: Agent) -> Self {
-        let task = task_for(&agent.role);
-        let system_prompt = agent
-            .system_prompt
-            .clone()
-            .or_else(|| builtin_prompt(&agent.role).map(str::to_owned))
-            .unwrap_or_else(|| {
-                format!(
-                    "You are {}, a helpful software engineering assistant.",
-                    agent.name
-                )
-            });
-        Worker {
-            name: agent.name.clone(),
-            model: agent.model.clone(),
-            agent: Some(agent),
-            task,
-            system_prompt,
-        }
-    }
-
-    /// The built-in definition, for a user who deleted that agent.
-    fn builtin(role: &str) -> Self {
-        let def = BUILTIN_AGENTS
-            .iter()
-            .find(|a| a.role == role)
-            .unwrap_or(&BUILTIN_AGENTS[0]);
-        Worker {
-            name: def.name.into(),
-            agent: None,
-            task: task_for(role),
-            system_prompt: def.system_prompt.into(),
-            model: None,
-        }
-    }
-}
-
-fn task_for(role: &str) -> Task {
-    match Specialist::from_role(role) {
-        Some(Specialist::Review) => Task::Review,
-        Some(Specialist::Explain) => Task::Explain,
-        Some(Specialist::Docs) => Task::Docs,
-        None => Task::Chat,
-    }
-}
-
-fn builtin_prompt(role: &str) -> Option<&'static str> {
-    BUILTIN_AGENTS
-        .iter()
-        .find(|a| a.role == role)
-        .map(|a| a.system_prompt)
-}
-
-enum Outcome {
-    Complete,
-    Cancelled,
-    Failed(LlmError),
-}
-
-struct Output {
-    name: String,
-    agent_id: Option<i64>,
-    task: Task,
-    text: String,
-    usage: Usage,
-    provider: &'static str,
-    model: String,
-    outcome: Outcome,
-}
-
 /// Streams progress to `events`; when `cancel` fires, keeps the partial answer (marked
 /// incomplete). Agents' statuses are restored on every path.
 pub async fn execute(
@@ -256,95 +175,6 @@ pub async fn execute(
     }
     let chat = combine(&prepared, outputs, routing_usage, started)?;
     chats::insert(&state.db, chat).await
-}
-
-/// Who answers: the agent asked for, or the orchestrator's pick among the specialists.
-async fn plan(
-    state: &AppState,
-    prepared: &Prepared,
-    events: &mpsc::Sender<ChatEvent>,
-) -> Result<(Vec<Worker>, Usage)> {
-    if let Some(agent) = prepared.agent.clone().filter(|a| a.role != "orchestrator") {
-        return Ok((vec![Worker::from_agent(agent)], Usage::default()));
-    }
-    let orchestrator = match prepared.agent.clone() {
-        Some(agent) => Worker::from_agent(agent),
-        None => match agents::store::by_role(&state.db, prepared.user_id, "orchestrator").await? {
-            Some(agent) => Worker::from_agent(agent),
-            None => Worker::builtin("orchestrator"),
-        },
-    };
-    let _ = events
-        .send(ChatEvent::Status {
-            content: "thinking",
-            agent: orchestrator.name.clone(),
-        })
-        .await;
-    let (specialists, usage) = classify(state, prepared, &orchestrator).await;
-    if specialists.is_empty() {
-        let mut small_talk = orchestrator;
-        small_talk.task = Task::Chat;
-        small_talk.system_prompt =
-            "You are CodeSherpa, a friendly assistant for developers. Answer briefly; \
-            offer to review, explain or document code."
-                .into();
-        return Ok((vec![small_talk], usage));
-    }
-    let mut workers = Vec::new();
-    for specialist in specialists {
-        workers.push(
-            match agents::store::by_role(&state.db, prepared.user_id, specialist.role()).await? {
-                Some(agent) => Worker::from_agent(agent),
-                None => Worker::builtin(specialist.role()),
-            },
-        );
-    }
-    Ok((workers, usage))
-}
-
-/// The orchestrator model's routing, or keywords when it fails or answers non-JSON.
-async fn classify(
-    state: &AppState,
-    prepared: &Prepared,
-    orchestrator: &Worker,
-) -> (Vec<Specialist>, Usage) {
-    let has_code = prepared.code_context.is_some() || prepared.message.contains("```");
-    let (provider, model) = state.providers.select(orchestrator.model.as_deref());
-    let request = LlmRequest {
-        system: orchestrator.system_prompt.clone(),
-        messages: vec![Turn {
-            role: Role::User,
-            content: format!(
-                "{}{}",
-                prepared.message,
-                if has_code {
-                    "\n\n(The user attached code.)"
-                } else {
-                    ""
-                }
-            ),
-        }],
-        model,
-        max_tokens: 200,
-        task: Task::Route,
-        subject: subject_of(prepared),
-    };
-    match llm::complete(provider.as_ref(), request, state.config.llm.timeout).await {
-        Ok(reply) => match parse_routing(&reply.text) {
-            Some(choice) => (choice, reply.usage),
-            None => {
-                tracing::info!("routing reply was not JSON; routing by keywords");
-                (route_by_keywords(&prepared.message, has_code), reply.usage)
-            }
-        },
-        Err(err) => {
-            tracing::warn!(error = %err, "routing call failed; routing by keywords");
-            (
-                route_by_keywords(&prepared.message, has_code),
-                Usage::default(),
-            )
-        }
-    }
 }
 
 fn subject_of(prepared: &Prepared) -> Subject {
@@ -442,96 +272,4 @@ async fn run(
         }
     }
     output
-}
-
-/// The readable text and the structured object of a finished answer.
-fn shape(task: Task, text: &str) -> (String, Option<serde_json::Value>) {
-    let structured = match task {
-        Task::Review => extract_json::<Review>(text)
-            .filter(Review::is_valid)
-            .map(|r| (r.to_markdown(), serde_json::to_value(r))),
-        Task::Explain => extract_json::<Explanation>(text)
-            .filter(Explanation::is_valid)
-            .map(|e| (e.to_markdown(), serde_json::to_value(e))),
-        _ => None,
-    };
-    match structured {
-        Some((markdown, Ok(value))) => (markdown, Some(value)),
-        // A model that answered prose instead: the prose is the answer.
-        _ => (text.to_owned(), None),
-    }
-}
-
-fn combine(
-    prepared: &Prepared,
-    outputs: Vec<Output>,
-    routing: Usage,
-    started: Instant,
-) -> Result<NewChat> {
-    if outputs
-        .iter()
-        .all(|o| matches!(o.outcome, Outcome::Failed(_)))
-    {
-        let Some(Output {
-            outcome: Outcome::Failed(err),
-            ..
-        }) = outputs.into_iter().next()
-        else {
-            return Err(Error::internal("no agent ran"));
-        };
-        return Err(err.into());
-    }
-    let complete = outputs
-        .iter()
-        .all(|o| matches!(o.outcome, Outcome::Complete));
-    let single = outputs.len() == 1;
-    let mut response = String::new();
-    let mut results = serde_json::Map::new();
-    let mut usage = routing;
-    for output in &outputs {
-        usage.prompt_tokens += output.usage.prompt_tokens;
-        usage.completion_tokens += output.usage.completion_tokens;
-        let (text, result) = match &output.outcome {
-            Outcome::Complete => shape(output.task, &output.text),
-            Outcome::Cancelled => (output.text.clone(), None),
-            Outcome::Failed(err) => (format!("_{} could not answer: {err}_", output.name), None),
-        };
-        if single {
-            response = text;
-        } else {
-            response.push_str(&format!("## {}\n\n{}\n\n", output.name, text.trim_end()));
-        }
-        if let Some(result) = result {
-            results.insert(output.name.clone(), result);
-        }
-    }
-    let result = match (single, results.len()) {
-        (_, 0) => None,
-        (true, _) => results.into_iter().next().map(|(_, v)| v),
-        (false, _) => Some(serde_json::Value::Object(results)),
-    };
-    let first = &outputs[0];
-    Ok(NewChat {
-        user_id: prepared.user_id,
-        session_id: prepared.session_id.clone(),
-        agent_id: if single { first.agent_id } else { None }
-            .or(prepared.agent.as_ref().map(|a| a.id)),
-        project_id: prepared.project.as_ref().map(|p| p.id),
-        message: prepared.message.clone(),
-        response: response.trim_end().to_owned(),
-        result,
-        agent: Some(
-            outputs
-                .iter()
-                .map(|o| o.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        provider: Some(first.provider.to_owned()),
-        model: Some(first.model.clone()),
-        prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
-        completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        complete,
-    })
 }
