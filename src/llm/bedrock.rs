@@ -108,6 +108,13 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R>(err: &SdkError<E, R>) 
                 | "ModelNotReadyException"
                 | "ModelStreamErrorException" => LlmError::Unavailable(message),
                 "" => LlmError::Unavailable("unexpected Bedrock error".into()),
+                // Their messages name the account and identity: keep those to the logs.
+                "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "ExpiredTokenException" => {
+                    tracing::warn!(code = err.code().unwrap_or_default(), %message, "Bedrock refused our credentials");
+                    LlmError::Rejected(super::CREDENTIALS_REFUSED.into())
+                }
                 code => LlmError::Rejected(format!("{code}: {message}")),
             }
         }

@@ -83,6 +83,11 @@ pub enum LlmError {
     Rejected(String),
 }
 
+/// What the user is told when a provider refuses our key or role; the provider's own
+/// text may echo part of the key or name the cloud account, so it stays in the logs.
+pub const CREDENTIALS_REFUSED: &str =
+    "the provider refused the server's credentials (check the API key or role)";
+
 /// A source of streamed completions.
 pub trait Provider: Send + Sync {
     /// `bedrock`, `openai` or `local`, as recorded on each chat.

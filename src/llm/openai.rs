@@ -9,7 +9,7 @@ use reqwest::{header, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Chunk, ChunkStream, LlmError, LlmRequest, Provider, Role, Usage};
+use super::{Chunk, ChunkStream, LlmError, LlmRequest, Provider, Role, Usage, CREDENTIALS_REFUSED};
 use crate::config::LlmConfig;
 
 const ATTEMPTS: u32 = 3;
@@ -73,6 +73,10 @@ impl OpenAi {
                     let detail = error_detail(response).await;
                     match status {
                         StatusCode::TOO_MANY_REQUESTS => (LlmError::Throttled, retry_after),
+                        // The provider's text may echo part of our key: say only what failed.
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                            return Err(LlmError::Rejected(CREDENTIALS_REFUSED.into()))
+                        }
                         s if s.is_server_error() => (
                             LlmError::Unavailable(format!("HTTP {}: {detail}", s.as_u16())),
                             retry_after,

@@ -129,7 +129,8 @@ db_test!(async fn provider_failures_are_clean_errors_and_restore_the_agent(backe
     let server = MockServer::start().await;
     let app = openai_app(backend, &server).await;
     let (token, agent) = user_with_agent(&app).await;
-    let cases: [(ResponseTemplate, u16, &str, u64); 3] = [
+    let cases: [(ResponseTemplate, u16, &str, u64); 4] = [
+        (ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Incorrect API key provided: sk-test-key"}})), 502, "provider_error", 1),
         (ResponseTemplate::new(429).set_body_json(json!({"error": {"message": "slow down"}})), 503, "service_unavailable", 3),
         (ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "boom"}})), 502, "provider_error", 3),
         (sse_response("data: this is not json\n\n".into()), 502, "provider_error", 1),
