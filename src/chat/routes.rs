@@ -61,12 +61,19 @@ impl From<ChatRequest> for ChatInput {
     }
 }
 
-pub async fn check_ai_limit(state: &AppState, user_id: i64) -> Result<()> {
+/// Every chat, however it arrives: within the user's AI rate limit, validated, with its
+/// context gathered, before any generation starts.
+pub async fn admit(
+    state: &AppState,
+    user_id: i64,
+    input: ChatInput,
+) -> Result<orchestrator::Prepared> {
     state
         .limits
         .check_ai(user_id)
         .await
-        .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })
+        .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
+    orchestrator::prepare(state, user_id, input).await
 }
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
@@ -86,8 +93,7 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    check_ai_limit(&state, user.id).await?;
-    let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
+    let prepared = admit(&state, user.id, input.into()).await?;
     // The generation runs on its own task: a client that hangs up does not lose the answer.
     let task = tokio::spawn(async move {
         let (events, _) = mpsc::channel(1);
@@ -128,8 +134,7 @@ pub async fn stream(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    check_ai_limit(&state, user.id).await?;
-    let prepared = orchestrator::prepare(&state, user.id, input.into()).await?;
+    let prepared = admit(&state, user.id, input.into()).await?;
     let session_id = prepared.session_id.clone();
     let (events_tx, mut events) = mpsc::channel::<ChatEvent>(64);
     let (done_tx, done) = oneshot::channel::<Result<Chat>>();

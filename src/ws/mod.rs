@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use self::protocol::{error_frame, ClientFrame, Refusal};
 use crate::{
     auth::extractor::{authenticate, bearer_token},
-    chat::routes::{check_ai_limit, final_content},
+    chat::routes::{admit, final_content},
     error::{code_for, Error, Result},
     extract::Query,
     orchestrator,
@@ -325,8 +325,7 @@ impl Context {
 
     async fn run_chat(&self, request_id: &str, input: orchestrator::ChatInput) -> Result<()> {
         let state = &self.state;
-        check_ai_limit(state, self.user_id).await?;
-        let prepared = orchestrator::prepare(state, self.user_id, input).await?;
+        let prepared = admit(state, self.user_id, input).await?;
         let session_id = prepared.session_id.clone();
         let cancel = self
             .in_flight
