@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod integrations;
 pub mod llm;
 pub mod orchestrator;
 pub mod pagination;

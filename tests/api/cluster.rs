@@ -1,6 +1,6 @@
 //! Several instances behind a load balancer: broadcasts and rate limits shared through
-//! Redis, and an instance that keeps serving when Redis goes away. These run when
-//! `TEST_REDIS_URL` names a Redis server.
+//! Redis, and an instance that keeps serving when Redis goes away. These are ignored
+//! unless `TEST_REDIS_URL` names a Redis server.
 
 use std::time::Duration;
 
@@ -8,17 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
-use crate::helpers::{spawn_with, Backend, TestApp};
-
-const REDIS_VAR: &str = "TEST_REDIS_URL";
-
-fn redis_url() -> Option<String> {
-    let url = std::env::var(REDIS_VAR).ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: set {REDIS_VAR} to run the multi-instance tests");
-    }
-    url
-}
+use crate::helpers::{redis_url, spawn_with, Backend, TestApp};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -85,8 +75,8 @@ async fn reaches(a: &TestApp, token: &str, socket: &mut Socket, attempts: usize)
     false
 }
 
-db_test!(async fn chats_reach_sockets_on_other_instances(backend) {
-    let Some(redis) = redis_url() else { return };
+db_test!(needs_redis async fn chats_reach_sockets_on_other_instances(backend) {
+    let redis = redis_url();
     let (a, b) = pair(backend, redis, 0).await;
     let (token, _) = a.user().await;
     let (other, _) = a.user().await;
@@ -113,8 +103,8 @@ db_test!(async fn chats_reach_sockets_on_other_instances(backend) {
     drop(b);
 });
 
-db_test!(async fn the_ai_rate_limit_is_shared_across_instances(backend) {
-    let Some(redis) = redis_url() else { return };
+db_test!(needs_redis async fn the_ai_rate_limit_is_shared_across_instances(backend) {
+    let redis = redis_url();
     let (a, b) = pair(backend, redis, 2).await;
     let (token, _) = a.user().await;
     a.post("/api/v1/chat", &token, json!({"message": "one"})).await.expect(201);
@@ -144,10 +134,8 @@ impl Drop for RedisServer {
     }
 }
 
-db_test!(async fn losing_redis_degrades_to_one_instance_and_recovers(backend) {
-    if redis_url().is_none() {
-        return;
-    }
+db_test!(needs_redis async fn losing_redis_degrades_to_one_instance_and_recovers(backend) {
+    // This test runs its own Redis on a free port; it needs `redis-server` installed.
     let port = free_port();
     let (a, b) = pair(backend, format!("redis://127.0.0.1:{port}"), 2).await;
     let (token, _) = a.user().await;

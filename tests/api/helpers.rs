@@ -16,20 +16,35 @@ pub enum Backend {
 }
 
 pub const POSTGRES_VAR: &str = "TEST_POSTGRES_URL";
+pub const REDIS_VAR: &str = "TEST_REDIS_URL";
 
-impl Backend {
-    /// PostgreSQL tests run only when `TEST_POSTGRES_URL` names a server.
-    pub fn available(self) -> bool {
-        match self {
-            Backend::Sqlite => true,
-            Backend::Postgres => std::env::var(POSTGRES_VAR).is_ok_and(|url| !url.is_empty()),
-        }
-    }
+/// The Redis server named by `TEST_REDIS_URL`. Tests that call this are declared with
+/// `db_test!(needs_redis …)`, so they are ignored, not passed, when it is unset.
+pub fn redis_url() -> String {
+    std::env::var(REDIS_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| panic!("{REDIS_VAR} must name a Redis server for this test"))
 }
 
-/// Expands one async test body into a `sqlite` and a `postgres` test.
+/// Expands one async test body into a `sqlite` and a `postgres` test. The PostgreSQL
+/// copy is `#[ignore]`d (reported as ignored, never as passed) unless `TEST_POSTGRES_URL`
+/// was set when the tests were built (see `build.rs`); `needs_redis` does the same for
+/// both copies with `TEST_REDIS_URL`.
 macro_rules! db_test {
     (async fn $name:ident($backend:ident) $body:block) => {
+        db_test!(@emit $name $backend $body,
+            all(), "",
+            postgres_tests, "PostgreSQL: set TEST_POSTGRES_URL when building the tests");
+    };
+    (needs_redis async fn $name:ident($backend:ident) $body:block) => {
+        db_test!(@emit $name $backend $body,
+            redis_tests, "Redis: set TEST_REDIS_URL when building the tests",
+            all(postgres_tests, redis_tests),
+            "PostgreSQL and Redis: set TEST_POSTGRES_URL and TEST_REDIS_URL when building the tests");
+    };
+    (@emit $name:ident $backend:ident $body:block,
+        $sqlite_cfg:meta, $sqlite_why:literal, $postgres_cfg:meta, $postgres_why:literal) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -37,19 +52,14 @@ macro_rules! db_test {
             async fn run($backend: $crate::helpers::Backend) $body
 
             #[tokio::test]
+            #[cfg_attr(not($sqlite_cfg), ignore = $sqlite_why)]
             async fn sqlite() {
                 run($crate::helpers::Backend::Sqlite).await
             }
 
             #[tokio::test]
+            #[cfg_attr(not($postgres_cfg), ignore = $postgres_why)]
             async fn postgres() {
-                if !$crate::helpers::Backend::Postgres.available() {
-                    eprintln!(
-                        "skipped: set {} to run this test on PostgreSQL",
-                        $crate::helpers::POSTGRES_VAR
-                    );
-                    return;
-                }
                 run($crate::helpers::Backend::Postgres).await
             }
         }
@@ -80,7 +90,10 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -
             (url, Some(dir), None)
         }
         Backend::Postgres => {
-            let admin = std::env::var(POSTGRES_VAR).expect("TEST_POSTGRES_URL");
+            let admin = std::env::var(POSTGRES_VAR)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| panic!("{POSTGRES_VAR} must name a PostgreSQL server"));
             let name = format!("codesherpa_test_{}", Uuid::new_v4().simple());
             create_postgres_database(&admin, &name).await;
             (with_database(&admin, &name), None, Some((admin, name)))

@@ -1,5 +1,6 @@
-//! Black-box tests through the real server on a real port. Every test runs on SQLite and,
-//! when `TEST_POSTGRES_URL` is set, on PostgreSQL (each test on its own database).
+//! Black-box tests through the real server on a real port. Every test runs on SQLite and
+//! on PostgreSQL (each test on its own database); the PostgreSQL copies are reported as
+//! ignored unless `TEST_POSTGRES_URL` is set (see `db_test!`).
 
 #[macro_use]
 mod helpers;

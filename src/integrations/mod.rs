@@ -1,0 +1,3 @@
+//! Integrations with outside services (GitHub, WhatsApp) and what they share.
+
+pub mod signature;
