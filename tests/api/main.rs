@@ -13,5 +13,6 @@ mod envelope;
 mod operations;
 mod projects;
 mod providers;
+mod robustness;
 mod users;
 mod ws;
