@@ -70,6 +70,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Settings of the background job queue (§6.1).
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// How long a claimed job stays claimed without its worker renewing it.
+    pub lease: std::time::Duration,
+    pub max_attempts: u32,
+    /// How often idle workers look for jobs queued by other instances or come due.
+    pub poll_interval: std::time::Duration,
+    /// How long shutdown waits for running jobs before handing them back.
+    pub shutdown_grace: std::time::Duration,
+    /// The first retry delay (doubling each attempt); tests shorten it.
+    pub backoff_base: std::time::Duration,
+    pub backoff_cap: std::time::Duration,
+}
+
 /// Every setting the server reads. `Config::from_env` documents the variable names.
 #[derive(Clone)]
 pub struct Config {
@@ -102,6 +117,7 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
+    pub jobs: JobsConfig,
 }
 
 // Hand-written so that the secret never reaches a log line through `{:?}`.
@@ -241,6 +257,26 @@ impl Config {
                 max_tokens: env.parse("LLM_MAX_TOKENS", 2048, positive)?,
                 history_token_budget: env.parse("CHAT_HISTORY_TOKEN_BUDGET", 4000, from_str)?,
             },
+            jobs: JobsConfig {
+                lease: std::time::Duration::from_secs(env.parse(
+                    "JOB_LEASE_SECONDS",
+                    30,
+                    positive,
+                )?),
+                max_attempts: env.parse("JOB_MAX_ATTEMPTS", 8, positive)?,
+                poll_interval: std::time::Duration::from_millis(env.parse(
+                    "JOB_POLL_INTERVAL_MS",
+                    1000,
+                    positive,
+                )?),
+                shutdown_grace: std::time::Duration::from_secs(env.parse(
+                    "JOB_SHUTDOWN_GRACE_SECONDS",
+                    10,
+                    from_str,
+                )?),
+                backoff_base: std::time::Duration::from_secs(2),
+                backoff_cap: std::time::Duration::from_secs(600),
+            },
         };
         if !(config.llm.openai_base_url.starts_with("http://")
             || config.llm.openai_base_url.starts_with("https://"))
@@ -298,6 +334,14 @@ impl Config {
                 timeout: std::time::Duration::from_secs(10),
                 max_tokens: 1024,
                 history_token_budget: 4000,
+            },
+            jobs: JobsConfig {
+                lease: std::time::Duration::from_secs(30),
+                max_attempts: 8,
+                poll_interval: std::time::Duration::from_millis(200),
+                shutdown_grace: std::time::Duration::from_secs(5),
+                backoff_base: std::time::Duration::from_millis(50),
+                backoff_cap: std::time::Duration::from_secs(2),
             },
         }
     }

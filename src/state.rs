@@ -7,6 +7,7 @@ use crate::{
     config::Config,
     db::Db,
     http::{metrics::Metrics, rate_limit::Limits},
+    jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
@@ -28,6 +29,7 @@ pub struct AppState {
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
     pub redis: Option<RedisBus>,
+    pub jobs: Queue,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -53,6 +55,7 @@ impl AppState {
             activity: Arc::default(),
             hub: Hub::new(config.ws_queue_capacity, redis.clone()),
             redis,
+            jobs: Queue::new(db.clone(), config.jobs.clone()),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,

@@ -20,12 +20,20 @@ struct RequestLabels {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     /// Set from the hub when scraped.
     pub websocket_connections: Gauge,
+    /// Set from the jobs table when scraped; kinds are the handlers' names (bounded).
+    jobs: Family<JobLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,8 +64,15 @@ impl Metrics {
             "Open WebSocket connections on this instance",
             websocket_connections.clone(),
         );
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "jobs",
+            "Background jobs by kind and state (queued, running, failed)",
+            jobs.clone(),
+        );
         Metrics {
             registry,
+            jobs,
             requests,
             latency,
             websocket_connections,
@@ -74,6 +89,16 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Replaces the job gauges with `(kind, state, count)` rows (absent ones are zero).
+    pub fn set_jobs(&self, counts: impl IntoIterator<Item = (String, String, i64)>) {
+        self.jobs.clear();
+        for (kind, state, count) in counts {
+            self.jobs
+                .get_or_create(&JobLabels { kind, state })
+                .set(count);
+        }
     }
 
     pub fn render(&self) -> String {

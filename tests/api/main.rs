@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod envelope;
+mod jobs;
 mod operations;
 mod projects;
 mod providers;
