@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod envelope;
+mod limits;
 mod operations;
 mod projects;
 mod providers;
