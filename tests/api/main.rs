@@ -16,3 +16,4 @@ mod projects;
 mod providers;
 mod users;
 mod ws;
+mod ws_caps;
