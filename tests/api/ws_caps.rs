@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use codesherpa::config::ProviderKind;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::{connect_async, tungstenite::Error as WsError, MaybeTlsStream};
 use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
