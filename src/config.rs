@@ -111,6 +111,17 @@ pub struct Config {
     pub ws_ping_interval: std::time::Duration,
     /// Frames queued for one WebSocket before it counts as too slow and is closed.
     pub ws_queue_capacity: usize,
+    /// Open WebSockets one user may hold on this instance; more are refused with 429.
+    pub ws_max_per_user: usize,
+    /// Open WebSockets on this instance; more are refused with 429.
+    pub ws_max_connections: usize,
+    /// Longest wait for a request's headers once a connection has sent its first byte
+    /// (and for the first request of a new connection).
+    pub header_timeout: std::time::Duration,
+    /// Longest time to receive a request body; slower bodies get 408.
+    pub body_timeout: std::time::Duration,
+    /// An HTTP/1 connection idle between requests this long is closed.
+    pub idle_timeout: std::time::Duration,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
@@ -196,6 +207,23 @@ impl Config {
                 positive,
             )?),
             ws_queue_capacity: env.parse("WS_QUEUE_CAPACITY", 256, positive)?,
+            ws_max_per_user: env.parse("WS_MAX_PER_USER", 20, positive)?,
+            ws_max_connections: env.parse("WS_MAX_CONNECTIONS", 10_000, positive)?,
+            header_timeout: std::time::Duration::from_secs(env.parse(
+                "HEADER_TIMEOUT_SECONDS",
+                10,
+                positive,
+            )?),
+            body_timeout: std::time::Duration::from_secs(env.parse(
+                "BODY_TIMEOUT_SECONDS",
+                30,
+                positive,
+            )?),
+            idle_timeout: std::time::Duration::from_secs(env.parse(
+                "IDLE_TIMEOUT_SECONDS",
+                60,
+                positive,
+            )?),
             rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
@@ -317,6 +345,11 @@ impl Config {
             redis_prefix: "codesherpa-test".into(),
             ws_ping_interval: std::time::Duration::from_secs(30),
             ws_queue_capacity: 256,
+            ws_max_per_user: 20,
+            ws_max_connections: 10_000,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
             rate_limit_auth_per_minute: 0,
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,

@@ -12,7 +12,7 @@ use crate::{
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
     users::cache::UserCache,
-    ws::hub::Hub,
+    ws::{hub::Hub, slots::Slots},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +53,11 @@ impl AppState {
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             providers,
             activity: Arc::default(),
-            hub: Hub::new(config.ws_queue_capacity, redis.clone()),
+            hub: Hub::new(
+                config.ws_queue_capacity,
+                Slots::new(config.ws_max_per_user, config.ws_max_connections),
+                redis.clone(),
+            ),
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
             shutdown: CancellationToken::new(),
