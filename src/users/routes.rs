@@ -7,7 +7,11 @@ use utoipa::ToSchema;
 use super::store::{self, Changes};
 use crate::{
     auth::AuthUser,
-    error::{ok, Error, ErrorBody, Result},
+    error::{
+        ok,
+        responses::{Authenticated, JsonBody, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{nullable, Json},
     state::AppState,
     validate::{normalize_phone, Violations},
@@ -20,8 +24,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The current user", body = crate::docs::UserResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Account deactivated", body = ErrorBody),
+        Authenticated, ServerErrors,
     ))]
 pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
     ok(user, "User retrieved")
@@ -30,9 +33,19 @@ pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
 /// Every field is optional. Changing `password` needs `current_password`.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMe {
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    /// 8 characters to 72 bytes of UTF-8.
+    #[schema(format = Password, min_length = 8, max_length = 72)]
     pub password: Option<String>,
+    #[schema(format = Password)]
     pub current_password: Option<String>,
     /// E.164, e.g. `+919876543210`; `null` unlinks WhatsApp.
     #[serde(default, deserialize_with = "nullable")]
@@ -44,9 +57,8 @@ pub struct UpdateMe {
     request_body = UpdateMe,
     responses(
         (status = 200, description = "Updated", body = crate::docs::UserResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
         (status = 409, description = "Email or WhatsApp number taken", body = ErrorBody),
-        (status = 422, description = "Invalid input or wrong current password", body = ErrorBody),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
