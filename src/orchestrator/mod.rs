@@ -82,12 +82,7 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     let mut check = Violations::default();
     let message = check.text("message", &input.message, 1, MESSAGE_MAX);
     if let Some(code) = &input.code_context {
-        if code.chars().count() > CODE_CONTEXT_MAX {
-            check.add(
-                "code_context",
-                format!("must be at most {CODE_CONTEXT_MAX} characters"),
-            );
-        }
+        check.raw_text("code_context", code, CODE_CONTEXT_MAX);
     }
     if let Some(id) = &input.session_id {
         if !valid_session_id(id) {

@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod contract;
 mod envelope;
 mod jobs;
 mod limits;
