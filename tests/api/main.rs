@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod console;
 mod envelope;
 mod operations;
 mod projects;
