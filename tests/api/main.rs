@@ -14,5 +14,6 @@ mod envelope;
 mod operations;
 mod projects;
 mod providers;
+mod robustness;
 mod users;
 mod ws;
