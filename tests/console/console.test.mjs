@@ -8,6 +8,7 @@
 // SCREENSHOT_DIR (default ./artifacts).
 
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,6 +25,7 @@ if (!BIN) throw new Error('CODESHERPA_BIN must name the server binary');
 mkdirSync(SHOTS, { recursive: true });
 
 let failures = 0;
+let currentStep = '';
 let skipped = 0;
 const cleanups = [];
 
@@ -33,6 +35,7 @@ function check(condition, what) {
 }
 async function step(name, body) {
   process.stdout.write(`• ${name} … `);
+  currentStep = name;
   try {
     const result = await body();
     if (result === 'skip') { skipped += 1; log('SKIPPED'); } else log('ok');
@@ -67,6 +70,7 @@ async function startServer(mockUrl) {
       PORT: String(port),
       DATABASE_URL: `sqlite://${path.join(dir, 'console.db')}`,
       DEBUG: 'true',
+      SECRET_KEY: randomBytes(32).toString('hex'),
       BCRYPT_ROUNDS: '4',
       LOG_FORMAT: 'json',
       RUST_LOG: 'warn',
@@ -136,9 +140,13 @@ async function main() {
   const page = await context.newPage();
   const problems = [];
   page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/Failed to load resource.*(401|404)/.test(msg.text())) problems.push(msg.text());
+    // Refused requests (401 before a refresh, 404 for absent panels, 422 for invalid
+    // forms) are the console doing its job; anything else is a problem.
+    if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of (401|404|422)\b/.test(msg.text())) {
+      problems.push(`[${currentStep}] ${msg.text()}`);
+    }
   });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('pageerror', (err) => problems.push(`[${currentStep}] page error: ${err.message}`));
   await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (event) => {
       console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`);
@@ -238,6 +246,8 @@ async function main() {
     await body.getByText('Payloads follow.').waitFor(WAIT);
     check(await body.locator('img, script, svg, [onerror], [onload]').count() === 0, 'no active elements');
     check(await body.locator('a[href^="javascript:" i]').count() === 0, 'no javascript: links');
+    // Raw HTML from the model is shown as text, not parsed.
+    await body.getByText('<img src=x onerror=', { exact: false }).waitFor(WAIT);
     for (const text of ['click me', 'evil link']) {
       const link = body.getByText(text);
       if (await link.count()) await link.first().click();
@@ -283,7 +293,7 @@ async function main() {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Project saved').waitFor(WAIT);
     const upload = page.getByLabel('Upload a .tar.gz or .zip of the code');
-    if (!(await upload.count())) {
+    if (!(await upload.isVisible())) {
       log('\n  (this server has no code upload yet: upload and search SKIPPED)');
       await shoot(page, 'project-desktop-light');
       return 'skip';
@@ -312,6 +322,7 @@ async function main() {
     await page.getByText('Profile saved').waitFor(WAIT);
     await page.getByRole('button', { name: /linking code/ }).click();
     await page.locator('.link-code p').first().waitFor(WAIT);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await shoot(page, 'account-desktop-light');
   });
 
@@ -359,13 +370,18 @@ async function main() {
   });
 
   await step('the console works by keyboard', async () => {
-    await page.goto(`${base}/#/chat`);
-    await page.getByLabel('Message').waitFor(WAIT);
-    await page.evaluate(() => document.activeElement?.blur());
+    await page.goto(`${base}/#/agents`);
+    await page.reload();
+    await page.locator('article.agent').first().waitFor(WAIT);
     await page.keyboard.press('Tab');
     const first = await page.evaluate(() => document.activeElement?.textContent);
     check(/Skip to content/.test(first), `first Tab reaches the skip link (${first})`);
-    await page.getByLabel('Message').focus();
+    await page.keyboard.press('Enter');
+    check(await page.evaluate(() => document.activeElement?.id) === 'main', 'the skip link moves focus to the content');
+    await page.getByRole('link', { name: 'Chat' }).press('Enter');
+    await page.getByLabel('Message').waitFor(WAIT);
+    const focused = await page.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.name || document.activeElement?.textContent?.slice(0, 20)}`);
+    check(focused === 'TEXTAREA message', `the chat screen focuses the message box (${focused})`);
     await page.keyboard.type('keyboard hello');
     await page.keyboard.press('Control+Enter');
     await page.locator('.bubble.user', { hasText: 'keyboard hello' }).waitFor(WAIT);

@@ -10,6 +10,7 @@ export const XSS_ANSWER = [
   'Image: <img src=x onerror="window.__xss = \'img\'">\n\n',
   'Script: <script>window.__xss = \'script\'</script>\n\n',
   'Markdown link: [click me](javascript:window.__xss=\'md-link\')\n\n',
+  'Markdown image: ![tracker](http://127.0.0.1:9/pixel.png)\n\n',
   'HTML link: <a href="javascript:window.__xss=\'html-link\'" id="evil">evil link</a>\n\n',
   'SVG: <svg onload="window.__xss=\'svg\'"><circle r="5"/></svg>\n\n',
   '```rust\nfn main() { println!("safe code block"); }\n```\n',

@@ -55,20 +55,15 @@ async function render() {
   teardown = await entry.view(main, route);
 }
 
-whenSessionEnds(() => {
+// Signed out: by this tab, another tab, or a refresh the server refused.
+session.onChange((current, reason) => {
+  if (current) return;
   socket.stop();
-  if (!routes[parse().section]?.public) {
-    toast('Your session has ended. Please log in again.', 'error');
-    go('#/login');
-  }
+  if (reason === 'expired') toast('Your session has ended. Please log in again.', 'error');
+  if (!routes[parse().section]?.public) go('#/login');
 });
-
-// Logging out in another tab logs this one out too.
-session.onChange((current) => {
-  if (!current && !routes[parse().section]?.public) {
-    socket.stop();
-    go('#/login');
-  }
+whenSessionEnds(() => {
+  if (!routes[parse().section]?.public) go('#/login');
 });
 
 document.getElementById('logout').addEventListener('click', async () => {
@@ -77,5 +72,13 @@ document.getElementById('logout').addEventListener('click', async () => {
   go('#/login');
 });
 
-window.addEventListener('hashchange', render);
+// The skip link moves focus without touching the hash, which belongs to the router.
+document.querySelector('.skip-link').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
+window.addEventListener('hashchange', () => {
+  if (location.hash.startsWith('#/') || !location.hash) render();
+});
 render();

@@ -1,5 +1,5 @@
-// Markdown from models and files is untrusted: it is parsed by marked, then everything
-// passes DOMPurify (no scripts, no event handlers, no `javascript:` URLs, no images or
+// Markdown from models and files is untrusted: it is parsed by marked (raw HTML escaped
+// to text), then everything passes DOMPurify (no scripts, no event handlers, no `javascript:` URLs, no images or
 // forms) before it reaches the page; highlighting works on the sanitised text only.
 
 import { Marked } from '../vendor/marked/marked.esm.js';
@@ -28,7 +28,16 @@ hljs.registerAliases(['html'], { languageName: 'xml' });
 hljs.registerAliases(['patch'], { languageName: 'diff' });
 hljs.configure({ ignoreUnescapedHTML: true });
 
-const marked = new Marked({ gfm: true, breaks: false });
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+// Raw HTML in a model's answer is shown as the text it is, never parsed: the sanitiser
+// below then only ever sees markup that marked itself produced.
+const marked = new Marked({
+  gfm: true,
+  breaks: false,
+  renderer: { html: ({ text }) => escapeHtml(text) },
+});
 
 const PURIFY = {
   USE_PROFILES: { html: true },

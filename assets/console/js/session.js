@@ -35,23 +35,27 @@ export function setUser(user) {
   }
 }
 
-export function clear() {
+/** Forgets the session; `reason` ('logout' or 'expired') reaches the listeners. */
+export function clear(reason = 'logout') {
   localStorage.removeItem(KEY);
-  notify(null);
+  notify(null, reason);
 }
 
-/** Called with the new session (or null) whenever tokens change, in this tab or another. */
+/**
+ * Called with the new session (or null and a reason) whenever tokens change, in this tab
+ * or another (then the reason is 'elsewhere').
+ */
 export function onChange(listener) {
   listeners.add(listener);
   return () => listeners.delete(listener);
 }
 
-function notify(session) {
-  for (const listener of listeners) listener(session);
+function notify(session, reason) {
+  for (const listener of listeners) listener(session, reason);
 }
 
 window.addEventListener('storage', (event) => {
-  if (event.key === KEY) notify(current());
+  if (event.key === KEY) notify(current(), 'elsewhere');
 });
 
 /** Seconds until the access token expires (from its `exp` claim), or 0. */
@@ -90,7 +94,7 @@ async function refreshOnce(staleAccessToken, exchange) {
     return save(await exchange(session.refresh_token));
   } catch (err) {
     if (err.status === 401 || err.status === 403 || err.status === 422) {
-      clear();
+      clear('expired');
       return null;
     }
     throw err;

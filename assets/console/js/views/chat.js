@@ -133,7 +133,7 @@ export async function chatView(main, route) {
 
   function setRunning(value) {
     running = value;
-    stopButton.hidden = !value;
+    stopButton.hidden = !value?.requestId;
     sendButton.disabled = Boolean(value);
   }
 
