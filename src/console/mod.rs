@@ -47,6 +47,7 @@ pub async fn index(headers: HeaderMap) -> Response {
             (String = "image/svg+xml"),
         )),
         (status = 304, description = "Unchanged since the ETag sent"),
+        (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
         (status = 404, description = "No such asset", body = ErrorBody),
     ))]
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response> {

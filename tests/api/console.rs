@@ -186,6 +186,11 @@ async fn unknown_assets_are_404_envelopes_and_nothing_outside_is_reachable() {
         let reply = app.call(Method::GET, path, None, None).await.expect(404);
         assert_eq!(reply.code(), "not_found", "{path}");
     }
+    let reply = app
+        .call(Method::GET, "/console/%FF.js", None, None)
+        .await
+        .expect(400);
+    assert_eq!(reply.code(), "bad_request");
     // Only GET (and HEAD) are served.
     app.call(Method::POST, "/", None, None).await.expect(405);
 }

@@ -88,9 +88,13 @@ export async function chatView(main, route) {
   async function loadHistory() {
     clear(conversation, h('li', { class: 'muted' }, 'Loading…'));
     try {
-      const page = await get(`/chat${query({ session_id: sessionId, limit: 100 })}`);
+      // A session reads oldest first; a long one shows its latest 100 turns.
+      let page = await get(`/chat${query({ session_id: sessionId, limit: 100 })}`);
+      if (page.total > page.items.length) {
+        page = await get(`/chat${query({ session_id: sessionId, limit: 100, offset: page.total - 100 })}`);
+      }
       clear(conversation);
-      for (const chat of [...page.items].reverse()) appendChat(chat);
+      for (const chat of [...page.items].sort((a, b) => a.id - b.id)) appendChat(chat);
       if (!page.items.length) showEmpty();
       scrollDown();
     } catch (err) {
@@ -98,8 +102,10 @@ export async function chatView(main, route) {
     }
   }
 
+  // Pasted diffs and code keep their columns.
   function userBubble(text) {
-    return h('li', { class: 'bubble user' }, h('div', { class: 'who' }, 'You'), h('div', { class: 'plain' }, text));
+    const code = /^(diff --git|@@ |\+\+\+ |--- a\/)/m.test(text) || /^( {4}|\t)\S/m.test(text);
+    return h('li', { class: 'bubble user' }, h('div', { class: 'who' }, 'You'), h('div', { class: code ? 'plain code' : 'plain' }, text));
   }
 
   function answerBubble() {
