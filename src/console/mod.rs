@@ -37,7 +37,7 @@ pub async fn index(headers: HeaderMap) -> Response {
 /// A script, style sheet or icon of the console.
 #[utoipa::path(get, path = "/console/{path}", tag = "console",
     params(
-        ("path" = String, Path, description = "The asset's path, e.g. `js/main.js`"),
+        ("path" = String, Path, description = "The asset's path", example = "js/main.js"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
     ),
     responses(

@@ -154,7 +154,7 @@ async function main() {
   });
 
   const email = `console-${Date.now()}@example.com`;
-  const password = 'correct horse battery';
+  let password = 'correct horse battery';
 
   await step('the console opens on the login screen', async () => {
     const response = await page.goto(base);
@@ -324,6 +324,21 @@ async function main() {
     await page.locator('.link-code p').first().waitFor(WAIT);
     await page.evaluate(() => window.scrollTo(0, 0));
     await shoot(page, 'account-desktop-light');
+  });
+
+  await step('account: a password change needs the current password and keeps us signed in', async () => {
+    const form = page.locator('form[aria-label="Change password"]');
+    await form.getByLabel('Current password', { exact: true }).fill('not my password');
+    await form.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
+    await form.getByLabel('Repeat the new password').fill('a brand new passphrase');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await form.locator('.field[data-field="current_password"] .field-error').waitFor({ state: 'visible', ...WAIT });
+    await form.getByLabel('Current password', { exact: true }).fill(password);
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText('Password changed').waitFor(WAIT);
+    password = 'a brand new passphrase';
+    await page.getByRole('link', { name: 'Agents' }).click();
+    await page.locator('article.agent', { hasText: 'Echo' }).waitFor(WAIT);
   });
 
   await step('a reload keeps the session and the conversation', async () => {
