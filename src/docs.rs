@@ -105,6 +105,8 @@ pub struct OAuth2Form {
         health::live,
         health::ready,
         health::metrics,
+        crate::console::index,
+        crate::console::asset,
     ),
     components(schemas(
         ErrorBody,

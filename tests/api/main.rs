@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod contract;
+mod console;
 mod envelope;
 mod jobs;
 mod limits;
