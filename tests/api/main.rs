@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod codebase;
 mod envelope;
 mod operations;
 mod projects;
