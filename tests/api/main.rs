@@ -11,6 +11,7 @@ mod chat;
 mod cluster;
 mod contract;
 mod console;
+mod codebase;
 mod envelope;
 mod jobs;
 mod limits;
