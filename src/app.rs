@@ -18,6 +18,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit,
     },
+    jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -56,6 +57,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    config.warn_if_secret_replaced();
     let db = connect_and_migrate(&config).await?;
     match recover_stale(&db).await {
         Ok(0) => {}
@@ -83,6 +85,7 @@ pub async fn run(
         "CodeSherpa API listening"
     );
     let closing = state.shutdown.clone();
+    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
     let listener = listener.tap_io(|tcp| {
@@ -97,6 +100,7 @@ pub async fn run(
             closing.cancel();
         })
         .await?;
+    workers.shutdown().await;
     db.close().await;
     tracing::info!("server stopped");
     Ok(())

@@ -7,11 +7,12 @@ use crate::{
     config::Config,
     db::Db,
     http::{metrics::Metrics, rate_limit::Limits},
+    jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
     users::cache::UserCache,
-    ws::hub::Hub,
+    ws::{hub::Hub, slots::Slots},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,7 @@ pub struct AppState {
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
     pub redis: Option<RedisBus>,
+    pub jobs: Queue,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -37,6 +39,7 @@ impl AppState {
         AppState {
             tokens: Arc::new(TokenKeys::new(
                 &config.secret_key,
+                config.secret_key_previous.as_deref(),
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             )),
@@ -50,8 +53,13 @@ impl AppState {
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             providers,
             activity: Arc::default(),
-            hub: Hub::new(config.ws_queue_capacity, redis.clone()),
+            hub: Hub::new(
+                config.ws_queue_capacity,
+                Slots::new(config.ws_max_per_user, config.ws_max_connections),
+                redis.clone(),
+            ),
             redis,
+            jobs: Queue::new(db.clone(), config.jobs.clone()),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,
