@@ -107,6 +107,7 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
         (status = 429, description = "Too many open WebSockets for this user (`WS_MAX_PER_USER`) or this server (`WS_MAX_CONNECTIONS`)",
             body = crate::error::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before reconnecting"))),
+        crate::error::responses::ServerErrors,
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
