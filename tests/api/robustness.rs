@@ -373,3 +373,54 @@ db_test!(async fn edits_during_generations_never_leave_an_agent_processing(backe
         assert_eq!(agent_status(&app, &token, id).await, "active", "round {round}");
     }
 });
+
+/// PostgreSQL only: it kills the server's own database sessions, as a failover or an
+/// operator's `pg_terminate_backend` would, while writes are in flight.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL: set TEST_POSTGRES_URL when building the tests"
+)]
+async fn killed_database_sessions_answer_503_never_500_and_recover() {
+    let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
+        config.database_max_connections = 10;
+        config.auth_cache_ttl = Duration::ZERO;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for round in 0..20 {
+        let writes = join_all((0..10).map(|i| {
+            app.post(
+                "/api/v1/projects",
+                &token,
+                json!({"name": format!("p{round}-{i}")}),
+            )
+        }));
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(round % 5)).await;
+            codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            .execute(pool)
+            .await
+            .map(drop))
+            .expect("terminate the server's sessions");
+        };
+        let (replies, ()) = tokio::join!(writes, kill);
+        for reply in replies {
+            *statuses.entry(reply.status.as_u16()).or_default() += 1;
+            let status = reply.status.as_u16();
+            reply.expect(status);
+        }
+    }
+    assert!(
+        statuses.keys().all(|status| [201, 503].contains(status)),
+        "{statuses:?}"
+    );
+    // The pool replaces the dead sessions by itself.
+    app.post("/api/v1/projects", &token, json!({"name": "after"}))
+        .await
+        .expect(201);
+}
