@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
+        .merge(crate::codebase::routes::router())
         .merge(chat::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ws::router())
         .merge(docs::router())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(layers::remember_route));
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
@@ -141,7 +143,11 @@ pub fn router(state: AppState) -> Router {
             .layer(layers::cors(&state.config.cors_origins))
             .layer(middleware::from_fn(layers::envelope_errors))
             .layer(CatchPanicLayer::custom(layers::panic_response))
-            .layer(RequestBodyLimitLayer::new(body_limit))
+            // Uploads have their own, larger limit; every other body is held to
+            // `body_limit` by the extractors (DefaultBodyLimit).
+            .layer(RequestBodyLimitLayer::new(
+                body_limit.max(state.config.upload_limit_bytes),
+            ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
     .with_state(state)

@@ -126,6 +126,8 @@ pub struct Config {
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
+    /// Body limit of `PUT /projects/{id}/files` (archives of code).
+    pub upload_limit_bytes: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub jobs: JobsConfig,
@@ -228,6 +230,7 @@ impl Config {
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
             body_limit_bytes: env.parse("BODY_LIMIT_BYTES", 1024 * 1024, positive)?,
+            upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
             log_format: env.parse(
                 "LOG_FORMAT",
                 if debug {
@@ -354,6 +357,7 @@ impl Config {
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,
             body_limit_bytes: 1024 * 1024,
+            upload_limit_bytes: 50 * 1024 * 1024,
             log_format: LogFormat::Pretty,
             llm: LlmConfig {
                 provider: ProviderKind::Local,

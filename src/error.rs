@@ -8,6 +8,8 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod responses;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `{success, data, message}`: the shape of every successful answer.
