@@ -2,12 +2,19 @@
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, serve::ListenerExt, Router};
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware,
+    response::{IntoResponse, Response},
+    serve::ListenerExt,
+    Router,
+};
+use http_body_util::Limited;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::{
-    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
-};
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 
 use crate::{
     agents, auth, chat,
@@ -18,7 +25,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit,
     },
-    jobs,
+    integrations, jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -84,7 +91,9 @@ pub async fn run(
         "CodeSherpa API listening"
     );
     let closing = state.shutdown.clone();
-    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
+    let mut workers = jobs::Workers::new(state.jobs.clone());
+    integrations::github::register_jobs(&mut workers, &state);
+    let workers = workers.start(closing.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
     let listener = listener.tap_io(|tcp| {
@@ -105,6 +114,30 @@ pub async fn run(
     Ok(())
 }
 
+/// `BODY_LIMIT_BYTES` for every route but GitHub's webhook (25 MiB, its deliveries'
+/// maximum): a declared length over it is refused at once, a streamed body when it passes.
+async fn limit_body(
+    State(limit): State<usize>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    let limit = if request.uri().path() == integrations::github::routes::WEBHOOK_PATH {
+        integrations::github::routes::BODY_LIMIT
+    } else {
+        limit
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(request.map(|body| Body::new(Limited::new(body, limit))))
+        .await
+}
+
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
@@ -116,7 +149,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
-        .merge(chat::routes::router());
+        .merge(chat::routes::router())
+        .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()
@@ -140,7 +174,7 @@ pub fn router(state: AppState) -> Router {
             .layer(layers::cors(&state.config.cors_origins))
             .layer(middleware::from_fn(layers::envelope_errors))
             .layer(CatchPanicLayer::custom(layers::panic_response))
-            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(middleware::from_fn_with_state(body_limit, limit_body))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
     .with_state(state)

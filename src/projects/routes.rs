@@ -30,6 +30,8 @@ pub struct CreateProject {
     pub description: Option<String>,
     #[schema(example = "https://github.com/acme/payments-service")]
     pub repo_url: Option<String>,
+    /// Review pull requests of the linked GitHub repository automatically (default true).
+    pub auto_review: Option<bool>,
 }
 
 /// Every field is optional; `null` clears a nullable field.
@@ -42,6 +44,7 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub repo_url: Option<Option<String>>,
+    pub auto_review: Option<bool>,
 }
 
 fn validated(fields: ProjectFields) -> Result<ProjectFields> {
@@ -50,6 +53,7 @@ fn validated(fields: ProjectFields) -> Result<ProjectFields> {
         name: check.text("name", &fields.name, 1, 200),
         description: check.optional_text("description", fields.description.as_deref(), 5_000),
         repo_url: check.http_url("repo_url", fields.repo_url.as_deref()),
+        auto_review: fields.auto_review,
     };
     check.finish()?;
     Ok(fields)
@@ -88,6 +92,7 @@ pub async fn create(
         name: input.name,
         description: input.description,
         repo_url: input.repo_url,
+        auto_review: input.auto_review.unwrap_or(true),
     })?;
     let project = store::create(&state.db, user.id, fields).await?;
     Ok(created(project, "Project created"))
@@ -128,6 +133,7 @@ pub async fn update(
         name: input.name.unwrap_or(current.name),
         description: input.description.unwrap_or(current.description),
         repo_url: input.repo_url.unwrap_or(current.repo_url),
+        auto_review: input.auto_review.unwrap_or(current.auto_review),
     })?;
     let project = store::update(&state.db, user.id, id, fields)
         .await?

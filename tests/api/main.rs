@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod envelope;
+mod github;
 mod jobs;
 mod operations;
 mod projects;
