@@ -2,19 +2,12 @@
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{
-    body::Body,
-    extract::{DefaultBodyLimit, Request, State},
-    http::{header, HeaderValue, StatusCode},
-    middleware,
-    response::{IntoResponse, Response},
-    serve::ListenerExt,
-    Router,
-};
-use http_body_util::Limited;
+use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, serve::ListenerExt, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
+};
 
 use crate::{
     agents, auth, chat,
@@ -64,6 +57,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    config.warn_if_secret_replaced();
     let db = connect_and_migrate(&config).await?;
     match recover_stale(&db).await {
         Ok(0) => {}
@@ -114,30 +108,6 @@ pub async fn run(
     Ok(())
 }
 
-/// `BODY_LIMIT_BYTES` for every route but GitHub's webhook (25 MiB, its deliveries'
-/// maximum): a declared length over it is refused at once, a streamed body when it passes.
-async fn limit_body(
-    State(limit): State<usize>,
-    request: Request,
-    next: middleware::Next,
-) -> Response {
-    let limit = if request.uri().path() == integrations::github::routes::WEBHOOK_PATH {
-        integrations::github::routes::BODY_LIMIT
-    } else {
-        limit
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    }
-    next.run(request.map(|body| Body::new(Limited::new(body, limit))))
-        .await
-}
-
 /// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
@@ -149,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
+        .merge(crate::codebase::routes::router())
         .merge(chat::routes::router())
         .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
@@ -158,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ws::router())
         .merge(docs::router())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(layers::remember_route));
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
@@ -174,7 +146,13 @@ pub fn router(state: AppState) -> Router {
             .layer(layers::cors(&state.config.cors_origins))
             .layer(middleware::from_fn(layers::envelope_errors))
             .layer(CatchPanicLayer::custom(layers::panic_response))
-            .layer(middleware::from_fn_with_state(body_limit, limit_body))
+            // Uploads and GitHub's webhook have their own, larger limits; every other
+            // body is held to `body_limit` by the extractors (DefaultBodyLimit).
+            .layer(RequestBodyLimitLayer::new(
+                body_limit
+                    .max(state.config.upload_limit_bytes)
+                    .max(integrations::github::routes::BODY_LIMIT),
+            ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
     .with_state(state)

@@ -13,7 +13,7 @@ use crate::{
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
     users::cache::UserCache,
-    ws::hub::Hub,
+    ws::{hub::Hub, slots::Slots},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,7 @@ impl AppState {
         AppState {
             tokens: Arc::new(TokenKeys::new(
                 &config.secret_key,
+                config.secret_key_previous.as_deref(),
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             )),
@@ -54,7 +55,11 @@ impl AppState {
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             providers,
             activity: Arc::default(),
-            hub: Hub::new(config.ws_queue_capacity, redis.clone()),
+            hub: Hub::new(
+                config.ws_queue_capacity,
+                Slots::new(config.ws_max_per_user, config.ws_max_connections),
+                redis.clone(),
+            ),
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
             github: GithubClient::new(&config.github),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use axum::http::Method;
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{
@@ -12,6 +13,25 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+
+/// The label of a request method: one of the standard methods, or `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -79,9 +99,12 @@ impl Metrics {
         }
     }
 
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// `method` is bounded here: any method outside the standard set counts as `OTHER`,
+    /// so made-up methods cannot add series. `route` must be a route template or one
+    /// fixed value for unmatched requests.
+    pub fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let labels = RequestLabels {
-            method: method.to_owned(),
+            method: method_label(method).to_owned(),
             route: route.to_owned(),
             status,
         };
@@ -116,12 +139,29 @@ mod tests {
     #[test]
     fn renders_counts_and_histograms() {
         let metrics = Metrics::new();
-        metrics.record("GET", "/api/v1/agents", 200, Duration::from_millis(3));
-        metrics.record("GET", "/api/v1/agents", 200, Duration::from_millis(5));
+        metrics.record(
+            &Method::GET,
+            "/api/v1/agents",
+            200,
+            Duration::from_millis(3),
+        );
+        metrics.record(
+            &Method::GET,
+            "/api/v1/agents",
+            200,
+            Duration::from_millis(5),
+        );
         let text = metrics.render();
         assert!(text.contains(
             r#"codesherpa_http_requests_total{method="GET",route="/api/v1/agents",status="200"} 2"#
         ));
         assert!(text.contains("codesherpa_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let junk = Method::from_bytes(b"JUNK").unwrap();
+        assert_eq!(method_label(&junk), "OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

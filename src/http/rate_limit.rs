@@ -60,6 +60,8 @@ pub struct Limits {
     ai_per_minute: u32,
     auth: Option<Arc<IpLimiter>>,
     ai: Option<Arc<UserLimiter>>,
+    /// Password checks outside `/auth/*` (`current_password`), per user, with the auth budget.
+    password: Option<Arc<UserLimiter>>,
     redis: Option<RedisBus>,
 }
 
@@ -67,7 +69,11 @@ impl Limits {
     pub fn new(auth_per_minute: u32, ai_per_minute: u32, redis: Option<RedisBus>) -> Self {
         let auth = IpLimiter::per_minute(auth_per_minute).map(Arc::new);
         let ai = UserLimiter::per_minute(ai_per_minute).map(Arc::new);
+        let password = UserLimiter::per_minute(auth_per_minute).map(Arc::new);
         if let Some(limiter) = &auth {
+            limiter.spawn_housekeeping();
+        }
+        if let Some(limiter) = &password {
             limiter.spawn_housekeeping();
         }
         if let Some(limiter) = &ai {
@@ -78,6 +84,7 @@ impl Limits {
             ai_per_minute,
             auth,
             ai,
+            password,
             redis,
         }
     }
@@ -108,6 +115,25 @@ impl Limits {
         }
     }
 
+    /// `Err(seconds to wait)` when a password check for `user_id` from `ip` is over budget:
+    /// the user's own password budget, then the IP's auth budget (shared with logins), so
+    /// guesses can be spread over neither many IPs nor many accounts.
+    pub async fn check_password(&self, user_id: i64, ip: Option<IpAddr>) -> Result<(), u64> {
+        if let Some(local) = &self.password {
+            self.check(
+                "password",
+                &user_id.to_string(),
+                self.auth_per_minute,
+                || local.check(user_id),
+            )
+            .await?;
+        }
+        match ip {
+            Some(ip) => self.check_auth(ip).await,
+            None => Ok(()),
+        }
+    }
+
     async fn check(
         &self,
         scope: &str,
@@ -135,18 +161,34 @@ pub fn client_ip(
     trust_proxy: bool,
 ) -> Option<IpAddr> {
     if trust_proxy {
-        let forwarded = headers
+        // Only the last entry is our proxy's; when it does not parse, an earlier
+        // (client-written) one must not take its place.
+        let last = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|entry| entry.trim().parse().ok())
-            .next_back();
-        if forwarded.is_some() {
-            return forwarded;
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next());
+        if let Some(ip) = last.and_then(forwarded_ip) {
+            return Some(ip);
         }
     }
     peer.map(|addr| addr.ip())
+}
+
+/// One `X-Forwarded-For` entry: `ip`, `ip:port`, `[ipv6]` or `[ipv6]:port`.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })
 }
 
 pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -190,5 +232,33 @@ mod tests {
             client_ip(&headers, Some(peer), true),
             "2.2.2.2".parse().ok()
         );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_and_brackets() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let cases = [
+            ("6.6.6.6, 2.2.2.2:4711", Some("2.2.2.2")),
+            ("6.6.6.6, [2001:db8::1]:4711", Some("2001:db8::1")),
+            ("6.6.6.6, [2001:db8::1]", Some("2001:db8::1")),
+            ("6.6.6.6,2001:db8::2", Some("2001:db8::2")),
+            // The last entry is garbage: the peer, never the client-written 6.6.6.6.
+            ("6.6.6.6, not-an-ip", None),
+            ("6.6.6.6, ", None),
+        ];
+        for (value, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().unwrap());
+            let expected = expected.map_or(peer.ip(), |ip| ip.parse().unwrap());
+            assert_eq!(
+                client_ip(&headers, Some(peer), true),
+                Some(expected),
+                "{value}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "junk".parse().unwrap());
+        assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
     }
 }

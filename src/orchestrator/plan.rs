@@ -146,7 +146,7 @@ async fn classify(
         model,
         max_tokens: 200,
         task: Task::Route,
-        subject: subject_of(prepared),
+        subject: subject_of(prepared, Task::Route),
     };
     match llm::complete(provider.as_ref(), request, state.config.llm.timeout).await {
         Ok(reply) => match parse_routing(&reply.text) {
@@ -157,7 +157,7 @@ async fn classify(
             }
         },
         Err(err) => {
-            tracing::warn!(error = %err, "routing call failed; routing by keywords");
+            tracing::warn!(error = %err, detail = err.detail(), "routing call failed; routing by keywords");
             (
                 route_by_keywords(&prepared.message, has_code),
                 Usage::default(),

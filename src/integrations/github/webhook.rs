@@ -18,6 +18,7 @@ use crate::{
     db::{now, Db},
     error::{ok, Error, ErrorBody, Result},
     extract::parse_json,
+    in_transaction,
     integrations::signature::verify_sha256,
     jobs::{self, Enqueued, NewJob},
     state::AppState,
@@ -346,36 +347,17 @@ const INSERT_REVIEW: &str =
                              head_sha, installation_id, status, attempts, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
 
-/// Runs `$body` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so concurrent
-/// deliveries queue for the write lock instead of failing with "database is locked".
-macro_rules! in_write_transaction {
-    ($db:expr, |$tx:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let value = $body;
-                $tx.commit().await?;
-                value
-            }
-            Db::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let value = $body;
-                $tx.commit().await?;
-                value
-            }
-        }
-    };
-}
-
 /// True when this is the first time the delivery is seen.
 async fn insert_delivery_alone(db: &Db, delivery_id: &str, event: &str) -> Result<bool> {
-    let inserted = in_write_transaction!(db, |tx| sqlx::query(INSERT_DELIVERY)
+    // On SQLite `in_transaction!` is IMMEDIATE: concurrent deliveries queue for the write
+    // lock instead of failing with "database is locked".
+    let inserted = in_transaction!(db, |tx| sqlx::query(INSERT_DELIVERY)
         .bind(delivery_id)
         .bind(event)
         .bind(now())
         .execute(&mut *tx)
         .await?
-        .rows_affected());
+        .rows_affected())?;
     Ok(inserted == 1)
 }
 
@@ -387,7 +369,7 @@ async fn write_review(
     project_id: i64,
     wanted: &Wanted,
 ) -> Result<Option<(i64, Enqueued)>> {
-    let written = in_write_transaction!(db, |tx| {
+    let written = in_transaction!(db, |tx| {
         let now = now();
         let first = sqlx::query(INSERT_DELIVERY)
             .bind(delivery_id)
@@ -415,6 +397,6 @@ async fn write_review(
         } else {
             None
         }
-    });
+    })?;
     Ok(written)
 }
