@@ -19,7 +19,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit, serve,
     },
-    jobs,
+    integrations, jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -86,7 +86,9 @@ pub async fn run(
         "CodeSherpa API listening"
     );
     let closing = state.shutdown.clone();
-    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
+    let mut workers = jobs::Workers::new(state.jobs.clone());
+    integrations::github::register_jobs(&mut workers, &state);
+    let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
     serve::serve(listener, router(state), header_timeout, async move {
         shutdown.await;
@@ -112,7 +114,8 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::routes::router())
         .merge(projects::routes::router())
         .merge(crate::codebase::routes::router())
-        .merge(chat::routes::router());
+        .merge(chat::routes::router())
+        .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()
@@ -141,10 +144,12 @@ pub fn router(state: AppState) -> Router {
                 state.clone(),
                 body_deadline::limit,
             ))
-            // Uploads have their own, larger limit; every other body is held to
-            // `body_limit` by the extractors (DefaultBodyLimit).
+            // Uploads and GitHub's webhook have their own, larger limits; every other
+            // body is held to `body_limit` by the extractors (DefaultBodyLimit).
             .layer(RequestBodyLimitLayer::new(
-                body_limit.max(state.config.upload_limit_bytes),
+                body_limit
+                    .max(state.config.upload_limit_bytes)
+                    .max(integrations::github::routes::BODY_LIMIT),
             ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )

@@ -22,6 +22,7 @@ use crate::{
     error::{ErrorBody, FieldError},
     health::{self, Health, Readiness},
     http::layers::DOCS_CSP,
+    integrations::github,
     pagination::Page,
     projects::{self, Project},
     state::AppState,
@@ -52,6 +53,8 @@ envelope_schema!(ChatPageResponse, Page<Chat>);
 envelope_schema!(SessionPageResponse, Page<ChatSession>);
 envelope_schema!(HealthResponse, Health);
 envelope_schema!(ReadinessResponse, Readiness);
+envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
+envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
 
 /// `{success: true, data: null, message}`.
 #[derive(ToSchema)]
@@ -105,6 +108,8 @@ pub struct OAuth2Form {
         health::live,
         health::ready,
         health::metrics,
+        github::webhook::receive,
+        github::routes::list,
         crate::console::index,
         crate::console::asset,
     ),
@@ -124,6 +129,7 @@ pub struct OAuth2Form {
         (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
+        (name = "integrations", description = "GitHub pull-request reviews"),
     )
 )]
 pub struct ApiDoc;
