@@ -289,6 +289,22 @@ db_test!(
         assert_eq!(pong.data()["delivery_id"], "d-sig");
         let again = send(Some(sign_sha256(SECRET.as_bytes(), &body))).await.expect(200);
         assert_eq!(again.data()["status"], "duplicate");
+        // GitHub's form encoding carries the same JSON in `payload`; other types are refused.
+        let form = format!("payload={}", form_urlencoded::byte_serialize(&body).collect::<String>());
+        let sent = |content_type: &'static str, delivery: &'static str| {
+            app.send(
+                app.client
+                    .post(&url)
+                    .header("content-type", content_type)
+                    .header("x-github-event", "ping")
+                    .header("x-github-delivery", delivery)
+                    .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), form.as_bytes()))
+                    .body(form.clone()),
+            )
+        };
+        let pong = sent("application/x-www-form-urlencoded", "d-form").await.expect(200);
+        assert_eq!(pong.data()["status"], "pong");
+        assert_eq!(sent("text/plain", "d-text").await.expect(415).code(), "unsupported_media_type");
     }
 );
 
@@ -834,3 +850,48 @@ db_test!(
         assert_eq!(github.comments.all().len(), 1);
     }
 );
+
+#[tokio::test]
+async fn credentials_go_to_the_api_and_nowhere_else() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widgets/tarball/main"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/codeload/main.tar.gz", elsewhere.uri()),
+        ))
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/codeload/main.tar.gz"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(b"tarball".to_vec(), "application/gzip"),
+        )
+        .mount(&elsewhere)
+        .await;
+    let mut config = Config::for_tests("sqlite::memory:").github;
+    config.api_url = api.uri();
+    config.token = Some("ghp_secret_token".into());
+    let client = codesherpa::integrations::github::GithubClient::new(&config);
+    let followed = client
+        .get_raw("/repos/acme/widgets/tarball/main", None)
+        .await
+        .unwrap();
+    assert_eq!(followed.bytes().await.unwrap().as_ref(), b"tarball");
+    client
+        .get_raw(&format!("{}/codeload/main.tar.gz", elsewhere.uri()), None)
+        .await
+        .unwrap();
+    let to_api = api.received_requests().await.unwrap();
+    assert_eq!(
+        to_api[0].headers["authorization"],
+        "Bearer ghp_secret_token"
+    );
+    for request in elsewhere.received_requests().await.unwrap() {
+        assert!(
+            request.headers.get("authorization").is_none(),
+            "a token went to another host"
+        );
+    }
+}

@@ -136,7 +136,8 @@ impl GithubClient {
     }
 
     /// Sends `method path` (a path under the API, or an absolute URL) with the standard
-    /// headers and credentials; a 401 in App mode renews the installation token once.
+    /// headers, and credentials when the URL is the API's; a 401 in App mode renews the
+    /// installation token once.
     pub async fn send(
         &self,
         method: Method,
@@ -158,8 +159,11 @@ impl GithubClient {
                 .request(method.clone(), &url)
                 .header(header::ACCEPT, accept)
                 .header("X-GitHub-Api-Version", API_VERSION);
-            if let Some(token) = self.credential(installation).await? {
-                request = request.bearer_auth(token);
+            // Credentials go to the API only, never to another host named by a caller.
+            if url.starts_with(&format!("{}/", self.inner.api_url)) {
+                if let Some(token) = self.credential(installation).await? {
+                    request = request.bearer_auth(token);
+                }
             }
             if let Some(body) = body {
                 request = request.json(body);
@@ -192,8 +196,8 @@ impl GithubClient {
         Ok((value, next))
     }
 
-    /// A raw GET (any URL, e.g. a tarball), redirects followed, credentials sent to the
-    /// API's host only.
+    /// A raw GET (an API path or URL, e.g. a tarball), redirects followed; credentials
+    /// are sent only to `GITHUB_API_URL` (reqwest drops them when a redirect leaves it).
     pub async fn get_raw(
         &self,
         url: &str,

@@ -17,7 +17,7 @@ use super::{linked_repository, store, REVIEW_JOB};
 use crate::{
     db::{now, Db},
     error::{ok, Error, ErrorBody, Result},
-    extract::parse_json,
+    extract::{has_content_type, parse_json},
     in_transaction,
     integrations::signature::verify_sha256,
     jobs::{self, Enqueued, NewJob},
@@ -141,6 +141,8 @@ enum Decision {
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 413, description = "Body over 25 MiB", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
+        (status = 422, description = "A signed payload lacking fields its event always has", body = ErrorBody),
         (status = 503, description = "GITHUB_WEBHOOK_SECRET is not configured (`not_configured`)", body = ErrorBody),
     ))]
 pub async fn receive(
@@ -197,12 +199,13 @@ fn not_configured() -> Response {
 
 /// GitHub sends JSON, or `payload=<json>` when the hook's content type is a form.
 fn payload_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>> {
-    let form = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form {
+    if has_content_type(headers, "application/json") {
         return Ok(body.to_vec());
+    }
+    if !has_content_type(headers, "application/x-www-form-urlencoded") {
+        return Err(Error::UnsupportedMediaType(
+            "Expected application/json or application/x-www-form-urlencoded",
+        ));
     }
     form_urlencoded::parse(body)
         .find(|(key, _)| key == "payload")
