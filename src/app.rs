@@ -19,7 +19,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit, serve,
     },
-    jobs,
+    integrations, jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -86,7 +86,9 @@ pub async fn run(
         "CodeSherpa API listening"
     );
     let closing = state.shutdown.clone();
-    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
+    let mut workers = jobs::Workers::new(state.jobs.clone());
+    integrations::github::register_jobs(&mut workers, &state);
+    let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
     serve::serve(listener, router(state), header_timeout, async move {
         shutdown.await;
@@ -111,7 +113,9 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
-        .merge(chat::routes::router());
+        .merge(crate::codebase::routes::router())
+        .merge(chat::routes::router())
+        .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()
@@ -119,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ws::router())
         .merge(docs::router())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(layers::remember_route));
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
@@ -139,7 +144,13 @@ pub fn router(state: AppState) -> Router {
                 state.clone(),
                 body_deadline::limit,
             ))
-            .layer(RequestBodyLimitLayer::new(body_limit))
+            // Uploads and GitHub's webhook have their own, larger limits; every other
+            // body is held to `body_limit` by the extractors (DefaultBodyLimit).
+            .layer(RequestBodyLimitLayer::new(
+                body_limit
+                    .max(state.config.upload_limit_bytes)
+                    .max(integrations::github::routes::BODY_LIMIT),
+            ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
     .with_state(state)
