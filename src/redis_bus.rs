@@ -1,11 +1,13 @@
 //! Redis, optional: the channel that carries per-user broadcasts between instances and
 //! the store of shared rate-limit counters. Every call has a short timeout; when Redis is
-//! away the instance carries on alone and reconnects by itself.
+//! away the instance carries on alone and reconnects by itself. Both connections are
+//! pinged: a connection that silently stopped answering (a partition, a dropped NAT
+//! entry) is replaced, not trusted until the operating system notices.
 
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, RwLock,
     },
     time::Duration,
 };
@@ -14,11 +16,15 @@ use futures_util::StreamExt;
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, AsyncCommands};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often each connection is pinged; a ping unanswered within `CALL_TIMEOUT` means
+/// the connection is dead.
+const KEEPALIVE: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisBus {
     client: redis::Client,
-    connection: ConnectionManager,
+    /// Replaced by the keep-alive task when it stops answering.
+    connection: Arc<RwLock<ConnectionManager>>,
     prefix: String,
     /// Whether the broadcast subscription is live (kept by the subscriber task).
     subscribed: Arc<AtomicBool>,
@@ -36,12 +42,8 @@ impl RedisBus {
     /// Connects lazily: a Redis that is down at start-up is not an error.
     pub fn new(url: &str, prefix: &str) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let connection = Arc::new(RwLock::new(lazy_manager(&client)?));
+        spawn_keepalive(client.clone(), Arc::downgrade(&connection));
         Ok(RedisBus {
             client,
             connection,
@@ -50,19 +52,16 @@ impl RedisBus {
         })
     }
 
+    fn manager(&self) -> ConnectionManager {
+        self.connection.read().expect("redis lock").clone()
+    }
+
     fn channel(&self) -> String {
         format!("{}:broadcast", self.prefix)
     }
 
     pub async fn ping(&self) -> bool {
-        let mut connection = self.connection.clone();
-        let pong = tokio::time::timeout(CALL_TIMEOUT, async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        })
-        .await;
-        matches!(pong, Ok(Ok(_)))
+        answers_ping(self.manager()).await
     }
 
     pub fn is_subscribed(&self) -> bool {
@@ -73,7 +72,7 @@ impl RedisBus {
         let payload = serde_json::to_string(envelope).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Client, "serialise", e.to_string()))
         })?;
-        let mut connection = self.connection.clone();
+        let mut connection = self.manager();
         let channel = self.channel();
         match tokio::time::timeout(
             CALL_TIMEOUT,
@@ -98,7 +97,7 @@ impl RedisBus {
         limit: u32,
     ) -> redis::RedisResult<Result<(), u64>> {
         let key = format!("{}:ratelimit:{scope}:{key}", self.prefix);
-        let mut connection = self.connection.clone();
+        let mut connection = self.manager();
         let call = async move {
             redis::pipe()
                 .atomic()
@@ -133,36 +132,23 @@ impl RedisBus {
     }
 
     /// Receives other instances' broadcasts for as long as the process lives,
-    /// resubscribing with backoff after any failure.
+    /// resubscribing with backoff after any failure, or when the subscription stops
+    /// answering pings.
     pub fn spawn_subscriber(&self, deliver: impl Fn(Envelope) + Send + Sync + 'static) {
         let this = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {
-                match this.client.get_async_pubsub().await {
-                    Ok(mut pubsub) => match pubsub.subscribe(this.channel()).await {
-                        Ok(()) => {
-                            this.subscribed.store(true, Ordering::Relaxed);
-                            tracing::info!("subscribed to Redis broadcasts");
-                            backoff = Duration::from_millis(200);
-                            let mut messages = pubsub.into_on_message();
-                            while let Some(message) = messages.next().await {
-                                let Ok(payload) = message.get_payload::<String>() else {
-                                    continue;
-                                };
-                                match serde_json::from_str::<Envelope>(&payload) {
-                                    Ok(envelope) => deliver(envelope),
-                                    Err(err) => {
-                                        tracing::warn!(error = %err, "ignoring a malformed broadcast")
-                                    }
-                                }
-                            }
-                            this.subscribed.store(false, Ordering::Relaxed);
-                            tracing::warn!("lost the Redis subscription; reconnecting");
-                        }
-                        Err(err) => tracing::warn!(error = %err, "Redis subscribe failed"),
-                    },
-                    Err(err) => tracing::debug!(error = %err, "Redis unreachable"),
+                match tokio::time::timeout(CALL_TIMEOUT, this.subscribe()).await {
+                    Ok(Ok(pubsub)) => {
+                        this.subscribed.store(true, Ordering::Relaxed);
+                        tracing::info!("subscribed to Redis broadcasts");
+                        backoff = Duration::from_millis(200);
+                        this.receive(pubsub, &deliver).await;
+                        this.subscribed.store(false, Ordering::Relaxed);
+                    }
+                    Ok(Err(err)) => tracing::warn!(error = %err, "Redis subscribe failed"),
+                    Err(_) => tracing::warn!("Redis subscribe timed out"),
                 }
                 this.subscribed.store(false, Ordering::Relaxed);
                 tokio::time::sleep(backoff).await;
@@ -170,4 +156,84 @@ impl RedisBus {
             }
         });
     }
+
+    async fn subscribe(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.channel()).await?;
+        Ok(pubsub)
+    }
+
+    /// Delivers broadcasts until the subscription ends or stops answering pings.
+    async fn receive(&self, pubsub: redis::aio::PubSub, deliver: &impl Fn(Envelope)) {
+        let (mut sink, mut messages) = pubsub.split();
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        tracing::warn!("lost the Redis subscription; reconnecting");
+                        return;
+                    };
+                    let Ok(payload) = message.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Envelope>(&payload) {
+                        Ok(envelope) => deliver(envelope),
+                        Err(err) => tracing::warn!(error = %err, "ignoring a malformed broadcast"),
+                    }
+                }
+                _ = keepalive.tick() => {
+                    let pong = tokio::time::timeout(CALL_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        tracing::warn!("the Redis subscription stopped answering pings; reconnecting");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lazy_manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CALL_TIMEOUT))
+        .set_response_timeout(Some(CALL_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+}
+
+async fn answers_ping(mut connection: ConnectionManager) -> bool {
+    let pong = tokio::time::timeout(CALL_TIMEOUT, async move {
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+    })
+    .await;
+    matches!(pong, Ok(Ok(_)))
+}
+
+/// Pings the command connection; one that stopped answering is replaced by a fresh one
+/// (the manager reconnects after errors, but a silent connection only times out).
+fn spawn_keepalive(client: redis::Client, connection: std::sync::Weak<RwLock<ConnectionManager>>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(connection) = connection.upgrade() else {
+                return;
+            };
+            let current = connection.read().expect("redis lock").clone();
+            if answers_ping(current).await {
+                continue;
+            }
+            tracing::warn!("the Redis connection stopped answering pings; reconnecting");
+            match lazy_manager(&client) {
+                Ok(fresh) => *connection.write().expect("redis lock") = fresh,
+                Err(err) => tracing::warn!(error = %err, "cannot reconnect to Redis"),
+            }
+        }
+    });
 }

@@ -10,10 +10,10 @@ use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 use crate::helpers::{redis_url, spawn_with, Backend, TestApp};
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn socket(app: &TestApp, token: &str) -> Socket {
+pub async fn socket(app: &TestApp, token: &str) -> Socket {
     let mut socket = connect_async(app.ws_url(token)).await.expect("upgrade").0;
     // A round trip proves the socket is registered before anything is broadcast.
     socket
@@ -60,7 +60,7 @@ async fn pair(backend: Backend, redis: String, ai_limit: u32) -> (TestApp, TestA
 }
 
 /// Posts chats through `a` until one reaches `socket` (on another instance), or gives up.
-async fn reaches(a: &TestApp, token: &str, socket: &mut Socket, attempts: usize) -> bool {
+pub async fn reaches(a: &TestApp, token: &str, socket: &mut Socket, attempts: usize) -> bool {
     for _ in 0..attempts {
         let chat = a
             .post("/api/v1/chat", token, json!({"message": "hello"}))

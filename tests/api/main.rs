@@ -19,6 +19,7 @@ mod limits;
 mod operations;
 mod projects;
 mod providers;
+mod redis_partition;
 mod robustness;
 mod users;
 mod ws;
