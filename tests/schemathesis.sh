@@ -55,6 +55,8 @@ cleanup() {
     rm -rf "$workdir"
 }
 trap cleanup EXIT
+# A CI timeout or Ctrl-C still stops the server and drops the database.
+trap 'exit 143' TERM INT
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -140,6 +142,8 @@ for backend in "${backends[@]}"; do
     if grep -q '"level":"ERROR"' "$workdir/server.log"; then
         echo "== server errors on $backend:"
         grep '"level":"ERROR"' "$workdir/server.log" | head -n 20
+        cp "$workdir/server.log" "$target/schemathesis-$backend-server.log"
+        echo "(whole log: $target/schemathesis-$backend-server.log)"
         failed=1
     fi
     stop_server
