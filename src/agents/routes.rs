@@ -182,6 +182,7 @@ pub async fn update(
     Json(input): Json<UpdateAgent>,
 ) -> Result<impl IntoResponse> {
     let current = owned(&state, user.id, id).await?;
+    let status_sent = input.status.is_some();
     let fields = validated(AgentFields {
         name: input.name.unwrap_or(current.name),
         description: input.description.unwrap_or(current.description),
@@ -192,7 +193,7 @@ pub async fn update(
         system_prompt: input.system_prompt.unwrap_or(current.system_prompt),
         model: input.model.unwrap_or(current.model),
     })?;
-    let agent = store::update(&state.db, user.id, id, fields)
+    let agent = store::update(&state.db, user.id, id, fields, status_sent)
         .await?
         .ok_or(Error::NotFound("Agent"))?;
     Ok(ok(agent, "Agent updated"))

@@ -68,11 +68,23 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         return true; // not a browser
     };
     let origin = origin.trim_end_matches('/');
-    state
-        .config
-        .cors_origins
-        .iter()
-        .any(|allowed| allowed == "*" || allowed == origin)
+    same_origin(origin, headers)
+        || state
+            .config
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == origin)
+}
+
+/// A page served by this host (the web console) may always open a socket to it.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|origin_host| origin_host.eq_ignore_ascii_case(host))
 }
 
 /// The WebSocket protocol is described in the README: client frames `chat`, `cancel`,
