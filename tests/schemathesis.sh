@@ -6,8 +6,9 @@
 #
 # For each backend: a debug server on a free local port with a throw-away database (a
 # temp SQLite file, or a fresh PostgreSQL database on TEST_POSTGRES_URL, dropped after),
-# a low bcrypt cost and rate limits high enough that the fuzzer is not throttled (429 is
-# still declared and still a valid answer); a registered user's bearer token; then two
+# a low bcrypt cost, rate limits high enough that the fuzzer is not throttled (429 is
+# still declared and still a valid answer), webhook secrets set (so unsigned deliveries
+# get their 401, not the 503 of an unconfigured server) and unreachable upstream APIs; a registered user's bearer token; then two
 # bounded runs: examples, coverage and fuzzing (SCHEMATHESIS_MAX_TIME seconds, default
 # 100), and the stateful phase on its own budget (SCHEMATHESIS_STATEFUL_TIME, default 60)
 # so that create → read/update/delete chains always get time. Operation-specific settings
@@ -55,6 +56,8 @@ cleanup() {
     rm -rf "$workdir"
 }
 trap cleanup EXIT
+# A CI timeout or Ctrl-C still stops the server and drops the database.
+trap 'exit 143' TERM INT
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -78,6 +81,9 @@ start_server() {
             RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
             RATE_LIMIT_AI_PER_MINUTE=1000000 \
             LLM_PROVIDER=local \
+            GITHUB_WEBHOOK_SECRET="fuzz-github-$RANDOM$RANDOM" GITHUB_API_URL=http://127.0.0.1:9 \
+            WHATSAPP_APP_SECRET="fuzz-whatsapp-$RANDOM$RANDOM" WHATSAPP_VERIFY_TOKEN="fuzz-$RANDOM" \
+            WHATSAPP_API_URL=http://127.0.0.1:9 \
             LOG_FORMAT=json RUST_LOG=warn \
             "$binary" serve
     ) >"$workdir/server.log" 2>&1 &
@@ -140,6 +146,8 @@ for backend in "${backends[@]}"; do
     if grep -q '"level":"ERROR"' "$workdir/server.log"; then
         echo "== server errors on $backend:"
         grep '"level":"ERROR"' "$workdir/server.log" | head -n 20
+        cp "$workdir/server.log" "$target/schemathesis-$backend-server.log"
+        echo "(whole log: $target/schemathesis-$backend-server.log)"
         failed=1
     fi
     stop_server

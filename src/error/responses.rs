@@ -25,6 +25,11 @@ pub enum Authenticated {
 pub enum JsonBody {
     #[response(status = 400, description = "Malformed JSON")]
     Malformed(ErrorBody),
+    #[response(
+        status = 408,
+        description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`"
+    )]
+    TooSlow(ErrorBody),
     #[response(status = 413, description = "Request body over `BODY_LIMIT_BYTES`")]
     TooLarge(ErrorBody),
     #[response(status = 415, description = "Content-Type is not `application/json`")]

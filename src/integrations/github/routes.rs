@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
     params(("id" = i64, Path, description = "Project id"), PageParams),
     responses(
         (status = 200, description = "The project's pull-request reviews, newest first", body = crate::docs::ReviewPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        crate::error::responses::Authenticated, crate::error::responses::ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]

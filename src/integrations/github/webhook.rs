@@ -140,10 +140,12 @@ enum Decision {
         (status = 202, description = "A review was queued", body = crate::docs::WebhookReceiptResponse),
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
         (status = 413, description = "Body over 25 MiB", body = ErrorBody),
         (status = 415, description = "Neither JSON nor a form", body = ErrorBody),
         (status = 422, description = "A signed payload lacking fields its event always has", body = ErrorBody),
-        (status = 503, description = "GITHUB_WEBHOOK_SECRET is not configured (`not_configured`)", body = ErrorBody),
+        (status = 500, description = "Internal error (details are logged, never sent)", body = ErrorBody),
+        (status = 503, description = "GITHUB_WEBHOOK_SECRET is not configured (`not_configured`), or the database is unavailable", body = ErrorBody),
     ))]
 pub async fn receive(
     State(state): State<AppState>,
