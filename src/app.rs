@@ -87,6 +87,11 @@ pub async fn run(
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
     integrations::github::register_jobs(&mut workers, &state);
+    workers.register(
+        crate::codebase::sync::SYNC_JOB,
+        crate::codebase::sync::SYNC_CONCURRENCY,
+        crate::codebase::sync::SyncJob::new(state.clone()),
+    );
     let workers = workers.start(closing.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
