@@ -131,11 +131,11 @@ struct PushRepository {
 #[derive(Deserialize)]
 struct PushEvent {
     #[serde(rename = "ref")]
-    git_ref: String,
-    after: String,
+    git_ref: Option<String>,
+    after: Option<String>,
     #[serde(default)]
     deleted: bool,
-    repository: PushRepository,
+    repository: Option<PushRepository>,
     installation: Option<Installation>,
 }
 
@@ -329,11 +329,18 @@ async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> 
 
 /// Every project linking the repository re-syncs a push to its default branch.
 async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
-    let default = event.repository.default_branch.as_deref().unwrap_or("main");
-    if event.deleted || event.git_ref != format!("refs/heads/{default}") {
+    let (Some(git_ref), Some(commit), Some(pushed)) =
+        (event.git_ref, event.after, event.repository)
+    else {
+        return Ok(Decision::Ignore(
+            "push without a ref, commit or repository".into(),
+        ));
+    };
+    let default = pushed.default_branch.as_deref().unwrap_or("main");
+    if event.deleted || git_ref != format!("refs/heads/{default}") {
         return Ok(Decision::Ignore("not a push to the default branch".into()));
     }
-    let repository = event.repository.full_name.to_ascii_lowercase();
+    let repository = pushed.full_name.to_ascii_lowercase();
     let api_url = &state.config.github.api_url;
     let project_ids: Vec<i64> = store::candidate_projects(&state.db, &repository)
         .await?
@@ -344,12 +351,12 @@ async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
     if project_ids.is_empty() {
         return Ok(Decision::Ignore(format!(
             "no project links {}",
-            event.repository.full_name
+            pushed.full_name
         )));
     }
     Ok(Decision::Sync {
         project_ids,
-        commit: event.after,
+        commit,
         installation_id: event.installation.map(|i| i.id),
     })
 }
