@@ -88,6 +88,11 @@ pub async fn run(
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
     integrations::github::register_jobs(&mut workers, &state);
+    workers.register(
+        crate::codebase::sync::SYNC_JOB,
+        crate::codebase::sync::SYNC_CONCURRENCY,
+        crate::codebase::sync::SyncJob::new(state.clone()),
+    );
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
     serve::serve(listener, router(state), header_timeout, async move {

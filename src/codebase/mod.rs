@@ -7,6 +7,7 @@ pub mod index;
 pub mod retrieval;
 pub mod routes;
 pub mod search;
+pub mod sync;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -5,7 +5,7 @@ use axum::{
     body::to_bytes,
     extract::{Request, State},
     response::IntoResponse,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use serde::{Deserialize, Serialize};
@@ -32,12 +32,13 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/files", get(list_files).put(upload))
         .route("/projects/{id}/files/content", get(read_file))
         .route("/projects/{id}/search", get(search_files))
+        .route("/projects/{id}/sync", post(super::sync::start))
 }
 
 /// The OpenAPI paths and schemas of this slice, merged into the API document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(upload, list_files, read_file, search_files),
+    paths(upload, list_files, read_file, search_files, super::sync::start),
     components(schemas(
         SyncState,
         SyncStatus,
@@ -45,7 +46,8 @@ pub fn router() -> Router<AppState> {
         FileEntry,
         FileContent,
         SearchResult,
-        Hit
+        Hit,
+        super::sync::SyncRequest
     ))
 )]
 pub struct CodebaseApi;

@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod codebase;
+mod codebase_sync;
 mod console;
 mod contract;
 mod envelope;

@@ -121,9 +121,35 @@ struct Wanted {
     installation_id: Option<i64>,
 }
 
+/// A push to a repository's default branch (§6.4: linked projects re-sync).
+#[derive(Deserialize)]
+struct PushRepository {
+    full_name: String,
+    default_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PushEvent {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    after: Option<String>,
+    #[serde(default)]
+    deleted: bool,
+    repository: Option<PushRepository>,
+    installation: Option<Installation>,
+}
+
 enum Decision {
     Pong,
-    Review { project_id: i64, wanted: Wanted },
+    Review {
+        project_id: i64,
+        wanted: Wanted,
+    },
+    Sync {
+        project_ids: Vec<i64>,
+        commit: String,
+        installation_id: Option<i64>,
+    },
     Ignore(String),
 }
 
@@ -137,7 +163,7 @@ enum Decision {
     ),
     responses(
         (status = 200, description = "Ping answered, delivery ignored (with a reason) or already received", body = crate::docs::WebhookReceiptResponse),
-        (status = 202, description = "A review was queued", body = crate::docs::WebhookReceiptResponse),
+        (status = 202, description = "A review (pull_request, issue_comment) or a re-sync (push to the default branch) was queued", body = crate::docs::WebhookReceiptResponse),
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
@@ -180,6 +206,7 @@ pub async fn receive(
     let decision = decide(&state, event, &payload).await?;
     let (status, receipt) = record(&state, delivery_id, event, decision).await?;
     let message = match receipt.status {
+        "queued" if receipt.review_id.is_none() => "Sync queued",
         "queued" => "Review queued",
         "duplicate" => "Delivery already received",
         "pong" => "pong",
@@ -272,6 +299,7 @@ async fn decide(state: &AppState, event: &str, payload: &[u8]) -> Result<Decisio
             )
             .await
         }
+        "push" => push_decision(state, parse_json(payload)?).await,
         other => Ok(Decision::Ignore(format!("event `{other}` is not handled"))),
     }
 }
@@ -304,6 +332,40 @@ async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> 
     })
 }
 
+/// Every project linking the repository re-syncs a push to its default branch.
+async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
+    let (Some(git_ref), Some(commit), Some(pushed)) =
+        (event.git_ref, event.after, event.repository)
+    else {
+        return Ok(Decision::Ignore(
+            "push without a ref, commit or repository".into(),
+        ));
+    };
+    let default = pushed.default_branch.as_deref().unwrap_or("main");
+    if event.deleted || git_ref != format!("refs/heads/{default}") {
+        return Ok(Decision::Ignore("not a push to the default branch".into()));
+    }
+    let repository = pushed.full_name.to_ascii_lowercase();
+    let api_url = &state.config.github.api_url;
+    let project_ids: Vec<i64> = store::candidate_projects(&state.db, &repository)
+        .await?
+        .into_iter()
+        .filter(|p| linked_repository(&p.repo_url, api_url).as_deref() == Some(&repository))
+        .map(|p| p.id)
+        .collect();
+    if project_ids.is_empty() {
+        return Ok(Decision::Ignore(format!(
+            "no project links {}",
+            pushed.full_name
+        )));
+    }
+    Ok(Decision::Sync {
+        project_ids,
+        commit,
+        installation_id: event.installation.map(|i| i.id),
+    })
+}
+
 /// Stores the delivery (once) and, for a review, the review and its job, atomically.
 async fn record(
     state: &AppState,
@@ -319,6 +381,29 @@ async fn record(
     };
     let (project_id, wanted) = match decision {
         Decision::Review { project_id, wanted } => (project_id, wanted),
+        Decision::Sync {
+            project_ids,
+            commit,
+            installation_id,
+        } => {
+            // Jobs first, keyed by the delivery: a crash before the delivery is stored
+            // makes GitHub redeliver, and the keys keep the syncs from doubling.
+            for id in project_ids {
+                let key = format!("push:{delivery_id}:{id}");
+                crate::codebase::sync::queue(
+                    state,
+                    id,
+                    Some(commit.clone()),
+                    installation_id,
+                    Some(key),
+                )
+                .await?;
+            }
+            if !insert_delivery_alone(&state.db, delivery_id, event).await? {
+                return Ok((StatusCode::OK, receipt("duplicate", None, None)));
+            }
+            return Ok((StatusCode::ACCEPTED, receipt("queued", None, None)));
+        }
         Decision::Pong | Decision::Ignore(_) => {
             if !insert_delivery_alone(&state.db, delivery_id, event).await? {
                 return Ok((StatusCode::OK, receipt("duplicate", None, None)));

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmarks the codebase index (release server, loopback only, bounded runs): upload and
+# index a ~5,000-file code base, its index size, then search p50/p99 under 32 concurrent
+# queries — on SQLite then PostgreSQL.
+# Usage: bench/codebase.sh [seconds-per-run]   (default 10)
+# Corpus: the first BENCH_FILES (5000) `.rs` files under ~/.cargo/registry/src (vendored
+# crates, sorted by path, files under 1 MiB), or BENCH_CORPUS=/path/to/dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${1:-10}"
+PORT="${BENCH_PORT:-8098}"
+BASE="http://127.0.0.1:$PORT"
+PG_ADMIN="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+FILES="${BENCH_FILES:-5000}"
+OUT="bench/results"
+mkdir -p "$OUT"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
+
+# BENCH_PROFILE=debug measures the debug build (no release build needed; much slower).
+PROFILE="${BENCH_PROFILE:-release}"
+if [ "$PROFILE" = release ]; then cargo build --release --quiet --bin codesherpa; else cargo build --quiet --bin codesherpa; fi
+TARGET="${CARGO_TARGET_DIR:-target}"
+BIN="$TARGET/$PROFILE/codesherpa"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+CORPUS="${BENCH_CORPUS:-$(ls -d ~/.cargo/registry/src/*/ | head -1)}"
+(cd "$CORPUS" && find . -name '*.rs' -size -1024k | sort | head -n "$FILES") > "$WORK/list"
+tar czf "$WORK/corpus.tar.gz" -C "$CORPUS" -T "$WORK/list"
+echo "corpus: $(wc -l < "$WORK/list") files, $(du -k "$WORK/corpus.tar.gz" | cut -f1) KiB gzipped, \
+$(cd "$CORPUS" && xargs -a "$WORK/list" cat | wc -c) bytes, $(cd "$CORPUS" && xargs -a "$WORK/list" cat | wc -l) lines"
+
+# Queries from rare identifiers to very common words; one per request, in rotation.
+cat > "$WORK/search.lua" <<'LUA'
+local queries = {"poll_next", "HashMap", "fn new", "impl Default", "unwrap_or_else",
+  "deserialize_any", "as_ref", "Result<", "#[inline]", "memchr", "from_utf8", "self",
+  "ParseError", "fn drop", "Vec::with_capacity", "assert_eq!"}
+local i = 0
+request = function()
+  i = i + 1
+  local q = queries[(i % #queries) + 1]
+  q = q:gsub("[^%w_]", function(c) return string.format("%%%02X", string.byte(c)) end)
+  return wrk.format("GET", wrk.path .. "?q=" .. q .. "&limit=20")
+end
+LUA
+
+start_server() { # database-url
+    DATABASE_URL="$1" PORT="$PORT" HOST=127.0.0.1 DEBUG=false LOG_FORMAT=json RUST_LOG=warn \
+        SECRET_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+        RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_AI_PER_MINUTE=0 BCRYPT_ROUNDS=4 \
+        DATABASE_MAX_CONNECTIONS=16 "$BIN" serve > "$OUT/codebase-$BACKEND-server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do curl -sf "$BASE/health" >/dev/null && return; sleep 0.1; done
+    echo "server did not start"; cat "$OUT/codebase-$BACKEND-server.log"; exit 1
+}
+
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
+
+run_backend() { # backend database-url index-size-command
+    BACKEND=$1
+    start_server "$2"
+    local email="bench-$RANDOM@example.com" password="benchmark password"
+    curl -sf -X POST "$BASE/api/v1/auth/register" -H 'Content-Type: application/json' \
+        -d "{\"name\":\"Bench\",\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null
+    TOKEN=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
+        -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json "['data']['access_token']")
+    local id
+    id=$(curl -sf -X POST "$BASE/api/v1/projects" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' -d '{"name":"corpus"}' | json "['data']['id']")
+    local seconds
+    seconds=$(curl -s -o "$WORK/sync.json" -w '%{time_total}' -X PUT \
+        "$BASE/api/v1/projects/$id/files" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/gzip' --data-binary "@$WORK/corpus.tar.gz")
+    echo "$BACKEND upload+index: ${seconds}s, files indexed: $(json "['data']['files']" < "$WORK/sync.json"), skipped: $(json "len(d['data']['skipped'])" < "$WORK/sync.json")"
+    echo "$BACKEND index size: $($3)"
+    curl -s -o /dev/null -w "$BACKEND re-index (second upload, replaces the first): %{time_total}s\n" -X PUT \
+        "$BASE/api/v1/projects/$id/files" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/gzip' --data-binary "@$WORK/corpus.tar.gz"
+    for q in poll_next "fn%20new" self; do
+        curl -s "$BASE/api/v1/projects/$id/search?q=$q" -H "Authorization: Bearer $TOKEN" |
+            python3 -c "import json,sys; print('$BACKEND q=$q total', json.load(sys.stdin)['data']['total'])"
+    done
+    local report="$OUT/codebase-$BACKEND-search.txt"
+    wrk -t2 -c32 -d"${DURATION}s" --latency -s "$WORK/search.lua" \
+        -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/projects/$id/search" > "$report" 2>&1 || true
+    awk -v b="$BACKEND" '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
+        END {printf "%s search, 32 concurrent: %s rps, p50 %s, p99 %s%s\n", b, rps, p50, p99, (e ? ", non-2xx " e : "")}' "$report"
+    local short="$OUT/codebase-$BACKEND-short.txt"
+    wrk -t2 -c32 -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" \
+        "$BASE/api/v1/projects/$id/search?q=fn" > "$short" 2>&1 || true
+    awk -v b="$BACKEND" '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        END {printf "%s 2-character query (LIKE scan), 32 concurrent: %s rps, p50 %s, p99 %s\n", b, rps, p50, p99}' "$short"
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+sqlite_size() { du -ck "$WORK"/bench.db* | tail -1 | awk '{printf "%.1f MiB (database file + WAL)\n", $1/1024}'; }
+run_backend sqlite "sqlite://$WORK/bench.db" sqlite_size
+
+DB="codesherpa_bench_codebase_$RANDOM"
+psql "$PG_ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
+PG_URL="${PG_ADMIN%/*}/$DB"
+pg_size() {
+    psql "$PG_URL" -tAc "SELECT pg_size_pretty(pg_total_relation_size('project_lines')) || ' lines + trigram index, ' || pg_size_pretty(pg_total_relation_size('project_files')) || ' files'"
+}
+run_backend postgres "$PG_URL" pg_size
+psql "$PG_ADMIN" -qc "DROP DATABASE $DB WITH (FORCE)" >/dev/null

@@ -1,0 +1,340 @@
+//! Repository sync: `POST /projects/{id}/sync` (and a push to the default branch) queues
+//! a durable job that downloads the repository's tarball from GitHub — following its
+//! redirect, with the GitHub credentials when configured — and re-indexes the project.
+
+use axum::{
+    extract::{Request, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use futures_util::{future::BoxFuture, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{archive, index, SyncStatus};
+use crate::{
+    auth::AuthUser,
+    error::{ok, Error, ErrorBody, Result},
+    extract::{has_content_type, parse_json, read_body, Id},
+    integrations::github::{linked_repository, GithubError},
+    jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
+    state::AppState,
+    with_pool,
+};
+
+pub const SYNC_JOB: &str = "codebase.sync";
+/// Syncs run at once in one instance: each holds a tarball in memory.
+pub const SYNC_CONCURRENCY: usize = 2;
+const REF_MAX_CHARS: usize = 255;
+
+/// What to sync; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// A branch, tag or commit; the repository's default branch when absent.
+    #[serde(rename = "ref")]
+    #[schema(
+        rename = "ref",
+        min_length = 1,
+        max_length = 255,
+        example = "main",
+        pattern = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_+-]([A-Za-z0-9._/+-]*[A-Za-z0-9._+-])?$"
+    )]
+    pub git_ref: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    project_id: i64,
+    git_ref: Option<String>,
+    installation_id: Option<i64>,
+}
+
+/// A ref that stays one path segment sequence under `/tarball/`: no `..`, no empty
+/// segment, no leading dot or slash (GitHub's ref rules forbid them too).
+fn valid_ref(value: &str) -> bool {
+    (1..=REF_MAX_CHARS).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/+-".contains(&b))
+        && !value.contains("..")
+        && !value.contains("//")
+        && !value.starts_with(['.', '/'])
+        && !value.ends_with('/')
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{id}/sync", tag = "codebase", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    request_body(content = Option<SyncRequest>, content_type = "application/json",
+        description = "Optional; an empty body syncs the default branch"),
+    responses(
+        (status = 202, description = "A sync job is queued; follow it in the project's `sync`", body = super::routes::SyncStateResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid ref, or the project links no GitHub repository", body = ErrorBody),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    request: Request,
+) -> Result<impl IntoResponse> {
+    let json = has_content_type(request.headers(), "application/json");
+    let body = read_body(request, &state).await?;
+    let input: SyncRequest = match (body.is_empty(), json) {
+        (true, _) => SyncRequest::default(),
+        (false, true) => parse_json(&body)?,
+        (false, false) => {
+            return Err(Error::UnsupportedMediaType(
+                "Expected no body or a JSON body with Content-Type: application/json",
+            ))
+        }
+    };
+    if input.git_ref.as_deref().is_some_and(|r| !valid_ref(r)) {
+        return Err(Error::invalid(
+            "ref",
+            "must be a branch, tag or commit: 1 to 255 letters, digits or . _ / + -, no `..`",
+        ));
+    }
+    let project = crate::projects::store::get(&state.db, user.id, id)
+        .await?
+        .ok_or(Error::NotFound("Project"))?;
+    let linked = project
+        .repo_url
+        .as_deref()
+        .and_then(|url| linked_repository(url, state.github.api_url()));
+    if linked.is_none() {
+        return Err(Error::invalid(
+            "repo_url",
+            "the project links no GitHub repository; upload an archive with PUT /projects/{id}/files",
+        ));
+    }
+    queue(&state, id, input.git_ref, None, None).await?;
+    let project = crate::projects::store::get(&state.db, user.id, id)
+        .await?
+        .ok_or(Error::NotFound("Project"))?;
+    Ok((StatusCode::ACCEPTED, ok(project.sync, "Sync queued")))
+}
+
+/// Marks the project queued and queues its sync in the same transaction. A `dedupe` key
+/// (a webhook delivery) makes a redelivery queue nothing.
+pub async fn queue(
+    state: &AppState,
+    project_id: i64,
+    git_ref: Option<String>,
+    installation_id: Option<i64>,
+    dedupe: Option<String>,
+) -> Result<Enqueued> {
+    let payload = Payload {
+        project_id,
+        git_ref,
+        installation_id,
+    };
+    let mut job = NewJob::new(SYNC_JOB, json!(payload));
+    if let Some(key) = dedupe {
+        job = job.dedupe_key(key);
+    }
+    let enqueued = crate::in_transaction!(&state.db, |tx| {
+        let enqueued = jobs::enqueue(&mut *tx, &job).await?;
+        if enqueued.is_new() {
+            sqlx::query("UPDATE projects SET sync_status = $2, sync_reason = NULL WHERE id = $1")
+                .bind(project_id)
+                .bind(SyncStatus::Queued.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        enqueued
+    })?;
+    state.jobs.wake(&enqueued);
+    Ok(enqueued)
+}
+
+/// The sync job's handler.
+pub struct SyncJob {
+    state: AppState,
+}
+
+impl SyncJob {
+    pub fn new(state: AppState) -> Self {
+        SyncJob { state }
+    }
+}
+
+impl Handler for SyncJob {
+    fn run(&self, job: Job) -> BoxFuture<'static, Outcome> {
+        let state = self.state.clone();
+        Box::pin(async move { run(&state, job).await })
+    }
+
+    fn failed(&self, job: Job, reason: String) -> BoxFuture<'static, ()> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
+                return;
+            };
+            let marked = index::mark(
+                &state.db,
+                payload.project_id,
+                SyncStatus::Failed,
+                Some(&reason),
+            );
+            if let Err(err) = marked.await {
+                tracing::warn!(error = %err, "could not record a failed sync");
+            }
+        })
+    }
+}
+
+async fn run(state: &AppState, job: Job) -> Outcome {
+    let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
+        return Outcome::failed("unreadable sync job");
+    };
+    let id = payload.project_id;
+    let repo_url: Option<(Option<String>,)> = match with_pool!(&state.db, |pool| {
+        sqlx::query_as("SELECT repo_url FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    }) {
+        Ok(row) => row,
+        Err(_) => return Outcome::retry("database unavailable"),
+    };
+    // A project deleted since: nothing left to do.
+    let Some((repo_url,)) = repo_url else {
+        return Outcome::Done;
+    };
+    let Some(repository) = repo_url
+        .as_deref()
+        .and_then(|url| linked_repository(url, state.github.api_url()))
+    else {
+        return Outcome::failed("the project links no GitHub repository");
+    };
+    if index::mark(&state.db, id, SyncStatus::Running, None)
+        .await
+        .is_err()
+    {
+        return Outcome::retry("database unavailable");
+    }
+    let installation = payload.installation_id;
+    let git_ref = match payload.git_ref {
+        Some(git_ref) => git_ref,
+        None => match default_branch(state, &repository, installation).await {
+            Ok(branch) => branch,
+            Err(outcome) => return outcome,
+        },
+    };
+    let tarball = match download(state, &repository, &git_ref, installation).await {
+        Ok(bytes) => bytes,
+        Err(outcome) => return outcome,
+    };
+    let extracted = match tokio::task::spawn_blocking(move || archive::extract(&tarball)).await {
+        Ok(Ok(extracted)) => extracted,
+        Ok(Err(_)) => return Outcome::failed("GitHub's tarball could not be read"),
+        Err(_) => return Outcome::retry("extraction was interrupted"),
+    };
+    match index::replace(&state.db, id, extracted).await {
+        Ok(_) => Outcome::Done,
+        Err(err) => {
+            tracing::warn!(project_id = id, error = %err, "indexing a sync failed");
+            Outcome::retry("indexing failed")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RepositoryInfo {
+    default_branch: String,
+}
+
+async fn default_branch(
+    state: &AppState,
+    repository: &str,
+    installation: Option<i64>,
+) -> Result<String, Outcome> {
+    let path = format!("/repos/{repository}");
+    match state
+        .github
+        .get_json::<RepositoryInfo>(&path, installation)
+        .await
+    {
+        Ok((info, _)) if valid_ref(&info.default_branch) => Ok(info.default_branch),
+        Ok(_) => Ok("HEAD".into()),
+        Err(err) => Err(github_outcome(&err)),
+    }
+}
+
+/// The tarball's bytes, at most `UPLOAD_LIMIT_BYTES`.
+async fn download(
+    state: &AppState,
+    repository: &str,
+    git_ref: &str,
+    installation: Option<i64>,
+) -> Result<Vec<u8>, Outcome> {
+    let path = format!("/repos/{repository}/tarball/{git_ref}");
+    let response = state
+        .github
+        .get_raw(&path, installation)
+        .await
+        .map_err(|err| github_outcome(&err))?;
+    let limit = state.config.upload_limit_bytes;
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Outcome::retry("the tarball download was interrupted"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Outcome::failed(
+                "the repository's tarball is larger than UPLOAD_LIMIT_BYTES",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The queue's verdict on a GitHub failure, with a reason fit to show the project's owner
+/// (GitHub's own message stays in the logs).
+fn github_outcome(err: &GithubError) -> Outcome {
+    tracing::warn!(error = %err, "GitHub call for a sync failed");
+    let reason = match err.status() {
+        Some(404) => {
+            "repository or ref not found (a private repository needs GitHub credentials)".to_owned()
+        }
+        Some(401 | 403) => "GitHub refused access to the repository".to_owned(),
+        Some(status) => format!("GitHub answered {status}"),
+        None => "GitHub could not be reached".to_owned(),
+    };
+    match err.outcome() {
+        Outcome::Retry { after, .. } => Outcome::Retry { reason, after },
+        Outcome::Failed(_) => Outcome::Failed(reason),
+        Outcome::Done => Outcome::Done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_stay_under_the_tarball_path() {
+        for good in ["main", "feature/x-1", "v1.2.3", "1a2b3c4d"] {
+            assert!(valid_ref(good), "{good}");
+        }
+        for bad in [
+            "",
+            "../../etc",
+            "a/../b",
+            "/main",
+            ".hidden",
+            "a//b",
+            "main/",
+            "bad ref",
+            "a?b",
+        ] {
+            assert!(!valid_ref(bad), "{bad}");
+        }
+    }
+}
