@@ -85,6 +85,41 @@ pub struct JobsConfig {
     pub backoff_cap: std::time::Duration,
 }
 
+/// GitHub pull-request reviews (§6.2).
+#[derive(Clone)]
+pub struct GithubConfig {
+    /// Unset: the webhook answers 503.
+    pub webhook_secret: Option<String>,
+    /// `https://api.github.com`, or `https://host/api/v3` for GitHub Enterprise.
+    pub api_url: String,
+    pub token: Option<String>,
+    /// A GitHub App: its id and private key (PEM); preferred over `token` when set.
+    pub app: Option<GithubApp>,
+    pub review_max_diff_bytes: usize,
+    /// Reviews run at once in one instance.
+    pub review_concurrency: usize,
+}
+
+#[derive(Clone)]
+pub struct GithubApp {
+    pub id: String,
+    pub private_key_pem: String,
+}
+
+impl fmt::Debug for GithubConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubConfig")
+            .field("api_url", &self.api_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("app_id", &self.app.as_ref().map(|app| &app.id))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every setting the server reads. `Config::from_env` documents the variable names.
 #[derive(Clone)]
 pub struct Config {
@@ -115,20 +150,21 @@ pub struct Config {
     pub ws_max_per_user: usize,
     /// Open WebSockets on this instance; more are refused with 429.
     pub ws_max_connections: usize,
-    /// Longest wait for a request's headers once a connection has sent its first byte
-    /// (and for the first request of a new connection).
+    /// Longest wait for a request's headers: from a new connection's start, and from the
+    /// end of the previous answer on a keep-alive connection (so idle ones close too).
     pub header_timeout: std::time::Duration,
     /// Longest time to receive a request body; slower bodies get 408.
     pub body_timeout: std::time::Duration,
-    /// An HTTP/1 connection idle between requests this long is closed.
-    pub idle_timeout: std::time::Duration,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
+    /// Body limit of `PUT /projects/{id}/files` (archives of code).
+    pub upload_limit_bytes: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub jobs: JobsConfig,
+    pub github: GithubConfig,
 }
 
 // Hand-written so that the secret never reaches a log line through `{:?}`.
@@ -219,15 +255,11 @@ impl Config {
                 30,
                 positive,
             )?),
-            idle_timeout: std::time::Duration::from_secs(env.parse(
-                "IDLE_TIMEOUT_SECONDS",
-                60,
-                positive,
-            )?),
             rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
             body_limit_bytes: env.parse("BODY_LIMIT_BYTES", 1024 * 1024, positive)?,
+            upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
             log_format: env.parse(
                 "LOG_FORMAT",
                 if debug {
@@ -305,6 +337,7 @@ impl Config {
                 backoff_base: std::time::Duration::from_secs(2),
                 backoff_cap: std::time::Duration::from_secs(600),
             },
+            github: github_config(&env)?,
         };
         if !(config.llm.openai_base_url.starts_with("http://")
             || config.llm.openai_base_url.starts_with("https://"))
@@ -349,11 +382,11 @@ impl Config {
             ws_max_connections: 10_000,
             header_timeout: std::time::Duration::from_secs(10),
             body_timeout: std::time::Duration::from_secs(30),
-            idle_timeout: std::time::Duration::from_secs(60),
             rate_limit_auth_per_minute: 0,
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,
             body_limit_bytes: 1024 * 1024,
+            upload_limit_bytes: 50 * 1024 * 1024,
             log_format: LogFormat::Pretty,
             llm: LlmConfig {
                 provider: ProviderKind::Local,
@@ -375,6 +408,14 @@ impl Config {
                 shutdown_grace: std::time::Duration::from_secs(5),
                 backoff_base: std::time::Duration::from_millis(50),
                 backoff_cap: std::time::Duration::from_secs(2),
+            },
+            github: GithubConfig {
+                webhook_secret: None,
+                api_url: "http://127.0.0.1:9".into(),
+                token: None,
+                app: None,
+                review_max_diff_bytes: 400 * 1024,
+                review_concurrency: 4,
             },
         }
     }
@@ -402,6 +443,71 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }),
         }
     }
+}
+
+fn github_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<GithubConfig, ConfigError> {
+    let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
+    let api_url = non_empty("GITHUB_API_URL")
+        .unwrap_or_else(|| "https://api.github.com".into())
+        .trim_end_matches('/')
+        .to_owned();
+    if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+        return Err(ConfigError {
+            name: "GITHUB_API_URL",
+            reason: "must be an http(s) URL".into(),
+        });
+    }
+    let private_key_pem = match (
+        non_empty("GITHUB_APP_PRIVATE_KEY"),
+        non_empty("GITHUB_APP_PRIVATE_KEY_FILE"),
+    ) {
+        // Environment files often carry a PEM on one line with literal \n.
+        (Some(pem), _) => Some(pem.replace("\\n", "\n")),
+        (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|err| ConfigError {
+            name: "GITHUB_APP_PRIVATE_KEY_FILE",
+            reason: format!("cannot read {path}: {err}"),
+        })?),
+        (None, None) => None,
+    };
+    let app = match (non_empty("GITHUB_APP_ID"), private_key_pem) {
+        (Some(id), Some(pem)) => {
+            if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+                return Err(ConfigError {
+                    name: "GITHUB_APP_PRIVATE_KEY",
+                    reason: "is not an RSA private key in PEM form".into(),
+                });
+            }
+            Some(GithubApp {
+                id,
+                private_key_pem: pem,
+            })
+        }
+        (Some(_), None) => {
+            return Err(ConfigError {
+                name: "GITHUB_APP_PRIVATE_KEY",
+                reason: "GITHUB_APP_ID is set: set GITHUB_APP_PRIVATE_KEY or \
+                         GITHUB_APP_PRIVATE_KEY_FILE too"
+                    .into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                name: "GITHUB_APP_ID",
+                reason: "a GitHub App private key is set without its app id".into(),
+            })
+        }
+        (None, None) => None,
+    };
+    Ok(GithubConfig {
+        webhook_secret: non_empty("GITHUB_WEBHOOK_SECRET"),
+        api_url,
+        token: non_empty("GITHUB_TOKEN"),
+        app,
+        review_max_diff_bytes: env.parse("GITHUB_REVIEW_MAX_DIFF_BYTES", 400 * 1024, positive)?,
+        review_concurrency: env.parse("GITHUB_REVIEW_CONCURRENCY", 4, positive)?,
+    })
 }
 
 /// Why a secret is unfit for signing tokens, if it is.

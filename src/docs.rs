@@ -22,6 +22,7 @@ use crate::{
     error::{ErrorBody, FieldError},
     health::{self, Health, Readiness},
     http::layers::DOCS_CSP,
+    integrations::github,
     pagination::Page,
     projects::{self, Project},
     state::AppState,
@@ -52,6 +53,8 @@ envelope_schema!(ChatPageResponse, Page<Chat>);
 envelope_schema!(SessionPageResponse, Page<ChatSession>);
 envelope_schema!(HealthResponse, Health);
 envelope_schema!(ReadinessResponse, Readiness);
+envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
+envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
 
 /// `{success: true, data: null, message}`.
 #[derive(ToSchema)]
@@ -105,6 +108,8 @@ pub struct OAuth2Form {
         health::live,
         health::ready,
         health::metrics,
+        github::webhook::receive,
+        github::routes::list,
         crate::console::index,
         crate::console::asset,
     ),
@@ -120,9 +125,11 @@ pub struct OAuth2Form {
         (name = "users", description = "The current user"),
         (name = "agents", description = "AI specialists"),
         (name = "projects", description = "Code bases"),
+        (name = "codebase", description = "A project's indexed code: upload, list, read, search"),
         (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
+        (name = "integrations", description = "GitHub pull-request reviews"),
     )
 )]
 pub struct ApiDoc;
@@ -170,7 +177,8 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 
 /// `/api/v1/openapi.json`, `/api/v1/docs` (Swagger UI) and `/api/v1/redoc`.
 pub fn router() -> Router<AppState> {
-    let swagger = SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", ApiDoc::openapi());
+    let api = ApiDoc::openapi().merge_from(crate::codebase::routes::CodebaseApi::openapi());
+    let swagger = SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", api);
     Router::new()
         .route("/api/v1/redoc", get(|| async { Html(REDOC_PAGE) }))
         .route(

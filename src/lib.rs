@@ -5,6 +5,7 @@ pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod chat;
+pub mod codebase;
 pub mod config;
 pub mod console;
 pub mod db;

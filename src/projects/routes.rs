@@ -10,7 +10,11 @@ use super::{
 };
 use crate::{
     auth::AuthUser,
-    error::{created, ok, Error, ErrorBody, Result},
+    error::{
+        created, ok,
+        responses::{Authenticated, JsonBody, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{nullable, Id, Json, Query},
     pagination::{Page, PageParams},
     state::AppState,
@@ -25,23 +29,45 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateProject {
-    #[schema(example = "payments-service")]
+    /// Not blank; surrounding whitespace is trimmed.
+    #[schema(
+        example = "payments-service",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: String,
+    #[schema(max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
-    #[schema(example = "https://github.com/acme/payments-service")]
+    /// An http(s) URL; blank means none.
+    #[schema(
+        example = "https://github.com/acme/payments-service",
+        max_length = 500,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub repo_url: Option<String>,
+    /// Review pull requests of the linked GitHub repository automatically (default true).
+    pub auto_review: Option<bool>,
 }
 
 /// Every field is optional; `null` clears a nullable field.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateProject {
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
+    /// An http(s) URL; blank or `null` means none.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub repo_url: Option<Option<String>>,
+    pub auto_review: Option<bool>,
 }
 
 fn validated(fields: ProjectFields) -> Result<ProjectFields> {
@@ -50,6 +76,7 @@ fn validated(fields: ProjectFields) -> Result<ProjectFields> {
         name: check.text("name", &fields.name, 1, 200),
         description: check.optional_text("description", fields.description.as_deref(), 5_000),
         repo_url: check.http_url("repo_url", fields.repo_url.as_deref()),
+        auto_review: fields.auto_review,
     };
     check.finish()?;
     Ok(fields)
@@ -59,7 +86,7 @@ fn validated(fields: ProjectFields) -> Result<ProjectFields> {
     params(PageParams),
     responses(
         (status = 200, description = "The user's projects, newest first", body = crate::docs::ProjectPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
 pub async fn list(
@@ -76,8 +103,7 @@ pub async fn list(
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -88,6 +114,7 @@ pub async fn create(
         name: input.name,
         description: input.description,
         repo_url: input.repo_url,
+        auto_review: input.auto_review.unwrap_or(true),
     })?;
     let project = store::create(&state.db, user.id, fields).await?;
     Ok(created(project, "Project created"))
@@ -97,7 +124,7 @@ pub async fn create(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "The project", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
 pub async fn read(
@@ -113,9 +140,8 @@ pub async fn read(
     request_body = UpdateProject,
     responses(
         (status = 200, description = "Updated", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -128,6 +154,7 @@ pub async fn update(
         name: input.name.unwrap_or(current.name),
         description: input.description.unwrap_or(current.description),
         repo_url: input.repo_url.unwrap_or(current.repo_url),
+        auto_review: input.auto_review.unwrap_or(current.auto_review),
     })?;
     let project = store::update(&state.db, user.id, id, fields)
         .await?
@@ -139,7 +166,7 @@ pub async fn update(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "Deleted; the project's chats are kept without the link", body = crate::docs::EmptyResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
 pub async fn remove(

@@ -90,7 +90,15 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
 /// The WebSocket protocol is described in the README: client frames `chat`, `cancel`,
 /// `ping`, `auth`; server frames `status`, `delta`, `response`, `error`, `message`, `pong`.
 #[utoipa::path(get, path = "/ws", tag = "realtime",
-    params(("token" = Option<String>, Query, description = "Access token (or an `Authorization: Bearer` header)")),
+    params(
+        ("token" = Option<String>, Query, description = "Access token (or an `Authorization: Bearer` header)"),
+        ("Connection" = String, Header, description = "A list naming `Upgrade` (any case)",
+            pattern = "^(.*,)?[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,.*)?$"),
+        ("Upgrade" = String, Header, description = "`websocket` (any case)",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Sec-WebSocket-Version" = String, Header, pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64"),
+    ),
     responses(
         (status = 101, description = "Upgraded to a WebSocket of JSON text frames"),
         (status = 400, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
@@ -99,6 +107,7 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
         (status = 429, description = "Too many open WebSockets for this user (`WS_MAX_PER_USER`) or this server (`WS_MAX_CONNECTIONS`)",
             body = crate::error::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before reconnecting"))),
+        crate::error::responses::ServerErrors,
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
