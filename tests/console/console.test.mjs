@@ -303,7 +303,7 @@ async function main() {
       mimeType: 'application/gzip',
       buffer: tarGz({ 'src/payments.rs': 'pub fn charge(amount: u64) -> u64 {\n    amount * 2\n}\n', 'README.md': '# Payments\n' }),
     });
-    await page.getByRole('button', { name: 'Upload' }).click();
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
     await page.getByText('Files uploaded').waitFor(WAIT);
     await page.getByRole('searchbox').fill('charge');
     await page.getByRole('button', { name: 'Search' }).click();
