@@ -82,6 +82,7 @@ pub async fn run(
         llm_provider = state.providers.default_name(),
         "CodeSherpa API listening"
     );
+    crate::integrations::whatsapp::worker::spawn(state.clone());
     let closing = state.shutdown.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
@@ -113,7 +114,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
-        .merge(chat::routes::router());
+        .merge(chat::routes::router())
+        .merge(crate::integrations::whatsapp::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()

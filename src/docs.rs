@@ -52,6 +52,14 @@ envelope_schema!(ChatPageResponse, Page<Chat>);
 envelope_schema!(SessionPageResponse, Page<ChatSession>);
 envelope_schema!(HealthResponse, Health);
 envelope_schema!(ReadinessResponse, Readiness);
+envelope_schema!(
+    LinkCodeResponse,
+    crate::integrations::whatsapp::link::LinkCode
+);
+envelope_schema!(
+    WhatsappReceivedResponse,
+    crate::integrations::whatsapp::webhook::Received
+);
 
 /// `{success: true, data: null, message}`.
 #[derive(ToSchema)]
@@ -105,6 +113,10 @@ pub struct OAuth2Form {
         health::live,
         health::ready,
         health::metrics,
+        crate::integrations::whatsapp::link::create_code,
+        crate::integrations::whatsapp::link::unlink,
+        crate::integrations::whatsapp::webhook::verify,
+        crate::integrations::whatsapp::webhook::receive,
     ),
     components(schemas(
         ErrorBody,
@@ -121,6 +133,7 @@ pub struct OAuth2Form {
         (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
+        (name = "whatsapp", description = "WhatsApp: linking a phone, and Meta's webhook"),
     )
 )]
 pub struct ApiDoc;
