@@ -14,4 +14,5 @@ mod operations;
 mod projects;
 mod providers;
 mod users;
+mod whatsapp;
 mod ws;
