@@ -56,6 +56,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    config.warn_if_secret_replaced();
     let db = connect_and_migrate(&config).await?;
     match recover_stale(&db).await {
         Ok(0) => {}

@@ -111,6 +111,10 @@ pub enum LogFormat {
 pub struct Config {
     pub debug: bool,
     pub secret_key: String,
+    /// The key tokens were signed with before a rotation: still accepted for verifying.
+    pub secret_key_previous: Option<String>,
+    /// Why `SECRET_KEY` was replaced by a random key (DEBUG only), said loudly at start-up.
+    pub secret_key_replaced: Option<&'static str>,
     pub database_url: String,
     pub database_max_connections: u32,
     pub access_token_expire_minutes: i64,
@@ -143,6 +147,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("debug", &self.debug)
             .field("secret_key", &"<redacted>")
+            .field(
+                "secret_key_previous",
+                &self.secret_key_previous.as_ref().map(|_| "<redacted>"),
+            )
             .field("database", &redact_url(&self.database_url))
             .field("host", &self.host)
             .field("port", &self.port)
@@ -171,9 +179,12 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let debug = env.parse("DEBUG", true, parse_bool)?;
+        let (secret_key, secret_key_replaced) = secret_key(env.get("SECRET_KEY"), debug)?;
         let config = Config {
             debug,
-            secret_key: secret_key(env.get("SECRET_KEY"), debug)?,
+            secret_key,
+            secret_key_previous: previous_secret_key(env.get("SECRET_KEY_PREVIOUS"))?,
+            secret_key_replaced,
             database_url: env
                 .get("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite://codesherpa.db".into()),
@@ -317,6 +328,8 @@ impl Config {
         Config {
             debug: true,
             secret_key: "test-secret-key-that-is-at-least-32-bytes-long".into(),
+            secret_key_previous: None,
+            secret_key_replaced: None,
             database_url: database_url.into(),
             database_max_connections: 5,
             access_token_expire_minutes: 30,
@@ -383,18 +396,26 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
     }
 }
 
-fn secret_key(value: Option<String>, debug: bool) -> Result<String, ConfigError> {
-    let value = value.filter(|value| !value.is_empty());
-    let problem = match &value {
+/// Why a secret is unfit for signing tokens, if it is.
+fn weak_secret(value: Option<&str>) -> Option<&'static str> {
+    match value {
         None => Some("is not set"),
         Some(v) if PLACEHOLDER_SECRETS.contains(&v.to_ascii_lowercase().as_str()) => {
             Some("is a placeholder value")
         }
         Some(v) if v.len() < MIN_SECRET_BYTES => Some("is shorter than 32 bytes"),
         Some(_) => None,
-    };
-    match (problem, debug) {
-        (None, _) => Ok(value.unwrap_or_default()),
+    }
+}
+
+/// The signing key, and why it was replaced by a random one (DEBUG only).
+fn secret_key(
+    value: Option<String>,
+    debug: bool,
+) -> Result<(String, Option<&'static str>), ConfigError> {
+    let value = value.filter(|value| !value.is_empty());
+    match (weak_secret(value.as_deref()), debug) {
+        (None, _) => Ok((value.unwrap_or_default(), None)),
         (Some(reason), false) => Err(ConfigError {
             name: "SECRET_KEY",
             reason: format!(
@@ -403,7 +424,37 @@ fn secret_key(value: Option<String>, debug: bool) -> Result<String, ConfigError>
             ),
         }),
         // Development: a fresh random key each start, so no well-known key ever signs tokens.
-        (Some(_), true) => Ok(random_secret()),
+        (Some(reason), true) => Ok((random_secret(), Some(reason))),
+    }
+}
+
+/// `SECRET_KEY_PREVIOUS` only verifies, but a weak key would still let anyone forge
+/// tokens, so it is held to the same bar in every mode.
+fn previous_secret_key(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value.filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    match weak_secret(Some(&value)) {
+        None => Ok(Some(value)),
+        Some(reason) => Err(ConfigError {
+            name: "SECRET_KEY_PREVIOUS",
+            reason: format!("{reason}; it must be the former SECRET_KEY (at least 32 bytes)"),
+        }),
+    }
+}
+
+impl Config {
+    /// Says loudly that tokens are signed with a throw-away key: they stop working at the
+    /// next restart and are not accepted by other instances.
+    pub fn warn_if_secret_replaced(&self) {
+        if let Some(reason) = self.secret_key_replaced {
+            tracing::warn!(
+                "SECURITY: SECRET_KEY {reason}; DEBUG=true, so a random key signs tokens for \
+                 this process only: every token dies at restart and other instances reject \
+                 it. Set SECRET_KEY to a random value of at least 32 bytes \
+                 (`openssl rand -hex 32`); DEBUG=false refuses to start without one."
+            );
+        }
     }
 }
 
@@ -492,6 +543,8 @@ mod tests {
         assert_eq!(config.rate_limit_ai_per_minute, 60);
         assert_eq!(config.cors_origins, vec!["http://localhost:5173"]);
         assert_eq!(config.secret_key.len(), 64, "a random development key");
+        assert_eq!(config.secret_key_replaced, Some("is not set"));
+        assert_eq!(config.secret_key_previous, None);
         assert_eq!(config.llm.provider, ProviderKind::Local);
         assert_eq!(config.llm.openai_base_url, "https://api.openai.com/v1");
         assert_eq!(config.whatsapp.api_url, "https://graph.facebook.com");
@@ -513,6 +566,38 @@ mod tests {
         let ok = config(&[("DEBUG", "false"), ("SECRET_KEY", strong)]).unwrap();
         assert_eq!(ok.secret_key, strong);
         assert_eq!(ok.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn debug_replaces_a_short_secret_and_says_why() {
+        let replaced = config(&[("DEBUG", "true"), ("SECRET_KEY", "short")]).unwrap();
+        assert_ne!(replaced.secret_key, "short");
+        assert_eq!(
+            replaced.secret_key_replaced,
+            Some("is shorter than 32 bytes")
+        );
+        let strong = "0123456789abcdef0123456789abcdef";
+        let kept = config(&[("DEBUG", "true"), ("SECRET_KEY", strong)]).unwrap();
+        assert_eq!(kept.secret_key, strong);
+        assert_eq!(kept.secret_key_replaced, None);
+    }
+
+    #[test]
+    fn previous_secret_is_optional_but_never_weak() {
+        let strong = "0123456789abcdef0123456789abcdef";
+        let previous = "fedcba9876543210fedcba9876543210";
+        let rotated = config(&[("SECRET_KEY", strong), ("SECRET_KEY_PREVIOUS", previous)]).unwrap();
+        assert_eq!(rotated.secret_key_previous.as_deref(), Some(previous));
+        for debug in ["true", "false"] {
+            let err = config(&[
+                ("DEBUG", debug),
+                ("SECRET_KEY", strong),
+                ("SECRET_KEY_PREVIOUS", "short"),
+            ])
+            .expect_err("a weak previous key must be refused");
+            assert_eq!(err.name, "SECRET_KEY_PREVIOUS");
+        }
+        assert!(!format!("{rotated:?}").contains(previous), "redacted");
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl AppState {
         AppState {
             tokens: Arc::new(TokenKeys::new(
                 &config.secret_key,
+                config.secret_key_previous.as_deref(),
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             )),

@@ -243,7 +243,12 @@ async fn issue_pair(
         expires_at: refresh.expires_at,
     };
     match spent {
-        None => store::insert(&state.db, next).await?,
+        None => {
+            if !store::insert_for_password(&state.db, next, &user.hashed_password).await? {
+                // The password changed between the check and now: the login is void.
+                return Err(Error::Unauthorized(BAD_CREDENTIALS));
+            }
+        }
         Some(old) => match store::rotate(&state.db, old, next).await? {
             Rotation::Rotated => {}
             Rotation::Reused => {

@@ -16,24 +16,37 @@ pub struct NewToken<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-const INSERT: &str =
-    "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at, created_at) \
-                      VALUES ($1, $2, $3, $4, $5)";
+const INSERT: &str = "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at, \
+                      created_at) VALUES ($1, $2, $3, $4, $5)";
 
 const REVOKE_FAMILY: &str =
     "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL";
 
-pub async fn insert(db: &Db, token: NewToken<'_>) -> Result<()> {
-    with_pool!(db, |pool| sqlx::query(INSERT)
+/// Stores a login's first refresh token, unless the password it was checked against has
+/// changed meanwhile (then `false`): a login racing a password change never outlives it.
+/// On PostgreSQL the user row is share-locked, so a password change either commits first
+/// (and this inserts nothing) or waits for this insert and then revokes it.
+pub async fn insert_for_password(
+    db: &Db,
+    token: NewToken<'_>,
+    verified_hash: &str,
+) -> Result<bool> {
+    let sql = format!(
+        "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at, created_at) \
+         SELECT $1, id, $3, $4, $5 FROM users WHERE id = $2 AND hashed_password = $6{}",
+        db.for_share()
+    );
+    let inserted = with_pool!(db, |pool| sqlx::query(&sql)
         .bind(token.jti)
         .bind(token.user_id)
         .bind(token.family_id)
         .bind(token.expires_at)
         .bind(now())
+        .bind(verified_hash)
         .execute(pool)
         .await
-        .map(drop))?;
-    Ok(())
+        .map(|done| done.rows_affected()))?;
+    Ok(inserted == 1)
 }
 
 pub enum Rotation {
@@ -47,9 +60,23 @@ pub enum Rotation {
 
 /// Spends `old_jti` and stores `next` in the same transaction. The conditional UPDATE
 /// makes two concurrent refreshes with one token yield one winner.
+///
+/// The user row is read (share-locked on PostgreSQL) first: a password change holds that
+/// row while it revokes the user's tokens, so it either commits before this rotation
+/// (which then finds its token revoked) or waits for it and revokes the new token too.
+/// Under READ COMMITTED, without the lock, the revocation could miss a token inserted
+/// by a rotation that committed while it ran.
 pub async fn rotate(db: &Db, old_jti: &str, next: NewToken<'_>) -> Result<Rotation> {
     let now = now();
+    let lock_user = format!("SELECT id FROM users WHERE id = $1{}", db.for_share());
     in_transaction!(db, |tx| {
+        let user: Option<(i64,)> = sqlx::query_as(&lock_user)
+            .bind(next.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if user.is_none() {
+            return Ok(Rotation::Unknown);
+        }
         let spent = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2 AND family_id = $3 \
              AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",

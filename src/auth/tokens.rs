@@ -44,19 +44,27 @@ pub struct Issued {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// `SECRET_KEY_PREVIOUS`: tokens signed before a key rotation still verify.
+    previous: Option<DecodingKey>,
     validation: Validation,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
 
 impl TokenKeys {
-    pub fn new(secret: &str, access_minutes: i64, refresh_days: i64) -> Self {
+    pub fn new(
+        secret: &str,
+        previous: Option<&str>,
+        access_minutes: i64,
+        refresh_days: i64,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            previous: previous.map(|key| DecodingKey::from_secret(key.as_bytes())),
             validation,
             access_ttl: Duration::minutes(access_minutes),
             refresh_ttl: Duration::days(refresh_days),
@@ -90,7 +98,15 @@ impl TokenKeys {
 
     /// Verifies signature, algorithm, expiry and the token's kind.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+        let mut decoded = decode::<Claims>(token, &self.decoding, &self.validation);
+        if let (Err(err), Some(previous)) = (&decoded, &self.previous) {
+            // Only a signature mismatch may mean "signed with the previous key"; every
+            // other check (algorithm, expiry, shape) failed for that key as well.
+            if *err.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature {
+                decoded = decode::<Claims>(token, previous, &self.validation);
+            }
+        }
+        let claims = decoded
             .map_err(|err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     Error::Unauthorized("Token has expired")
@@ -110,7 +126,7 @@ mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new("k".repeat(32).as_str(), 30, 7)
+        TokenKeys::new("k".repeat(32).as_str(), None, 30, 7)
     }
 
     #[test]
@@ -126,13 +142,30 @@ mod tests {
     #[test]
     fn other_secret_is_rejected() {
         let token = keys().issue(7, TokenKind::Access, None).unwrap().token;
-        let other = TokenKeys::new("o".repeat(32).as_str(), 30, 7);
+        let other = TokenKeys::new("o".repeat(32).as_str(), None, 30, 7);
         assert!(other.verify(&token, TokenKind::Access).is_err());
     }
 
     #[test]
+    fn previous_secret_still_verifies() {
+        let old = "o".repeat(32);
+        let token = TokenKeys::new(&old, None, 30, 7)
+            .issue(7, TokenKind::Access, None)
+            .unwrap()
+            .token;
+        let rotated = TokenKeys::new("k".repeat(32).as_str(), Some(&old), 30, 7);
+        assert!(rotated.verify(&token, TokenKind::Access).is_ok());
+        let fresh = rotated.issue(7, TokenKind::Access, None).unwrap().token;
+        let previous_only = TokenKeys::new(&old, None, 30, 7);
+        assert!(
+            previous_only.verify(&fresh, TokenKind::Access).is_err(),
+            "new tokens are signed with the new key"
+        );
+    }
+
+    #[test]
     fn expired_is_rejected() {
-        let keys = TokenKeys::new("k".repeat(32).as_str(), -1, 7);
+        let keys = TokenKeys::new("k".repeat(32).as_str(), None, -1, 7);
         let token = keys.issue(7, TokenKind::Access, None).unwrap().token;
         assert!(matches!(
             keys.verify(&token, TokenKind::Access),

@@ -35,16 +35,34 @@ macro_rules! with_pool {
 }
 
 /// Runs `$body` inside one transaction on either backend; commits when it returns `Ok`.
+///
+/// On SQLite the transaction is `BEGIN IMMEDIATE`: it takes the write lock up front, where
+/// the busy timeout can wait for it. A deferred transaction that reads and then writes
+/// cannot wait: its upgrade fails at once with SQLITE_BUSY (BUSY_SNAPSHOT) whenever
+/// another writer committed since its read, and the request would answer 500.
 #[macro_export]
 macro_rules! in_transaction {
     ($db:expr, |$tx:ident| $body:expr) => {
-        $crate::with_pool!($db, |pool| async {
-            let mut $tx = pool.begin().await?;
-            let value = $body;
-            $tx.commit().await?;
-            Ok::<_, $crate::error::Error>(value)
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                async {
+                    let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    let value = $body;
+                    $tx.commit().await?;
+                    Ok::<_, $crate::error::Error>(value)
+                }
+                .await
+            }
+            $crate::db::Db::Postgres(pool) => {
+                async {
+                    let mut $tx = pool.begin().await?;
+                    let value = $body;
+                    $tx.commit().await?;
+                    Ok::<_, $crate::error::Error>(value)
+                }
+                .await
+            }
         }
-        .await)
     };
 }
 
@@ -86,6 +104,15 @@ impl Db {
         match self {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// ` FOR SHARE` on PostgreSQL, to hold a row steady until the transaction ends; empty
+    /// on SQLite, whose IMMEDIATE transactions already run one writer at a time.
+    pub fn for_share(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => " FOR SHARE",
         }
     }
 

@@ -60,6 +60,8 @@ pub struct Limits {
     ai_per_minute: u32,
     auth: Option<Arc<IpLimiter>>,
     ai: Option<Arc<UserLimiter>>,
+    /// Password checks outside `/auth/*` (`current_password`), per user, with the auth budget.
+    password: Option<Arc<UserLimiter>>,
     redis: Option<RedisBus>,
 }
 
@@ -67,7 +69,11 @@ impl Limits {
     pub fn new(auth_per_minute: u32, ai_per_minute: u32, redis: Option<RedisBus>) -> Self {
         let auth = IpLimiter::per_minute(auth_per_minute).map(Arc::new);
         let ai = UserLimiter::per_minute(ai_per_minute).map(Arc::new);
+        let password = UserLimiter::per_minute(auth_per_minute).map(Arc::new);
         if let Some(limiter) = &auth {
+            limiter.spawn_housekeeping();
+        }
+        if let Some(limiter) = &password {
             limiter.spawn_housekeeping();
         }
         if let Some(limiter) = &ai {
@@ -78,6 +84,7 @@ impl Limits {
             ai_per_minute,
             auth,
             ai,
+            password,
             redis,
         }
     }
@@ -105,6 +112,25 @@ impl Limits {
                 })
                 .await
             }
+        }
+    }
+
+    /// `Err(seconds to wait)` when a password check for `user_id` from `ip` is over budget:
+    /// the user's own password budget, then the IP's auth budget (shared with logins), so
+    /// guesses can be spread over neither many IPs nor many accounts.
+    pub async fn check_password(&self, user_id: i64, ip: Option<IpAddr>) -> Result<(), u64> {
+        if let Some(local) = &self.password {
+            self.check(
+                "password",
+                &user_id.to_string(),
+                self.auth_per_minute,
+                || local.check(user_id),
+            )
+            .await?;
+        }
+        match ip {
+            Some(ip) => self.check_auth(ip).await,
+            None => Ok(()),
         }
     }
 

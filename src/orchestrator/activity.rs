@@ -63,7 +63,7 @@ impl Working {
     pub async fn finish(mut self) {
         self.done = true;
         if let Some(resting) = self.activity.end(self.agent_id) {
-            set_status(&self.db, self.agent_id, &resting).await;
+            restore_status(&self.db, self.agent_id, &resting).await;
         }
     }
 }
@@ -76,7 +76,7 @@ impl Drop for Working {
         if let Some(resting) = self.activity.end(self.agent_id) {
             let (db, agent_id) = (self.db.clone(), self.agent_id);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { set_status(&db, agent_id, &resting).await });
+                runtime.spawn(async move { restore_status(&db, agent_id, &resting).await });
             }
         }
     }
@@ -102,15 +102,35 @@ pub async fn recover_stale(db: &Db) -> Result<u64, sqlx::Error> {
 
 /// Best effort: a failed status write is logged, never fails the chat.
 async fn set_status(db: &Db, agent_id: i64, status: &str) {
-    let result = with_pool!(db, |pool| sqlx::query(
-        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3"
+    write_status(
+        db,
+        agent_id,
+        status,
+        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3",
     )
-    .bind(status)
-    .bind(now())
-    .bind(agent_id)
-    .execute(pool)
     .await
-    .map(drop));
+}
+
+/// Compare and set: only an agent still `processing` (as we left it) gets its status back,
+/// so a status the user chose meanwhile (`PUT /agents/{id}`) is never overwritten.
+async fn restore_status(db: &Db, agent_id: i64, status: &str) {
+    write_status(
+        db,
+        agent_id,
+        status,
+        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'processing'",
+    )
+    .await
+}
+
+async fn write_status(db: &Db, agent_id: i64, status: &str, sql: &'static str) {
+    let result = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(status)
+        .bind(now())
+        .bind(agent_id)
+        .execute(pool)
+        .await
+        .map(drop));
     if let Err(err) = result {
         tracing::warn!(agent_id, error = %err, "could not update agent status");
     }

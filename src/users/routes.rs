@@ -1,16 +1,28 @@
 //! `/user/me` routes.
 
-use axum::{extract::State, response::IntoResponse, routing::get, Router};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use std::net::SocketAddr;
 
-use super::store::{self, Changes};
+use axum::{
+    extract::{ConnectInfo, State},
+    http::HeaderMap,
+    response::IntoResponse,
+    routing::get,
+    Extension, Router,
+};
+use serde::Deserialize;
+use utoipa::{
+    openapi::{schema::Type, Object, ObjectBuilder},
+    ToSchema,
+};
+
+use super::store::{self, Changes, PasswordChange, Updated};
 use crate::{
     auth::AuthUser,
     error::{ok, Error, ErrorBody, Result},
     extract::{nullable, Json},
+    http::rate_limit::client_ip,
     state::AppState,
-    validate::{normalize_phone, Violations},
+    validate::Violations,
 };
 
 pub fn router() -> Router<AppState> {
@@ -27,60 +39,68 @@ pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
     ok(user, "User retrieved")
 }
 
-/// Every field is optional. Changing `password` needs `current_password`.
+/// Every field is optional and only the fields sent change. Changing `password` needs
+/// `current_password`.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMe {
     pub name: Option<String>,
     pub email: Option<String>,
     pub password: Option<String>,
     pub current_password: Option<String>,
-    /// E.164, e.g. `+919876543210`; `null` unlinks WhatsApp.
+    /// Read-only: `null` unlinks WhatsApp; a number is linked with
+    /// `POST /api/v1/user/whatsapp/link`, never set here.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = null_only)]
     pub whatsapp_number: Option<Option<String>>,
 }
+
+fn null_only() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some(
+            "Only `null`, which unlinks WhatsApp; link a number with POST /api/v1/user/whatsapp/link",
+        ))
+        .build()
+}
+
+const LINK_FLOW: &str = "is read-only: send null to unlink, or link a number with \
+                         POST /api/v1/user/whatsapp/link";
 
 #[utoipa::path(put, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     request_body = UpdateMe,
     responses(
         (status = 200, description = "Updated", body = crate::docs::UserResponse),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 409, description = "Email or WhatsApp number taken", body = ErrorBody),
+        (status = 403, description = "Account deactivated", body = ErrorBody),
+        (status = 409, description = "Email taken", body = ErrorBody),
         (status = 422, description = "Invalid input or wrong current password", body = ErrorBody),
+        (status = 429, description = "Too many password checks", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     Json(input): Json<UpdateMe>,
 ) -> Result<impl IntoResponse> {
-    // The row as stored now, not as cached for authentication: the password check and
-    // the update must start from the truth.
-    let user = store::find_by_id(&state.db, user.id)
-        .await?
-        .ok_or(Error::Unauthorized("Invalid token"))?;
     let mut check = Violations::default();
-    let name = match &input.name {
-        Some(name) => check.text("name", name, 1, 100),
-        None => user.name.clone(),
+    let mut changes = Changes {
+        name: input
+            .name
+            .as_deref()
+            .map(|name| check.text("name", name, 1, 100)),
+        email: input
+            .email
+            .as_deref()
+            .map(|email| check.email("email", email)),
+        ..Changes::default()
     };
-    let email = match &input.email {
-        Some(email) => check.email("email", email),
-        None => user.email.clone(),
-    };
-    let whatsapp_number = match &input.whatsapp_number {
-        None => user.whatsapp_number.clone(),
-        Some(None) => None,
-        Some(Some(raw)) => {
-            let number = normalize_phone(raw);
-            if number.is_none() {
-                check.add(
-                    "whatsapp_number",
-                    "must be a phone number in E.164 form, e.g. +14155550100",
-                );
-            }
-            number
-        }
-    };
+    match &input.whatsapp_number {
+        None => {}
+        Some(None) => changes.unlink_whatsapp = true,
+        Some(Some(_)) => check.add("whatsapp_number", LINK_FLOW),
+    }
     if let Some(password) = &input.password {
         check.password("password", password);
         if input.current_password.is_none() {
@@ -89,30 +109,55 @@ pub async fn update_me(
     }
     check.finish()?;
 
-    let mut hashed_password = user.hashed_password.clone();
     if let (Some(password), Some(current)) = (input.password, input.current_password) {
+        let peer = connect_info.map(|Extension(ConnectInfo(peer))| peer);
+        let ip = client_ip(&headers, peer, state.config.trust_proxy_headers);
+        // Before bcrypt: guesses must cost the guesser, not the login queue.
+        if let Err(retry_after_secs) = state.limits.check_password(user.id, ip).await {
+            tracing::warn!(user_id = user.id, "current_password rate limit exceeded");
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        // The stored hash, not the one cached for authentication.
+        let stored = store::find_by_id(&state.db, user.id)
+            .await?
+            .ok_or(Error::Unauthorized("Invalid token"))?;
         if !state
             .passwords
-            .verify(current, user.hashed_password.clone())
+            .verify(current, stored.hashed_password.clone())
             .await?
         {
             return Err(Error::invalid("current_password", "is incorrect"));
         }
-        hashed_password = state.passwords.hash(password).await?;
+        changes.password = Some(PasswordChange {
+            new_hash: state.passwords.hash(password).await?,
+            verified_hash: stored.hashed_password,
+        });
     }
-    let password_changed = hashed_password != user.hashed_password;
-    let updated = store::update(
-        &state.db,
-        user.id,
-        Changes {
-            name,
-            email,
-            hashed_password,
-            whatsapp_number,
-            password_changed,
-        },
-    )
-    .await?;
+
+    let nothing_to_change = changes.name.is_none()
+        && changes.email.is_none()
+        && !changes.unlink_whatsapp
+        && changes.password.is_none();
+    let password_changed = changes.password.is_some();
+    let updated = if nothing_to_change {
+        store::find_by_id(&state.db, user.id).await?
+    } else {
+        match store::update(&state.db, user.id, changes).await? {
+            Updated::Done(updated) => Some(updated),
+            // Another request changed the password after ours was checked.
+            Updated::PasswordMoved => {
+                return Err(Error::invalid("current_password", "is incorrect"))
+            }
+            Updated::Missing => None,
+        }
+    };
     state.user_cache.forget(user.id);
+    let updated = updated.ok_or(Error::Unauthorized("Invalid token"))?;
+    if password_changed {
+        tracing::info!(
+            user_id = user.id,
+            "password changed; refresh tokens revoked"
+        );
+    }
     Ok(ok(updated, "User updated"))
 }

@@ -28,43 +28,96 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>> {
         .await)?)
 }
 
-/// The fields a user may change about themselves, already validated.
+/// The fields a user asked to change, already validated; `None` leaves a column alone.
+#[derive(Default)]
 pub struct Changes {
-    pub name: String,
-    pub email: String,
-    pub hashed_password: String,
-    pub whatsapp_number: Option<String>,
-    /// A new password ends every open session (refresh-token family).
-    pub password_changed: bool,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub unlink_whatsapp: bool,
+    pub password: Option<PasswordChange>,
 }
 
-pub async fn update(db: &Db, id: i64, changes: Changes) -> Result<User> {
-    let sql = format!(
-        "UPDATE users SET name = $1, email = $2, hashed_password = $3, whatsapp_number = $4, \
-         updated_at = $5 WHERE id = $6 RETURNING {COLUMNS}"
-    );
+pub struct PasswordChange {
+    pub new_hash: String,
+    /// The stored hash `current_password` was checked against.
+    pub verified_hash: String,
+}
+
+pub enum Updated {
+    Done(User),
+    /// The password changed after `current_password` was checked: nothing was written.
+    PasswordMoved,
+    /// No such user (deleted meanwhile).
+    Missing,
+}
+
+/// Writes only the columns in `changes`, in one statement, so concurrent updates of other
+/// columns are never undone. A password change is a compare-and-set on the hash that was
+/// verified, and revokes every refresh token of the user in the same transaction; on
+/// PostgreSQL the UPDATE's row lock makes concurrent refreshes and logins wait for it
+/// (see `auth::store::rotate`).
+pub async fn update(db: &Db, id: i64, changes: Changes) -> Result<Updated> {
+    let mut sets = vec!["updated_at = $1".to_owned()];
+    let mut next = 2;
+    let mut column = |name: &str| {
+        sets.push(format!("{name} = ${next}"));
+        next += 1;
+    };
+    if changes.name.is_some() {
+        column("name");
+    }
+    if changes.email.is_some() {
+        column("email");
+    }
+    if changes.password.is_some() {
+        column("hashed_password");
+    }
+    if changes.unlink_whatsapp {
+        sets.push("whatsapp_number = NULL".to_owned());
+    }
+    let mut sql = format!("UPDATE users SET {} WHERE id = ${next}", sets.join(", "));
+    if changes.password.is_some() {
+        sql.push_str(&format!(" AND hashed_password = ${}", next + 1));
+    }
+    sql.push_str(&format!(" RETURNING {COLUMNS}"));
+
     let now = now();
     crate::in_transaction!(db, |tx| {
-        let user: User = sqlx::query_as(&sql)
-            .bind(&changes.name)
-            .bind(&changes.email)
-            .bind(&changes.hashed_password)
-            .bind(&changes.whatsapp_number)
-            .bind(now)
-            .bind(id)
-            .fetch_one(&mut *tx)
+        let mut query = sqlx::query_as::<_, User>(&sql).bind(now);
+        if let Some(name) = &changes.name {
+            query = query.bind(name);
+        }
+        if let Some(email) = &changes.email {
+            query = query.bind(email);
+        }
+        if let Some(password) = &changes.password {
+            query = query.bind(&password.new_hash);
+        }
+        query = query.bind(id);
+        if let Some(password) = &changes.password {
+            query = query.bind(&password.verified_hash);
+        }
+        let updated = query
+            .fetch_optional(&mut *tx)
             .await
             .map_err(unique_violation)?;
-        if changes.password_changed {
-            sqlx::query(
-                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        match updated {
+            None if changes.password.is_some() => Updated::PasswordMoved,
+            None => Updated::Missing,
+            Some(user) => {
+                if changes.password.is_some() {
+                    sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $1 \
+                         WHERE user_id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Updated::Done(user)
+            }
         }
-        user
     })
 }
 

@@ -221,3 +221,41 @@ db_test!(async fn auth_routes_are_rate_limited_per_ip(backend) {
     let reply = app.send(app.client.get(app.url("/health"))).await;
     assert_eq!(reply.status, 200);
 });
+
+const OLD_KEY: &str = "the-key-before-rotation-0123456789abcdef";
+const NEW_KEY: &str = "the-key-after-rotation-0123456789abcdefgh";
+
+db_test!(async fn tokens_signed_with_the_previous_key_survive_a_rotation(backend) {
+    let before = spawn_with(backend, |config| config.secret_key = OLD_KEY.into()).await;
+    let (access, login) = before.user().await;
+    let rotated = before
+        .sibling(|config| {
+            config.secret_key = NEW_KEY.into();
+            config.secret_key_previous = Some(OLD_KEY.into());
+        })
+        .await;
+    assert_eq!(me_status(&rotated, &access).await.0, 200);
+    let refreshed = rotated
+        .post_public("/api/v1/auth/refresh", json!({"refresh_token": login["refresh_token"]}))
+        .await
+        .expect(200);
+    let fresh = refreshed.data()["access_token"].as_str().unwrap();
+    assert_eq!(me_status(&rotated, fresh).await.0, 200);
+    // New tokens are signed with the new key: an instance that only knows the old key
+    // refuses them.
+    assert_eq!(me_status(&before, fresh).await, (401, "unauthorized".to_owned()));
+    // A key that was never ours verifies nothing.
+    let unrelated = before
+        .sibling(|config| {
+            config.secret_key = "some-other-deployment-key-0123456789ab".into();
+            config.secret_key_previous = Some("yet-another-deployment-key-0123456789".into());
+        })
+        .await;
+    assert_eq!(me_status(&unrelated, &access).await, (401, "unauthorized".to_owned()));
+    unrelated
+        .post_public("/api/v1/auth/refresh", json!({"refresh_token": refreshed.data()["refresh_token"]}))
+        .await
+        .expect(401);
+    drop(unrelated);
+    drop(rotated);
+});

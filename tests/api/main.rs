@@ -13,6 +13,7 @@ mod envelope;
 mod operations;
 mod projects;
 mod providers;
+mod robustness;
 mod users;
 mod whatsapp;
 mod ws;

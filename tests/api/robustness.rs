@@ -1,0 +1,323 @@
+//! Concurrency and failure: mixed write load without a 5xx, and agent statuses restored
+//! by compare-and-set.
+
+use std::time::Duration;
+
+use futures_util::{future::join_all, StreamExt};
+use serde_json::{json, Value};
+
+use codesherpa::config::ProviderKind;
+
+use crate::helpers::{slow_openai, spawn, spawn_with, Reply, TestApp};
+
+/// Everything one user does in one round, all at once.
+async fn round(
+    app: &TestApp,
+    token: &str,
+    email: &str,
+    refresh: &mut String,
+    n: usize,
+) -> Vec<Reply> {
+    let login = app.login(email, "password123").await;
+    let session = login.data()["refresh_token"].clone();
+    let agent = app.post(
+        "/api/v1/agents",
+        token,
+        json!({"name": format!("Agent {n}")}),
+    );
+    let project = app.post(
+        "/api/v1/projects",
+        token,
+        json!({"name": format!("Project {n}")}),
+    );
+    let chat = app.post(
+        "/api/v1/chat",
+        token,
+        json!({"message": "hello there", "session_id": format!("s{n}")}),
+    );
+    let rename = app.put(
+        "/api/v1/user/me",
+        token,
+        json!({"name": format!("Load {n}")}),
+    );
+    let rotate = app.post_public(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": refresh.as_str()}),
+    );
+    let logout = app.post_public("/api/v1/auth/logout", json!({"refresh_token": session}));
+    let (agent, project, chat, rename, rotate, logout) =
+        tokio::join!(agent, project, chat, rename, rotate, logout);
+    if rotate.status == 200 {
+        *refresh = rotate.data()["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let mut replies = vec![login, agent, project, chat, rename, rotate];
+    if logout.status == 200 {
+        // The token logout was meant to revoke is dead for good.
+        replies.push(
+            app.post_public("/api/v1/auth/refresh", json!({"refresh_token": session}))
+                .await
+                .expect(401),
+        );
+    }
+    if let Some(id) = replies[1].data()["id"].as_i64() {
+        let agent_path = format!("/api/v1/agents/{id}");
+        let project_path = format!("/api/v1/projects/{}", replies[2].data()["id"]);
+        let put = app.put(&agent_path, token, json!({"status": "inactive"}));
+        let delete = app.delete(&project_path, token);
+        let (put, delete) = tokio::join!(put, delete);
+        replies.push(put);
+        replies.push(delete);
+    }
+    replies.push(logout);
+    replies
+}
+
+db_test!(async fn mixed_concurrent_writes_never_answer_5xx(backend) {
+    let app = spawn_with(backend, |config| config.database_max_connections = 10).await;
+    let mut users = Vec::new();
+    for _ in 0..5 {
+        let (token, login) = app.user().await;
+        let email = login["user"]["email"].as_str().unwrap().to_owned();
+        let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+        users.push((token, email, refresh));
+    }
+    let replies = join_all(users.iter_mut().map(|(token, email, refresh)| {
+        let app = &app;
+        async move {
+            let mut all = Vec::new();
+            for n in 0..8 {
+                all.extend(round(app, token, email, refresh, n).await);
+            }
+            all
+        }
+    }))
+    .await;
+    let replies: Vec<Reply> = replies.into_iter().flatten().collect();
+    assert!(replies.len() >= 5 * 8 * 10, "{}", replies.len());
+    let failures: Vec<(u16, &Value)> = replies
+        .iter()
+        .filter(|reply| !reply.status.is_success() && reply.status != 401)
+        .map(|reply| (reply.status.as_u16(), &reply.body))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    // Every chain of rotations is still alive, every logout answered 200.
+    for (_, _, refresh) in &users {
+        app.post_public("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+            .await
+            .expect(200);
+    }
+    let logouts = replies
+        .iter()
+        .filter(|reply| reply.body["message"] == "Logged out")
+        .count();
+    assert_eq!(logouts, 5 * 8);
+});
+
+async fn agent_status(app: &TestApp, token: &str, id: i64) -> Value {
+    app.get(&format!("/api/v1/agents/{id}"), token)
+        .await
+        .expect(200)
+        .data()["status"]
+        .clone()
+}
+
+db_test!(async fn a_status_set_during_a_generation_is_not_overwritten(backend) {
+    let base = slow_openai().await;
+    let app = spawn_with(backend, move |config| {
+        config.llm.provider = ProviderKind::OpenAi;
+        config.llm.openai_base_url = base;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let agent = app
+        .post("/api/v1/agents", &token, json!({"name": "Busy", "system_prompt": "Answer."}))
+        .await
+        .expect(201);
+    let id = agent.data()["id"].as_i64().unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/chat/stream"))
+        .bearer_auth(&token)
+        .json(&json!({"message": "a long answer please", "agent_id": id, "session_id": "cas"}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    assert_eq!(agent_status(&app, &token, id).await, "processing");
+    app.put(&format!("/api/v1/agents/{id}"), &token, json!({"status": "inactive"}))
+        .await
+        .expect(200);
+    drop(body);
+    // The generation ends once the server notices the hang-up and stores the partial chat.
+    let mut stored = false;
+    for _ in 0..100 {
+        let list = app.get("/api/v1/chat?session_id=cas", &token).await.expect(200);
+        if list.data()["total"] == 1 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored, "the cancelled chat was never stored");
+    // Let a (wrong) restore land if one were coming.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(agent_status(&app, &token, id).await, "inactive");
+});
+
+db_test!(async fn a_generation_still_restores_an_untouched_agent(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let agent = app.post("/api/v1/agents", &token, json!({"name": "Idle"})).await.expect(201);
+    let id = agent.data()["id"].as_i64().unwrap();
+    app.post("/api/v1/chat", &token, json!({"message": "hi", "agent_id": id})).await.expect(201);
+    // Still `processing` because of the chat, so the compare-and-set restores it.
+    assert_eq!(agent_status(&app, &token, id).await, "active");
+});
+
+/// The release-style server binary as a child process, killed (SIGKILL) when dropped.
+struct Child {
+    process: std::process::Child,
+    address: String,
+}
+
+impl Child {
+    async fn start(database_url: &str, workdir: &std::path::Path) -> Child {
+        // A free port: bound, read and released (the child binds it right after).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
+            .env_clear()
+            // Its own directory, so no `.env` of the developer's is read.
+            .current_dir(workdir)
+            .envs([
+                ("DATABASE_URL", database_url),
+                ("HOST", "127.0.0.1"),
+                ("PORT", &port.to_string()),
+                ("DEBUG", "true"),
+                ("SECRET_KEY", crate::helpers::TEST_SECRET),
+                ("BCRYPT_ROUNDS", "4"),
+                ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
+                ("RATE_LIMIT_AI_PER_MINUTE", "0"),
+                ("RUST_LOG", "warn"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        let child = Child {
+            process,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(reply) = client.get(format!("{}/health", child.address)).send().await {
+                if reply.status().is_success() {
+                    return child;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server binary did not come up");
+    }
+
+    fn kill(&mut self) {
+        // std's kill is SIGKILL on Unix: no shutdown hook, no flush, no drain.
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+db_test!(async fn kill_9_under_write_load_loses_no_acknowledged_write(backend) {
+    // `spawn` provides (and finally drops) a migrated database; the binary serves it.
+    let app = spawn(backend).await;
+    let workdir = tempfile::tempdir().unwrap();
+    let mut server = Child::start(&app.database_url, workdir.path()).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let email = format!("crash-{}@example.com", uuid::Uuid::new_v4().simple());
+    let credentials = json!({"name": "Crash", "email": email, "password": "password123"});
+    let url = |path: &str| format!("{}{path}", server.address);
+    client.post(url("/api/v1/auth/register")).json(&credentials).send().await.unwrap();
+    let login: Value = client
+        .post(url("/api/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64, String)>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let (client, token, acknowledged) = (client.clone(), token.clone(), acknowledged.clone());
+            let base = server.address.clone();
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let (path, name) = if n % 2 == 0 {
+                        ("/api/v1/projects", format!("project {writer}-{n}"))
+                    } else {
+                        ("/api/v1/agents", format!("agent {writer}-{n}"))
+                    };
+                    let Ok(reply) = client
+                        .post(format!("{base}{path}"))
+                        .bearer_auth(&token)
+                        .json(&json!({"name": name}))
+                        .send()
+                        .await
+                    else {
+                        break; // the server is gone
+                    };
+                    if reply.status() != 201 {
+                        continue;
+                    }
+                    // The write counts as acknowledged only once its whole answer arrived.
+                    let Ok(body) = reply.json::<Value>().await else { break };
+                    let id = body["data"]["id"].as_i64().expect("created id");
+                    acknowledged.lock().unwrap().push((path.to_owned(), id, name));
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let restarted = Child::start(&app.database_url, workdir.path()).await;
+    for (path, id, name) in &acknowledged {
+        let reply: Value = client
+            .get(format!("{}{path}/{id}", restarted.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["data"]["name"], name.as_str(), "{path}/{id} was acknowledged and lost: {reply}");
+    }
+    drop(restarted);
+    drop(app);
+});
