@@ -77,6 +77,9 @@ pub struct WhatsappConfig {
     pub api_url: String,
     /// `WHATSAPP_API_VERSION`, e.g. `v21.0`.
     pub api_version: String,
+    /// `JOB_LEASE_SECONDS`: how long a claimed reply stays claimed without renewal
+    /// (after a crash, how soon another run takes it over).
+    pub lease: std::time::Duration,
 }
 
 impl fmt::Debug for WhatsappConfig {
@@ -96,6 +99,7 @@ impl fmt::Debug for WhatsappConfig {
             )
             .field("api_url", &self.api_url)
             .field("api_version", &self.api_version)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -294,6 +298,11 @@ impl Config {
                     .unwrap_or_else(|| "v21.0".into())
                     .trim_matches('/')
                     .to_owned(),
+                lease: std::time::Duration::from_secs(env.parse(
+                    "JOB_LEASE_SECONDS",
+                    30,
+                    positive,
+                )?),
             },
         };
         if !(config.whatsapp.api_url.starts_with("http://")
@@ -367,6 +376,7 @@ impl Config {
                 access_token: None,
                 api_url: "http://127.0.0.1:9".into(),
                 api_version: "v21.0".into(),
+                lease: std::time::Duration::from_secs(30),
             },
         }
     }

@@ -647,3 +647,133 @@ db_test!(async fn the_whatsapp_routes_are_documented(backend) {
     assert!(spec["paths"]["/api/v1/user/whatsapp/link"]["post"]["responses"]["201"].is_object());
     assert!(spec["paths"]["/api/v1/user/whatsapp"]["delete"]["responses"]["200"].is_object());
 });
+
+/// The server binary as a child process with WhatsApp configured; SIGKILLed when dropped.
+struct Server {
+    process: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    async fn start(
+        database_url: &str,
+        workdir: &std::path::Path,
+        graph: &MockServer,
+        provider: &str,
+    ) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
+            .env_clear()
+            .current_dir(workdir)
+            .envs([
+                ("DATABASE_URL", database_url),
+                ("HOST", "127.0.0.1"),
+                ("PORT", &port.to_string()),
+                ("SECRET_KEY", crate::helpers::TEST_SECRET),
+                ("BCRYPT_ROUNDS", "4"),
+                ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
+                ("RATE_LIMIT_AI_PER_MINUTE", "0"),
+                ("LLM_PROVIDER", "openai"),
+                ("OPENAI_BASE_URL", provider),
+                ("OPENAI_API_KEY", "sk-test"),
+                ("WHATSAPP_APP_SECRET", APP_SECRET),
+                ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
+                ("WHATSAPP_API_URL", &graph.uri()),
+                ("WHATSAPP_API_VERSION", "v21.0"),
+                ("JOB_LEASE_SECONDS", "2"),
+                ("RUST_LOG", "warn"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        let server = Server {
+            process,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if let Ok(reply) = client
+                .get(format!("{}/health", server.address))
+                .send()
+                .await
+            {
+                if reply.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server binary did not come up");
+    }
+
+    fn kill(&mut self) {
+        // std's kill is SIGKILL on Unix: no shutdown hook, no drain.
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+db_test!(async fn kill_9_between_receipt_and_reply_gives_exactly_one_reply_after_restart(backend) {
+    let graph = graph().await;
+    // `spawn` provides (and finally drops) a migrated database the binary serves.
+    let app = app(backend, &graph).await;
+    let (token, _) = app.user().await;
+    link(&app, &graph, &token, "15551230001").await;
+    // From here on only the binaries serve (and work on) the database.
+    let mut app = app;
+    app.begin_shutdown();
+    let workdir = tempfile::tempdir().unwrap();
+    // The first instance dies while its provider is still streaming the answer.
+    let mut first = Server::start(&app.database_url, workdir.path(), &graph, &crate::helpers::slow_openai().await).await;
+    let raw = serde_json::to_vec(&notification(vec![text("15551230001", "wamid.KILL", "@Doc Sync explain closures")])).unwrap();
+    let accepted = app
+        .client
+        .post(format!("{}{WEBHOOK}", first.address))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign_sha256(APP_SECRET.as_bytes(), &raw))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
+    for _ in 0..200 {
+        if status_of(&app, "wamid.KILL").await.0 == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status_of(&app, "wamid.KILL").await.0, "running", "claimed before the crash");
+    first.kill();
+    assert!(texts(&graph).await.is_empty(), "nothing was sent before the crash");
+
+    let provider = provider_answering("Closures capture their environment.").await;
+    let restarted = Server::start(&app.database_url, workdir.path(), &graph, &format!("{}/v1", provider.uri())).await;
+    settled(&app, 2).await;
+    assert_eq!(status_of(&app, "wamid.KILL").await.0, "done");
+    let sent = texts(&graph).await;
+    assert_eq!(sent, [("15551230001".to_owned(), "Closures capture their environment.".to_owned())], "exactly one reply");
+    let chats: Value = app
+        .client
+        .get(format!("{}/api/v1/chat?session_id=whatsapp:15551230001", restarted.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chats["data"]["total"], 1, "one chat: {chats}");
+    drop(restarted);
+    drop(app);
+});

@@ -13,8 +13,6 @@ use super::{
 };
 use crate::{db::now, state::AppState};
 
-/// How long a claim holds without renewal; a worker renews it every third of that.
-const LEASE: Duration = Duration::from_secs(30);
 /// Replies worked on at once by one instance.
 const CONCURRENCY: usize = 4;
 /// How often due retries and expired leases are looked for when nothing wakes us.
@@ -36,7 +34,7 @@ pub fn spawn(state: AppState) {
                     Err(_) => break,
                 },
             };
-            match store::claim(&state.db, lease()).await {
+            match store::claim(&state.db, lease(&state)).await {
                 Ok(Some(message)) => {
                     let state = state.clone();
                     tokio::spawn(async move {
@@ -58,15 +56,16 @@ pub fn spawn(state: AppState) {
     });
 }
 
-fn lease() -> chrono::Duration {
-    chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(30))
+/// A claim holds this long without renewal; a run renews it every third of that.
+fn lease(state: &AppState) -> chrono::Duration {
+    chrono::Duration::from_std(state.config.whatsapp.lease).unwrap_or(chrono::Duration::seconds(30))
 }
 
 async fn run(state: &AppState, message: Stored) {
     let renewing = async {
         loop {
-            tokio::time::sleep(LEASE / 3).await;
-            if let Err(err) = store::renew(&state.db, message.id, lease()).await {
+            tokio::time::sleep(state.config.whatsapp.lease / 3).await;
+            if let Err(err) = store::renew(&state.db, message.id, lease(state)).await {
                 tracing::warn!(error = %err, "cannot renew a WhatsApp reply's lease");
             }
         }
