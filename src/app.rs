@@ -18,6 +18,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit,
     },
+    jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -85,6 +86,7 @@ pub async fn run(
     );
     crate::integrations::whatsapp::worker::spawn(state.clone());
     let closing = state.shutdown.clone();
+    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
     let listener = listener.tap_io(|tcp| {
@@ -99,6 +101,7 @@ pub async fn run(
             closing.cancel();
         })
         .await?;
+    workers.shutdown().await;
     db.close().await;
     tracing::info!("server stopped");
     Ok(())

@@ -77,9 +77,6 @@ pub struct WhatsappConfig {
     pub api_url: String,
     /// `WHATSAPP_API_VERSION`, e.g. `v21.0`.
     pub api_version: String,
-    /// `JOB_LEASE_SECONDS`: how long a claimed reply stays claimed without renewal
-    /// (after a crash, how soon another run takes it over).
-    pub lease: std::time::Duration,
 }
 
 impl fmt::Debug for WhatsappConfig {
@@ -99,7 +96,6 @@ impl fmt::Debug for WhatsappConfig {
             )
             .field("api_url", &self.api_url)
             .field("api_version", &self.api_version)
-            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -108,6 +104,21 @@ impl fmt::Debug for WhatsappConfig {
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+/// Settings of the background job queue (§6.1).
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// How long a claimed job stays claimed without its worker renewing it.
+    pub lease: std::time::Duration,
+    pub max_attempts: u32,
+    /// How often idle workers look for jobs queued by other instances or come due.
+    pub poll_interval: std::time::Duration,
+    /// How long shutdown waits for running jobs before handing them back.
+    pub shutdown_grace: std::time::Duration,
+    /// The first retry delay (doubling each attempt); tests shorten it.
+    pub backoff_base: std::time::Duration,
+    pub backoff_cap: std::time::Duration,
 }
 
 /// Every setting the server reads. `Config::from_env` documents the variable names.
@@ -136,6 +147,17 @@ pub struct Config {
     pub ws_ping_interval: std::time::Duration,
     /// Frames queued for one WebSocket before it counts as too slow and is closed.
     pub ws_queue_capacity: usize,
+    /// Open WebSockets one user may hold on this instance; more are refused with 429.
+    pub ws_max_per_user: usize,
+    /// Open WebSockets on this instance; more are refused with 429.
+    pub ws_max_connections: usize,
+    /// Longest wait for a request's headers once a connection has sent its first byte
+    /// (and for the first request of a new connection).
+    pub header_timeout: std::time::Duration,
+    /// Longest time to receive a request body; slower bodies get 408.
+    pub body_timeout: std::time::Duration,
+    /// An HTTP/1 connection idle between requests this long is closed.
+    pub idle_timeout: std::time::Duration,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
@@ -143,6 +165,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub whatsapp: WhatsappConfig,
+    pub jobs: JobsConfig,
 }
 
 // Hand-written so that the secret never reaches a log line through `{:?}`.
@@ -221,6 +244,23 @@ impl Config {
                 positive,
             )?),
             ws_queue_capacity: env.parse("WS_QUEUE_CAPACITY", 256, positive)?,
+            ws_max_per_user: env.parse("WS_MAX_PER_USER", 20, positive)?,
+            ws_max_connections: env.parse("WS_MAX_CONNECTIONS", 10_000, positive)?,
+            header_timeout: std::time::Duration::from_secs(env.parse(
+                "HEADER_TIMEOUT_SECONDS",
+                10,
+                positive,
+            )?),
+            body_timeout: std::time::Duration::from_secs(env.parse(
+                "BODY_TIMEOUT_SECONDS",
+                30,
+                positive,
+            )?),
+            idle_timeout: std::time::Duration::from_secs(env.parse(
+                "IDLE_TIMEOUT_SECONDS",
+                60,
+                positive,
+            )?),
             rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
@@ -298,11 +338,26 @@ impl Config {
                     .unwrap_or_else(|| "v21.0".into())
                     .trim_matches('/')
                     .to_owned(),
+            },
+            jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(env.parse(
                     "JOB_LEASE_SECONDS",
                     30,
                     positive,
                 )?),
+                max_attempts: env.parse("JOB_MAX_ATTEMPTS", 8, positive)?,
+                poll_interval: std::time::Duration::from_millis(env.parse(
+                    "JOB_POLL_INTERVAL_MS",
+                    1000,
+                    positive,
+                )?),
+                shutdown_grace: std::time::Duration::from_secs(env.parse(
+                    "JOB_SHUTDOWN_GRACE_SECONDS",
+                    10,
+                    from_str,
+                )?),
+                backoff_base: std::time::Duration::from_secs(2),
+                backoff_cap: std::time::Duration::from_secs(600),
             },
         };
         if !(config.whatsapp.api_url.starts_with("http://")
@@ -352,6 +407,11 @@ impl Config {
             redis_prefix: "codesherpa-test".into(),
             ws_ping_interval: std::time::Duration::from_secs(30),
             ws_queue_capacity: 256,
+            ws_max_per_user: 20,
+            ws_max_connections: 10_000,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
             rate_limit_auth_per_minute: 0,
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,
@@ -376,7 +436,14 @@ impl Config {
                 access_token: None,
                 api_url: "http://127.0.0.1:9".into(),
                 api_version: "v21.0".into(),
+            },
+            jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(30),
+                max_attempts: 8,
+                poll_interval: std::time::Duration::from_millis(200),
+                shutdown_grace: std::time::Duration::from_secs(5),
+                backoff_base: std::time::Duration::from_millis(50),
+                backoff_cap: std::time::Duration::from_secs(2),
             },
         }
     }

@@ -139,6 +139,14 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE => "Service temporarily unavailable".into(),
                 _ => "Internal server error".into(),
             },
+            // The provider's detail is logged where it failed; the client gets a generic
+            // reason and the id to quote when asking what happened.
+            Error::BadGateway(reason) | Error::GatewayTimeout(reason) => {
+                match crate::http::layers::current_request_id() {
+                    Some(id) => format!("{reason} (request id {id})"),
+                    None => reason.clone(),
+                }
+            }
             other => other.to_string(),
         }
     }

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 pub mod http;
 pub mod integrations;
+pub mod jobs;
 pub mod llm;
 pub mod orchestrator;
 pub mod pagination;

@@ -7,11 +7,12 @@ use crate::{
     config::Config,
     db::Db,
     http::{metrics::Metrics, rate_limit::Limits},
+    jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
     redis_bus::RedisBus,
     users::cache::UserCache,
-    ws::hub::Hub,
+    ws::{hub::Hub, slots::Slots},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub redis: Option<RedisBus>,
     pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
+    pub jobs: Queue,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -55,8 +57,13 @@ impl AppState {
                 &config.whatsapp,
             )),
             activity: Arc::default(),
-            hub: Hub::new(config.ws_queue_capacity, redis.clone()),
+            hub: Hub::new(
+                config.ws_queue_capacity,
+                Slots::new(config.ws_max_per_user, config.ws_max_connections),
+                redis.clone(),
+            ),
             redis,
+            jobs: Queue::new(db.clone(), config.jobs.clone()),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,

@@ -147,24 +147,42 @@ fn title_of(message: &str) -> String {
     }
 }
 
+/// Appended to an answer that was cut short, so the model knows it is not whole.
+const INTERRUPTED: &str = "[this answer was interrupted before it was finished]";
+
 /// The session's earlier turns, oldest first, newest kept within `token_budget`.
+/// An exchange whose answer is blank (cancelled before the first piece) is left out
+/// whole: providers reject blank turns (Bedrock) and two user turns in a row.
 pub async fn history(
     db: &Db,
     user_id: i64,
     session_id: &str,
     token_budget: usize,
 ) -> Result<Vec<Turn>> {
-    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(
-        "SELECT message, response FROM chats WHERE user_id = $1 AND session_id = $2 \
+    let rows: Vec<(String, String, bool)> = with_pool!(db, |pool| sqlx::query_as(
+        "SELECT message, response, complete FROM chats WHERE user_id = $1 AND session_id = $2 \
          ORDER BY id DESC LIMIT 100"
     )
     .bind(user_id)
     .bind(session_id)
     .fetch_all(pool)
     .await)?;
+    Ok(turns_within(rows, token_budget))
+}
+
+/// Rows newest first → turns oldest first.
+fn turns_within(rows: Vec<(String, String, bool)>, token_budget: usize) -> Vec<Turn> {
     let mut spent = 0;
     let mut turns = Vec::new();
-    for (message, response) in rows {
+    for (message, response, complete) in rows {
+        if response.trim().is_empty() || message.trim().is_empty() {
+            continue;
+        }
+        let response = if complete {
+            response
+        } else {
+            format!("{}\n\n{INTERRUPTED}", response.trim_end())
+        };
         spent += estimate_tokens(&message) + estimate_tokens(&response);
         if spent > token_budget {
             break;
@@ -179,7 +197,7 @@ pub async fn history(
         });
     }
     turns.reverse();
-    Ok(turns)
+    turns
 }
 
 #[cfg(test)]
@@ -191,5 +209,27 @@ mod tests {
         assert_eq!(title_of("\n  Review my code\nplease"), "Review my code");
         let long = "x".repeat(80);
         assert_eq!(title_of(&long).chars().count(), 61);
+    }
+
+    #[test]
+    fn blank_answers_are_skipped_and_partial_ones_marked() {
+        let rows = vec![
+            ("third".to_owned(), "cut sho".to_owned(), false),
+            ("second".to_owned(), "  ".to_owned(), false),
+            ("first".to_owned(), "whole".to_owned(), true),
+        ];
+        let turns: Vec<(Role, String)> = turns_within(rows, 4000)
+            .into_iter()
+            .map(|t| (t.role, t.content))
+            .collect();
+        assert_eq!(
+            turns,
+            [
+                (Role::User, "first".to_owned()),
+                (Role::Assistant, "whole".to_owned()),
+                (Role::User, "third".to_owned()),
+                (Role::Assistant, format!("cut sho\n\n{INTERRUPTED}")),
+            ]
+        );
     }
 }

@@ -17,6 +17,16 @@ use crate::{error::status_envelope, extract::has_content_type, state::AppState};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+tokio::task_local! {
+    /// The id of the request being handled, for error messages that name it.
+    static REQUEST_ID: String;
+}
+
+/// The id of the request this task is handling, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Gives every request an id (the caller's, when it is sane), a span carrying it, one log
 /// line when answered, and a metrics sample. Query strings are never logged: `/ws` takes
 /// its token there.
@@ -33,7 +43,9 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let method = req.method().clone();
     let span = tracing::info_span!("request", %method, path = %req.uri().path(), %request_id);
     let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = REQUEST_ID
+        .scope(request_id, next.run(req).instrument(span.clone()))
+        .await;
     let elapsed = started.elapsed();
 
     let route = response
@@ -41,9 +53,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     let status = response.status().as_u16();
-    state
-        .metrics
-        .record(method.as_str(), route, status, elapsed);
+    state.metrics.record(&method, route, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use axum::http::Method;
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{
@@ -13,11 +14,36 @@ use prometheus_client::{
     registry::Registry,
 };
 
+/// The label of a request method: one of the standard methods, or `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: String,
     route: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    state: String,
 }
 
 pub struct Metrics {
@@ -26,6 +52,8 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     /// Set from the hub when scraped.
     pub websocket_connections: Gauge,
+    /// Set from the jobs table when scraped; kinds are the handlers' names (bounded).
+    jobs: Family<JobLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -56,17 +84,27 @@ impl Metrics {
             "Open WebSocket connections on this instance",
             websocket_connections.clone(),
         );
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "jobs",
+            "Background jobs by kind and state (queued, running, failed)",
+            jobs.clone(),
+        );
         Metrics {
             registry,
+            jobs,
             requests,
             latency,
             websocket_connections,
         }
     }
 
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// `method` is bounded here: any method outside the standard set counts as `OTHER`,
+    /// so made-up methods cannot add series. `route` must be a route template or one
+    /// fixed value for unmatched requests.
+    pub fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let labels = RequestLabels {
-            method: method.to_owned(),
+            method: method_label(method).to_owned(),
             route: route.to_owned(),
             status,
         };
@@ -74,6 +112,16 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Replaces the job gauges with `(kind, state, count)` rows (absent ones are zero).
+    pub fn set_jobs(&self, counts: impl IntoIterator<Item = (String, String, i64)>) {
+        self.jobs.clear();
+        for (kind, state, count) in counts {
+            self.jobs
+                .get_or_create(&JobLabels { kind, state })
+                .set(count);
+        }
     }
 
     pub fn render(&self) -> String {
@@ -91,12 +139,29 @@ mod tests {
     #[test]
     fn renders_counts_and_histograms() {
         let metrics = Metrics::new();
-        metrics.record("GET", "/api/v1/agents", 200, Duration::from_millis(3));
-        metrics.record("GET", "/api/v1/agents", 200, Duration::from_millis(5));
+        metrics.record(
+            &Method::GET,
+            "/api/v1/agents",
+            200,
+            Duration::from_millis(3),
+        );
+        metrics.record(
+            &Method::GET,
+            "/api/v1/agents",
+            200,
+            Duration::from_millis(5),
+        );
         let text = metrics.render();
         assert!(text.contains(
             r#"codesherpa_http_requests_total{method="GET",route="/api/v1/agents",status="200"} 2"#
         ));
         assert!(text.contains("codesherpa_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let junk = Method::from_bytes(b"JUNK").unwrap();
+        assert_eq!(method_label(&junk), "OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

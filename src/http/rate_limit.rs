@@ -161,18 +161,34 @@ pub fn client_ip(
     trust_proxy: bool,
 ) -> Option<IpAddr> {
     if trust_proxy {
-        let forwarded = headers
+        // Only the last entry is our proxy's; when it does not parse, an earlier
+        // (client-written) one must not take its place.
+        let last = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|entry| entry.trim().parse().ok())
-            .next_back();
-        if forwarded.is_some() {
-            return forwarded;
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.rsplit(',').next());
+        if let Some(ip) = last.and_then(forwarded_ip) {
+            return Some(ip);
         }
     }
     peer.map(|addr| addr.ip())
+}
+
+/// One `X-Forwarded-For` entry: `ip`, `ip:port`, `[ipv6]` or `[ipv6]:port`.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })
 }
 
 pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -216,5 +232,33 @@ mod tests {
             client_ip(&headers, Some(peer), true),
             "2.2.2.2".parse().ok()
         );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_and_brackets() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let cases = [
+            ("6.6.6.6, 2.2.2.2:4711", Some("2.2.2.2")),
+            ("6.6.6.6, [2001:db8::1]:4711", Some("2001:db8::1")),
+            ("6.6.6.6, [2001:db8::1]", Some("2001:db8::1")),
+            ("6.6.6.6,2001:db8::2", Some("2001:db8::2")),
+            // The last entry is garbage: the peer, never the client-written 6.6.6.6.
+            ("6.6.6.6, not-an-ip", None),
+            ("6.6.6.6, ", None),
+        ];
+        for (value, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-forwarded-for", value.parse().unwrap());
+            let expected = expected.map_or(peer.ip(), |ip| ip.parse().unwrap());
+            assert_eq!(
+                client_ip(&headers, Some(peer), true),
+                Some(expected),
+                "{value}"
+            );
+        }
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "junk".parse().unwrap());
+        assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
     }
 }

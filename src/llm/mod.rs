@@ -69,22 +69,37 @@ pub enum Chunk {
 
 pub type ChunkStream = BoxStream<'static, Result<Chunk, LlmError>>;
 
+/// A provider failure. What it displays is all a client or a chat row ever sees; the
+/// `String` is the provider's own detail (its error text may hold a traceback or name a
+/// cloud account), for the logs only: see [`LlmError::detail`].
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LlmError {
     #[error("the AI provider is throttling requests; try again shortly")]
     Throttled,
-    #[error("the AI provider is unavailable: {0}")]
+    #[error("the AI provider is unavailable")]
     Unavailable(String),
     #[error("the AI provider did not answer in time")]
     Timeout,
-    #[error("the AI provider sent a response that could not be read: {0}")]
+    #[error("the AI provider sent a response that could not be read")]
     BadResponse(String),
-    #[error("the AI provider refused the request: {0}")]
+    #[error("the AI provider refused the request")]
     Rejected(String),
 }
 
-/// What the user is told when a provider refuses our key or role; the provider's own
-/// text may echo part of the key or name the cloud account, so it stays in the logs.
+impl LlmError {
+    /// The provider's detail, for the logs.
+    pub fn detail(&self) -> &str {
+        match self {
+            LlmError::Unavailable(detail)
+            | LlmError::BadResponse(detail)
+            | LlmError::Rejected(detail) => detail,
+            LlmError::Throttled | LlmError::Timeout => "",
+        }
+    }
+}
+
+/// The detail logged when a provider refuses our key or role; the provider's own text
+/// may echo part of the key, so not even the logs get it.
 pub const CREDENTIALS_REFUSED: &str =
     "the provider refused the server's credentials (check the API key or role)";
 

@@ -99,7 +99,7 @@ impl OpenAi {
                 .1
                 .unwrap_or(Duration::from_millis(200 * 2u64.pow(attempt - 1)))
                 .min(Duration::from_secs(5));
-            tracing::warn!(attempt, error = %error.0, "retrying the OpenAI-compatible provider");
+            tracing::warn!(attempt, error = %error.0, detail = error.0.detail(), "retrying the OpenAI-compatible provider");
             tokio::time::sleep(backoff).await;
         }
     }

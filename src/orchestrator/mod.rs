@@ -265,7 +265,7 @@ async fn run(
             }
             Some(Ok(Chunk::Usage(usage))) => output.usage = usage,
             Some(Err(err)) => {
-                tracing::warn!(agent = %worker.name, error = %err, "generation failed");
+                tracing::warn!(agent = %worker.name, error = %err, detail = err.detail(), "generation failed");
                 output.outcome = Outcome::Failed(err);
                 break;
             }

@@ -157,7 +157,7 @@ async fn classify(
             }
         },
         Err(err) => {
-            tracing::warn!(error = %err, "routing call failed; routing by keywords");
+            tracing::warn!(error = %err, detail = err.detail(), "routing call failed; routing by keywords");
             (
                 route_by_keywords(&prepared.message, has_code),
                 Usage::default(),

@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
+use super::slots::Slots;
 use crate::{
     chat::Chat,
     redis_bus::{Envelope, RedisBus},
@@ -25,10 +26,11 @@ struct Socket {
     too_slow: CancellationToken,
 }
 
+/// A registered socket's end of the hub: broadcasts only. The socket's own replies and
+/// streams go through a queue of its own, so they never count against this one.
 pub struct Connection {
     pub id: u64,
     pub frames: mpsc::Receiver<Utf8Bytes>,
-    pub sender: mpsc::Sender<Utf8Bytes>,
     pub too_slow: CancellationToken,
 }
 
@@ -38,16 +40,19 @@ pub struct Hub {
     capacity: usize,
     sockets: RwLock<HashMap<i64, HashMap<u64, Socket>>>,
     redis: Option<RedisBus>,
+    /// Caps on open sockets, taken before each upgrade.
+    pub slots: Arc<Slots>,
 }
 
 impl Hub {
-    pub fn new(capacity: usize, redis: Option<RedisBus>) -> Arc<Self> {
+    pub fn new(capacity: usize, slots: Arc<Slots>, redis: Option<RedisBus>) -> Arc<Self> {
         let hub = Arc::new(Hub {
             instance: uuid::Uuid::new_v4().to_string(),
             next_id: AtomicU64::new(1),
             capacity,
             sockets: RwLock::default(),
             redis,
+            slots,
         });
         if let Some(redis) = &hub.redis {
             let weak = Arc::downgrade(&hub);
@@ -67,7 +72,7 @@ impl Hub {
         let (sender, frames) = mpsc::channel(self.capacity);
         let too_slow = CancellationToken::new();
         let socket = Socket {
-            frames: sender.clone(),
+            frames: sender,
             too_slow: too_slow.clone(),
         };
         self.sockets
@@ -79,7 +84,6 @@ impl Hub {
         Connection {
             id,
             frames,
-            sender,
             too_slow,
         }
     }
@@ -144,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_marks_the_socket_too_slow_and_others_still_receive() {
-        let hub = Hub::new(2, None);
+        let hub = Hub::new(2, Slots::new(10, 10), None);
         let slow = hub.register(7);
         let mut fast = hub.register(7);
         let frame = Utf8Bytes::from_static("{}");

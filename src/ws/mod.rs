@@ -3,6 +3,7 @@
 
 pub mod hub;
 pub mod protocol;
+pub mod slots;
 
 use std::{
     collections::HashMap,
@@ -24,7 +25,7 @@ use axum::{
     routing::get,
     Router,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{stream::SplitSink, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::{
@@ -50,6 +51,8 @@ const MAX_IN_FLIGHT: usize = 8;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const TOO_SLOW: (u16, &str) = (4008, "too slow: messages were not read in time");
 const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+/// What a refused upgrade is told to wait: sockets come and go, so a short while.
+const SLOT_RETRY_AFTER_SECS: u64 = 5;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -81,6 +84,9 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         (status = 400, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = crate::error::ErrorBody),
         (status = 403, description = "Origin not allowed, or account deactivated", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many open WebSockets for this user (`WS_MAX_PER_USER`) or this server (`WS_MAX_CONNECTIONS`)",
+            body = crate::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before reconnecting"))),
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -97,6 +103,12 @@ pub async fn upgrade(
         .ok_or(Error::Unauthorized("Not authenticated"))?;
     let (user, expires_at) = authenticate(&state, &token).await?;
     let upgrade = upgrade.map_err(|_| Error::BadRequest("Expected a WebSocket upgrade".into()))?;
+    let slot = state.hub.slots.take(user.id).map_err(|full| {
+        tracing::warn!(user_id = user.id, ?full, "WebSocket refused: too many open");
+        Error::RateLimited {
+            retry_after_secs: SLOT_RETRY_AFTER_SECS,
+        }
+    })?;
     let limit = state.config.body_limit_bytes;
     Ok(upgrade
         // Frames over the limit get an error frame; far larger ones end the connection.
@@ -104,7 +116,11 @@ pub async fn upgrade(
         .max_frame_size(limit * 4)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| serve(state, user.id, expires_at, socket)))
+        .on_upgrade(move |socket| async move {
+            serve(state, user.id, expires_at, socket).await;
+            // Given back only once the socket is done (also when the upgrade fails).
+            drop(slot);
+        }))
 }
 
 /// What a socket's chat tasks share with it.
@@ -130,14 +146,17 @@ fn deadline_of(expires_at: i64) -> Instant {
 
 async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket) {
     let connection = state.hub.register(user_id);
+    // The socket's own frames wait for the client (backpressure on its generations);
+    // only broadcasts, which cannot wait, can find their queue full.
+    let (own_sender, mut own) = mpsc::channel(state.config.ws_queue_capacity);
     let context = Context {
         state: state.clone(),
         user_id,
         connection_id: connection.id,
-        frames: connection.sender.clone(),
+        frames: own_sender,
         in_flight: Arc::default(),
     };
-    let mut frames = connection.frames;
+    let mut broadcasts = connection.frames;
     let (mut sink, mut stream) = socket.split();
     let interval = state.config.ws_ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -166,13 +185,14 @@ async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket
                     Next::Close(code, reason) => break Some((code, reason)),
                 }
             }
-            Some(frame) = frames.recv() => {
-                // A peer that stops reading blocks the write; it must not block closing.
-                tokio::select! {
-                    sent = sink.send(Message::Text(frame)) => if sent.is_err() { break None },
-                    () = connection.too_slow.cancelled() => break Some(TOO_SLOW),
-                    () = tokio::time::sleep(interval * 2) => break Some(TOO_SLOW),
-                    () = state.shutdown.cancelled() => break Some(GOING_AWAY),
+            Some(frame) = own.recv() => {
+                if let Err(close) = write(&mut sink, frame, &connection.too_slow, &state).await {
+                    break close;
+                }
+            }
+            Some(frame) = broadcasts.recv() => {
+                if let Err(close) = write(&mut sink, frame, &connection.too_slow, &state).await {
+                    break close;
                 }
             }
             _ = ping.tick() => {
@@ -203,6 +223,22 @@ async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket
     // The client is gone: its generations stop, keeping their partial answers.
     for (_, cancel) in context.in_flight.lock().expect("in-flight lock").drain() {
         cancel.cancel();
+    }
+}
+
+/// Sends one frame. A peer that stops reading blocks the write, and must not block
+/// closing: `Err` says how the socket ends (`None`: the peer is gone).
+async fn write(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frame: Utf8Bytes,
+    too_slow: &CancellationToken,
+    state: &AppState,
+) -> std::result::Result<(), Option<(u16, &'static str)>> {
+    tokio::select! {
+        sent = sink.send(Message::Text(frame)) => sent.map_err(|_| None),
+        () = too_slow.cancelled() => Err(Some(TOO_SLOW)),
+        () = tokio::time::sleep(state.config.ws_ping_interval * 2) => Err(Some(TOO_SLOW)),
+        () = state.shutdown.cancelled() => Err(Some(GOING_AWAY)),
     }
 }
 

@@ -17,15 +17,15 @@ use tokio_tungstenite::{
 
 use crate::helpers::{slow_openai, spawn, spawn_with, TestApp, TEST_SECRET};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn connect(app: &TestApp, token: &str) -> Socket {
+pub async fn connect(app: &TestApp, token: &str) -> Socket {
     connect_async(app.ws_url(token)).await.expect("upgrade").0
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await
@@ -33,7 +33,7 @@ async fn send(socket: &mut Socket, frame: Value) {
 }
 
 /// The next JSON frame (pings are answered by the library and skipped here).
-async fn next(socket: &mut Socket) -> Value {
+pub async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next())
             .await
@@ -76,7 +76,7 @@ async fn close_code(socket: &mut Socket) -> (CloseCode, String) {
     }
 }
 
-fn refusal_status(result: Result<(Socket, impl Sized), WsError>) -> u16 {
+pub fn refusal_status(result: Result<(Socket, impl Sized), WsError>) -> u16 {
     match result {
         Err(WsError::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("unexpected error {other}"),
@@ -237,7 +237,7 @@ db_test!(async fn chats_reach_the_users_other_sockets_only(backend) {
     assert_eq!(next(&mut phone).await["type"], "pong");
 });
 
-async fn open_sockets(app: &TestApp) -> u64 {
+pub async fn open_sockets(app: &TestApp) -> u64 {
     let text = app
         .client
         .get(app.url("/metrics"))

@@ -58,13 +58,13 @@ pub fn spawn(state: AppState) {
 
 /// A claim holds this long without renewal; a run renews it every third of that.
 fn lease(state: &AppState) -> chrono::Duration {
-    chrono::Duration::from_std(state.config.whatsapp.lease).unwrap_or(chrono::Duration::seconds(30))
+    chrono::Duration::from_std(state.config.jobs.lease).unwrap_or(chrono::Duration::seconds(30))
 }
 
 async fn run(state: &AppState, message: Stored) {
     let renewing = async {
         loop {
-            tokio::time::sleep(state.config.whatsapp.lease / 3).await;
+            tokio::time::sleep(state.config.jobs.lease / 3).await;
             if let Err(err) = store::renew(&state.db, message.id, lease(state)).await {
                 tracing::warn!(error = %err, "cannot renew a WhatsApp reply's lease");
             }

@@ -1,0 +1,233 @@
+//! The durable job queue (SPEC §6.1): work that must survive a crash — pull-request
+//! reviews, WhatsApp replies, repository syncs — is a row in `jobs`, claimed by workers in
+//! every instance under a lease. The queue knows nothing about what a job does.
+//!
+//! How a slice uses it:
+//!
+//! 1. **Enqueue in your own transaction**, so the job exists exactly when your record does:
+//!    ```ignore
+//!    let enqueued = in_transaction!(&state.db, |tx| {
+//!        /* insert your rows with &mut *tx */
+//!        jobs::enqueue(&mut *tx, &NewJob::new("github.review", json!({"review_id": id}))
+//!            .dedupe_key(format!("review:{id}")))
+//!            .await?
+//!    })?;
+//!    state.jobs.wake(&enqueued);   // after the commit: a local worker starts at once
+//!    ```
+//!    `enqueue` takes `&mut SqliteConnection` or `&mut PgConnection` (both arms of
+//!    `in_transaction!` / `with_pool!`). A dedupe key makes the job unique per kind for
+//!    ever: [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
+//!    Outside a transaction, [`Queue::enqueue`] does the same and wakes.
+//! 2. **Register one handler per kind** at start-up (`app::run`) with its concurrency:
+//!    `workers.register("github.review", 4, MyHandler { state })`, where `MyHandler`
+//!    implements [`Handler`]. Other instances' jobs are found by polling
+//!    (`JOB_POLL_INTERVAL_MS`); local ones start at once through [`Queue::wake`].
+//! 3. **Answer an [`Outcome`]**: `Done`; `Retry` (backoff from ~2 s doubling to 10 min,
+//!    with jitter, or exactly `after` — Retry-After, x-ratelimit-reset); `Failed(reason)`.
+//!    After `JOB_MAX_ATTEMPTS` a retry becomes a failure. [`Handler::failed`] is called
+//!    once before a job is marked failed, to update the slice's own record.
+//!
+//! Delivery is **at least once**: a handler may run again after a crash or a lost lease,
+//! so every side effect must be idempotent. A running job's lease (`JOB_LEASE_SECONDS`)
+//! is renewed while the handler works; if it is lost the handler is dropped mid-way.
+
+mod backoff;
+mod store;
+mod worker;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+pub use store::{enqueue, JobConnection};
+pub use worker::{RunningWorkers, Workers};
+
+use crate::{config::JobsConfig, db::Db, http::metrics::Metrics};
+
+/// A job to be queued.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: Value,
+    pub dedupe_key: Option<String>,
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+impl NewJob {
+    pub fn new(kind: impl Into<String>, payload: Value) -> Self {
+        NewJob {
+            kind: kind.into(),
+            payload,
+            dedupe_key: None,
+            run_at: None,
+        }
+    }
+
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+}
+
+/// Whether `enqueue` created a job or found the same (kind, dedupe key) already queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    New { id: i64, kind: String },
+    Duplicate { id: i64 },
+}
+
+impl Enqueued {
+    pub fn id(&self) -> i64 {
+        match self {
+            Enqueued::New { id, .. } | Enqueued::Duplicate { id } => *id,
+        }
+    }
+
+    pub fn is_new(&self) -> bool {
+        matches!(self, Enqueued::New { .. })
+    }
+}
+
+/// A claimed job, as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: Value,
+    pub dedupe_key: Option<String>,
+    /// 1 on the first run.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+impl Job {
+    /// True when a `Retry` from this run would end the job as failed instead.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// What a handler reports about one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Try again later: after `after` when the remote said when, else with backoff.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    /// Never retried; the reason is stored with the job.
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    pub fn retry_after(reason: impl Into<String>, after: Duration) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: Some(after),
+        }
+    }
+
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Outcome::Failed(reason.into())
+    }
+}
+
+/// The work behind one job kind.
+pub trait Handler: Send + Sync + 'static {
+    fn run(&self, job: Job) -> BoxFuture<'static, Outcome>;
+
+    /// Called once when the job is about to end as failed (a permanent failure or its
+    /// last attempt), so the slice can record why.
+    fn failed(&self, _job: Job, _reason: String) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// The queue as the rest of the application holds it (`state.jobs`).
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    config: JobsConfig,
+    /// Identifies this process's claims (with the attempt number, one claim exactly).
+    worker_id: String,
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Queue {
+    pub fn new(db: Db, config: JobsConfig) -> Self {
+        Queue {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                worker_id: uuid::Uuid::new_v4().to_string(),
+                wakers: Mutex::default(),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &JobsConfig {
+        &self.inner.config
+    }
+
+    /// Queues a job in a transaction of its own and wakes a local worker.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, sqlx::Error> {
+        let enqueued = crate::with_pool!(self.db(), |pool| {
+            let mut tx = pool.begin().await?;
+            let enqueued = enqueue(&mut *tx, job).await?;
+            tx.commit().await?;
+            enqueued
+        });
+        self.wake(&enqueued);
+        Ok(enqueued)
+    }
+
+    /// Tells this instance's workers of a new job; call it after the enqueuing commit.
+    pub fn wake(&self, enqueued: &Enqueued) {
+        if let Enqueued::New { kind, .. } = enqueued {
+            self.waker(kind).notify_one();
+        }
+    }
+
+    fn waker(&self, kind: &str) -> Arc<Notify> {
+        let mut wakers = self
+            .inner
+            .wakers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        wakers.entry(kind.to_owned()).or_default().clone()
+    }
+
+    /// Sets the `/metrics` gauges of queued, running and failed jobs by kind.
+    pub async fn refresh_metrics(&self, metrics: &Metrics) -> Result<(), sqlx::Error> {
+        metrics.set_jobs(store::counts(self.db()).await?);
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! Abuse from outside: junk that must not grow `/metrics`, forwarded addresses that must
+//! not pick their own rate-limit key, and slow clients that must not hold connections.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn, spawn_with, TestApp};
+
+async fn metrics_page(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+fn series(page: &str) -> usize {
+    page.lines().filter(|line| !line.starts_with('#')).count()
+}
+
+/// Made-up methods on a known route and on unknown paths, each one different.
+async fn junk(app: &TestApp, from: usize, to: usize) {
+    for i in from..to {
+        let made_up = Method::from_bytes(format!("JUNK{i}").as_bytes()).unwrap();
+        let on_route = app
+            .client
+            .request(made_up.clone(), app.url("/api/v1/agents"))
+            .send()
+            .await
+            .unwrap();
+        assert!(on_route.status().is_client_error(), "{}", on_route.status());
+        let off_route = app
+            .client
+            .request(made_up, app.url(&format!("/no/such/path/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            off_route.status().is_client_error(),
+            "{}",
+            off_route.status()
+        );
+        let lost = app
+            .client
+            .get(app.url(&format!("/nowhere-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(lost.status(), 404);
+    }
+}
+
+db_test!(async fn junk_methods_and_paths_do_not_grow_metrics(backend) {
+    let app = spawn(backend).await;
+    // The first junk creates the collapsed series; from then on the page must stay flat.
+    junk(&app, 0, 3).await;
+    metrics_page(&app).await;
+    let before = metrics_page(&app).await;
+    junk(&app, 3, 303).await;
+    let after = metrics_page(&app).await;
+    assert_eq!(series(&after), series(&before), "new series appeared:\n{after}");
+    // Counters and sums grow by a few digits, never by a series per request.
+    assert!(after.len() < before.len() + 2_000, "{} -> {} bytes", before.len(), after.len());
+    assert!(after.contains(r#"method="OTHER""#), "{after}");
+    assert!(after.contains(r#"route="unmatched""#), "{after}");
+    assert!(!after.contains("JUNK"), "a made-up method became a label");
+    assert!(!after.contains("/nowhere-"), "a raw path became a label");
+});
+
+db_test!(async fn forwarded_for_keys_on_the_proxys_entry_even_with_a_port(backend) {
+    let app = spawn_with(backend, |config| {
+        config.trust_proxy_headers = true;
+        config.rate_limit_auth_per_minute = 3;
+    })
+    .await;
+    let login = json!({"email": "nobody@example.com", "password": "password123"});
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        // The client writes a fresh first entry each time; our proxy appends ip:port.
+        let forwarded = format!("10.9.8.{i}, 203.0.113.7:{}", 40_000 + i);
+        let reply = app
+            .send(app.client.post(app.url("/api/v1/auth/login")).header("x-forwarded-for", forwarded).json(&login))
+            .await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "one key for one proxy entry");
+
+    // A bracketed IPv6 entry with a port is one client too.
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let forwarded = format!("10.7.7.{i}, [2001:db8::7]:{}", 50_000 + i);
+        let reply = app
+            .send(app.client.post(app.url("/api/v1/auth/login")).header("x-forwarded-for", forwarded).json(&login))
+            .await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+});
+
+db_test!(async fn an_unparsable_last_entry_never_promotes_a_client_entry(backend) {
+    let app = spawn_with(backend, |config| {
+        config.trust_proxy_headers = true;
+        config.rate_limit_auth_per_minute = 3;
+    })
+    .await;
+    let login = json!({"email": "nobody@example.com", "password": "password123"});
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        // Garbage last: the socket peer is the key, not the rotating client-written entry.
+        let forwarded = format!("10.1.1.{i}, unknown");
+        let reply = app
+            .send(app.client.post(app.url("/api/v1/auth/login")).header("x-forwarded-for", forwarded).json(&login))
+            .await;
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+});
