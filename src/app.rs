@@ -84,9 +84,10 @@ pub async fn run(
         llm_provider = state.providers.default_name(),
         "CodeSherpa API listening"
     );
-    crate::integrations::whatsapp::worker::spawn(state.clone());
     let closing = state.shutdown.clone();
-    let workers = jobs::Workers::new(state.jobs.clone()).start(closing.child_token());
+    let mut workers = jobs::Workers::new(state.jobs.clone());
+    crate::integrations::whatsapp::job::register(&mut workers, &state);
+    let workers = workers.start(closing.child_token());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Streams write many small frames: send each at once instead of waiting on Nagle.
     let listener = listener.tap_io(|tcp| {

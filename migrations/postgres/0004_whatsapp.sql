@@ -1,5 +1,5 @@
--- WhatsApp (Meta Cloud API): link codes, incoming messages (one row per wamid, which
--- is also the reply's unit of work), the reply's parts as sent, and the hourly
+-- WhatsApp (Meta Cloud API): link codes, incoming messages (one row per wamid, each
+-- with a `whatsapp.reply` job), the reply's parts as sent, and the hourly
 -- "link your number" notices.
 
 -- One live code per user (the primary key); a code names one user (unique).
@@ -22,10 +22,7 @@ CREATE TABLE whatsapp_messages (
     kind            TEXT    NOT NULL,
     body            TEXT,
     status          TEXT    NOT NULL DEFAULT 'queued'
-                    CHECK (status IN ('queued', 'running', 'done', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    run_at          TIMESTAMPTZ    NOT NULL,
-    locked_until    TIMESTAMPTZ,
+                    CHECK (status IN ('queued', 'done', 'failed')),
     reason          TEXT,
     read_marked     BOOLEAN NOT NULL DEFAULT FALSE,
     answered        BOOLEAN NOT NULL DEFAULT FALSE,
@@ -33,7 +30,6 @@ CREATE TABLE whatsapp_messages (
     created_at      TIMESTAMPTZ    NOT NULL,
     updated_at      TIMESTAMPTZ    NOT NULL
 );
-CREATE INDEX whatsapp_messages_due ON whatsapp_messages (status, run_at);
 
 -- The reply to one message, in order; `sent_id` is set once Meta accepted the part, so a
 -- re-run sends only what is still missing.

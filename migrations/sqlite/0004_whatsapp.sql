@@ -1,5 +1,5 @@
--- WhatsApp (Meta Cloud API): link codes, incoming messages (one row per wamid, which
--- is also the reply's unit of work), the reply's parts as sent, and the hourly
+-- WhatsApp (Meta Cloud API): link codes, incoming messages (one row per wamid, each
+-- with a `whatsapp.reply` job), the reply's parts as sent, and the hourly
 -- "link your number" notices. Timestamps are RFC 3339 UTC text.
 
 -- One live code per user (the primary key); a code names one user (unique).
@@ -22,10 +22,7 @@ CREATE TABLE whatsapp_messages (
     kind            TEXT    NOT NULL,
     body            TEXT,
     status          TEXT    NOT NULL DEFAULT 'queued'
-                    CHECK (status IN ('queued', 'running', 'done', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    run_at          TEXT    NOT NULL,
-    locked_until    TEXT,
+                    CHECK (status IN ('queued', 'done', 'failed')),
     reason          TEXT,
     read_marked     BOOLEAN NOT NULL DEFAULT 0,
     answered        BOOLEAN NOT NULL DEFAULT 0,
@@ -33,7 +30,6 @@ CREATE TABLE whatsapp_messages (
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL
 );
-CREATE INDEX whatsapp_messages_due ON whatsapp_messages (status, run_at);
 
 -- The reply to one message, in order; `sent_id` is set once Meta accepted the part, so a
 -- re-run sends only what is still missing.

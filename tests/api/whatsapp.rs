@@ -585,7 +585,7 @@ db_test!(async fn graph_server_errors_are_retried_until_the_reply_goes_out(backe
     deliver(&app, &notification(vec![text("15551230001", "wamid.R1", "hello")])).await;
     settled(&app, 1).await;
     assert_eq!(status_of(&app, "wamid.R1").await.0, "done");
-    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM whatsapp_messages WHERE attempts = 2").await, 1);
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM jobs WHERE dedupe_key = 'wamid.R1' AND attempts = 2").await, 1);
     assert_eq!(receipts(&graph).await, ["wamid.R1"], "the read receipt is not repeated");
     graph.verify().await;
 });
@@ -597,18 +597,30 @@ db_test!(async fn a_crashed_run_is_resumed_without_resending_sent_parts(backend)
     let app = app(backend, &graph).await;
     let past = chrono::Utc::now() - chrono::Duration::minutes(5);
     with_pool!(&app.db, |pool| async {
-        // One transaction, so the worker never sees half of the picture.
+        // One transaction, so the workers never see half of the picture.
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO whatsapp_messages (wamid, phone_number_id, sender_number, kind, body, status, attempts, run_at, locked_until, read_marked, answered, created_at, updated_at) \
-            VALUES ('wamid.K1', $1, '15551230001', 'text', 'hi', 'running', 1, $2, $2, $3, $3, $2, $2)")
-            .bind(PHONE_NUMBER_ID).bind(past).bind(true).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO whatsapp_reply_parts (message_id, seq, body, sent_id, sent_at) SELECT id, 0, 'part one', 'wamid.OUT0', $1 FROM whatsapp_messages WHERE wamid = 'wamid.K1'")
-            .bind(past).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO whatsapp_reply_parts (message_id, seq, body) SELECT id, 1, 'part two' FROM whatsapp_messages WHERE wamid = 'wamid.K1'")
-            .execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO whatsapp_messages (wamid, phone_number_id, sender_number, kind, body, run_at, created_at, updated_at) \
-            VALUES ('wamid.K2', $1, '15551230002', 'text', 'hello', $2, $2, $2)")
-            .bind(PHONE_NUMBER_ID).bind(past).execute(&mut *tx).await?;
+        for (wamid, number, body, started) in [("wamid.K1", "15551230001", "hi", true), ("wamid.K2", "15551230002", "hello", false)] {
+            let id: i64 = sqlx::query_scalar("INSERT INTO whatsapp_messages (wamid, phone_number_id, sender_number, kind, body, read_marked, answered, created_at, updated_at) \
+                VALUES ($1, $2, $3, 'text', $4, $5, $5, $6, $6) RETURNING id")
+                .bind(wamid).bind(PHONE_NUMBER_ID).bind(number).bind(body).bind(started).bind(past)
+                .fetch_one(&mut *tx).await?;
+            // The job as a dead worker's claim leaves it: running, its lease long expired.
+            sqlx::query("INSERT INTO jobs (kind, payload, dedupe_key, status, attempts, run_at, locked_by, locked_until, created_at, updated_at) \
+                VALUES ('whatsapp.reply', $1, $2, $3, $4, $5, $6, $5, $5, $5)")
+                .bind(sqlx::types::Json(json!({"message_id": id})))
+                .bind(wamid)
+                .bind(if started { "running" } else { "queued" })
+                .bind(if started { 1 } else { 0 })
+                .bind(past)
+                .bind(started.then_some("a-dead-instance"))
+                .execute(&mut *tx).await?;
+            if started {
+                sqlx::query("INSERT INTO whatsapp_reply_parts (message_id, seq, body, sent_id, sent_at) VALUES ($1, 0, 'part one', 'wamid.OUT0', $2)")
+                    .bind(id).bind(past).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO whatsapp_reply_parts (message_id, seq, body) VALUES ($1, 1, 'part two')")
+                    .bind(id).execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await
     }
     .await)
@@ -747,13 +759,14 @@ db_test!(async fn kill_9_between_receipt_and_reply_gives_exactly_one_reply_after
         .await
         .unwrap();
     assert_eq!(accepted.status(), 200);
+    let running = "SELECT COUNT(*) FROM jobs WHERE dedupe_key = 'wamid.KILL' AND status = 'running'";
     for _ in 0..200 {
-        if status_of(&app, "wamid.KILL").await.0 == "running" {
+        if scalar(&app, running).await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(status_of(&app, "wamid.KILL").await.0, "running", "claimed before the crash");
+    assert_eq!(scalar(&app, running).await, 1, "claimed before the crash");
     first.kill();
     assert!(texts(&graph).await.is_empty(), "nothing was sent before the crash");
 

@@ -1,20 +1,19 @@
 //! WhatsApp over the Meta Cloud API (SPEC §6.3): the verified webhook, phone linking
 //! proven by the phone, and replies that arrive once and whole.
 //!
-//! A notification is stored (one row per message id) before Meta gets its 200; the
-//! reply is then worked out and sent by `worker`, which survives restarts.
+//! A notification is stored (one row per message id, with its `whatsapp.reply` job)
+//! before Meta gets its 200; the job then works out the reply and sends it.
 
 pub mod client;
 pub mod format;
+pub mod job;
 pub mod link;
 pub mod payload;
 pub mod reply;
 pub mod store;
 pub mod webhook;
-pub mod worker;
 
 use axum::Router;
-use tokio::sync::Notify;
 
 use self::client::GraphClient;
 use crate::{config::WhatsappConfig, state::AppState};
@@ -22,16 +21,12 @@ use crate::{config::WhatsappConfig, state::AppState};
 /// What the WhatsApp slice shares through `AppState`.
 pub struct Whatsapp {
     pub graph: GraphClient,
-    /// Rung when new messages are stored, so a reply starts at once rather than at the
-    /// next poll.
-    pub wake: Notify,
 }
 
 impl Whatsapp {
     pub fn new(config: &WhatsappConfig) -> Self {
         Whatsapp {
             graph: GraphClient::new(config),
-            wake: Notify::new(),
         }
     }
 }

@@ -35,7 +35,7 @@ const NO_NUMBER: &str = "CodeSherpa links accounts by phone number, and WhatsApp
 const NO_ANSWER: &str = "Sorry, the AI could not answer that right now. Please try again later.";
 const EMPTY_ANSWER: &str = "(The agent gave an empty answer.)";
 
-/// Why a run did not finish, as the worker's retry policy sees it.
+/// Why a run did not finish, as the job queue's retry policy sees it.
 #[derive(Debug)]
 pub enum Failure {
     Retry {

@@ -1,13 +1,20 @@
-//! Queries of the WhatsApp slice: incoming messages (deduplicated by wamid), their reply
-//! parts, the hourly notices and the claim of due messages by a worker.
+//! Queries of the WhatsApp slice: incoming messages (deduplicated by wamid, each with
+//! its reply job), their reply parts and the hourly notices.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
+use serde_json::json;
 
-use super::payload::Incoming;
-use crate::{db::now, db::Db, error::Result, with_pool};
+use super::{job::KIND, payload::Incoming};
+use crate::{
+    db::now,
+    db::Db,
+    error::Result,
+    jobs::{self, Enqueued, NewJob},
+    with_pool,
+};
 
-const COLUMNS: &str = "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, \
-    attempts, read_marked, answered";
+const COLUMNS: &str =
+    "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, read_marked, answered";
 
 /// A stored incoming message, as its reply job reads it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -19,23 +26,22 @@ pub struct Stored {
     pub sender_user_id: Option<String>,
     pub kind: String,
     pub body: Option<String>,
-    pub attempts: i32,
     pub read_marked: bool,
     pub answered: bool,
 }
 
-/// Stores every message not seen before, in one transaction; answers how many were new.
-/// A repeat — Meta's retry, or the same delivery arriving twice at once — hits the
-/// unique wamid and is skipped.
-pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<usize> {
+/// Stores every message not seen before with its reply job, in one transaction; answers
+/// the jobs queued. A repeat — Meta's retry, or the same delivery arriving twice at
+/// once — hits the unique wamid and is skipped.
+pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<Vec<Enqueued>> {
     let now = now();
     crate::in_transaction!(db, |tx| {
-        let mut fresh = 0;
+        let mut queued = Vec::new();
         for m in messages {
-            let inserted = sqlx::query(
+            let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO whatsapp_messages (wamid, phone_number_id, sender_number, \
-                 sender_user_id, kind, body, run_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7) ON CONFLICT (wamid) DO NOTHING",
+                 sender_user_id, kind, body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (wamid) DO NOTHING RETURNING id",
             )
             .bind(&m.wamid)
             .bind(&m.phone_number_id)
@@ -44,73 +50,33 @@ pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<usize> {
             .bind(&m.kind)
             .bind(&m.body)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            fresh += usize::try_from(inserted).unwrap_or(0);
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                let job = NewJob::new(KIND, json!({"message_id": id})).dedupe_key(m.wamid.clone());
+                queued.push(jobs::enqueue(&mut *tx, &job).await?);
+            }
         }
-        fresh
+        queued
     })
 }
 
-/// Claims the next message due (queued and due, or running under an expired lease: its
-/// worker died) until `lease` from now.
-pub async fn claim(db: &Db, lease: Duration) -> Result<Option<Stored>> {
-    let now = now();
-    let due =
-        "((status = 'queued' AND run_at <= $1) OR (status = 'running' AND locked_until < $1))";
-    let sql = format!(
-        "UPDATE whatsapp_messages SET status = 'running', attempts = attempts + 1, \
-         locked_until = $2, updated_at = $1 \
-         WHERE id = (SELECT id FROM whatsapp_messages WHERE {due} ORDER BY run_at, id LIMIT 1) \
-         AND {due} RETURNING {COLUMNS}"
-    );
+pub async fn get(db: &Db, id: i64) -> Result<Option<Stored>> {
+    let sql = format!("SELECT {COLUMNS} FROM whatsapp_messages WHERE id = $1");
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(now)
-        .bind(now + lease)
+        .bind(id)
         .fetch_optional(pool)
         .await)?)
 }
 
-/// Keeps the claim while the reply is still being worked on.
-pub async fn renew(db: &Db, id: i64, lease: Duration) -> Result<()> {
-    let now = now();
-    with_pool!(db, |pool| sqlx::query(
-        "UPDATE whatsapp_messages SET locked_until = $1 WHERE id = $2 AND status = 'running'"
-    )
-    .bind(now + lease)
-    .bind(id)
-    .execute(pool)
-    .await
-    .map(drop))?;
-    Ok(())
-}
-
-/// Ends the message's work: `done`, or `failed` with the reason.
+/// Records how the message's work ended: `done`, or `failed` with the reason.
 pub async fn finish(db: &Db, id: i64, failure: Option<&str>) -> Result<()> {
     let status = if failure.is_some() { "failed" } else { "done" };
     with_pool!(db, |pool| sqlx::query(
-        "UPDATE whatsapp_messages SET status = $1, reason = $2, locked_until = NULL, \
-         updated_at = $3 WHERE id = $4"
+        "UPDATE whatsapp_messages SET status = $1, reason = $2, updated_at = $3 WHERE id = $4"
     )
     .bind(status)
     .bind(failure)
-    .bind(now())
-    .bind(id)
-    .execute(pool)
-    .await
-    .map(drop))?;
-    Ok(())
-}
-
-/// Hands the message back to the queue, due at `run_at`.
-pub async fn retry_at(db: &Db, id: i64, run_at: DateTime<Utc>, reason: &str) -> Result<()> {
-    with_pool!(db, |pool| sqlx::query(
-        "UPDATE whatsapp_messages SET status = 'queued', run_at = $1, reason = $2, \
-         locked_until = NULL, updated_at = $3 WHERE id = $4"
-    )
-    .bind(run_at)
-    .bind(reason)
     .bind(now())
     .bind(id)
     .execute(pool)

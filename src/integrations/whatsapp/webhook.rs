@@ -110,17 +110,17 @@ pub async fn receive(
     let notification: Notification = parse_json(&body)?;
     let incoming = notification.incoming();
     let queued = if incoming.is_empty() {
-        0
+        Vec::new()
     } else {
         store::insert_new(&state.db, &incoming).await?
     };
-    if queued > 0 {
-        state.whatsapp.wake.notify_one();
+    for job in &queued {
+        state.jobs.wake(job);
     }
     Ok(ok(
         Received {
             messages: incoming.len(),
-            queued,
+            queued: queued.iter().filter(|job| job.is_new()).count(),
         },
         "Notification received",
     ))
