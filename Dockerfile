@@ -2,7 +2,7 @@
 # Build stage: compile the release binary with cached dependencies.
 FROM rust:1.95-slim-trixie AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations ./migrations
 COPY assets ./assets
 COPY src ./src

@@ -1,8 +1,8 @@
 //! Start-up: connect, migrate, assemble the router and serve until told to stop.
 
-use std::{future::Future, net::SocketAddr};
+use std::future::Future;
 
-use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, serve::ListenerExt, Router};
+use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, Router};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::{
@@ -15,8 +15,9 @@ use crate::{
     db::Db,
     docs, health,
     http::{
+        body_deadline,
         layers::{self, SECURITY_HEADERS},
-        rate_limit,
+        rate_limit, serve,
     },
     jobs,
     llm::Providers,
@@ -88,20 +89,13 @@ pub async fn run(
     let mut workers = jobs::Workers::new(state.jobs.clone());
     crate::integrations::whatsapp::job::register(&mut workers, &state);
     let workers = workers.start(closing.child_token());
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Streams write many small frames: send each at once instead of waiting on Nagle.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // WebSockets are long-lived: tell them to close (1001) so draining can finish.
-            closing.cancel();
-        })
-        .await?;
+    let header_timeout = state.config.header_timeout;
+    serve::serve(listener, router(state), header_timeout, async move {
+        shutdown.await;
+        // WebSockets are long-lived: tell them to close (1001) so draining can finish.
+        closing.cancel();
+    })
+    .await;
     workers.shutdown().await;
     db.close().await;
     tracing::info!("server stopped");
@@ -119,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
+        .merge(crate::codebase::routes::router())
         .merge(chat::routes::router())
         .merge(crate::integrations::whatsapp::router());
     let body_limit = state.config.body_limit_bytes;
@@ -128,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ws::router())
         .merge(docs::router())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(layers::remember_route));
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
@@ -144,7 +140,15 @@ pub fn router(state: AppState) -> Router {
             .layer(layers::cors(&state.config.cors_origins))
             .layer(middleware::from_fn(layers::envelope_errors))
             .layer(CatchPanicLayer::custom(layers::panic_response))
-            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                body_deadline::limit,
+            ))
+            // Uploads have their own, larger limit; every other body is held to
+            // `body_limit` by the extractors (DefaultBodyLimit).
+            .layer(RequestBodyLimitLayer::new(
+                body_limit.max(state.config.upload_limit_bytes),
+            ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
     .with_state(state)

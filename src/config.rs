@@ -151,17 +151,17 @@ pub struct Config {
     pub ws_max_per_user: usize,
     /// Open WebSockets on this instance; more are refused with 429.
     pub ws_max_connections: usize,
-    /// Longest wait for a request's headers once a connection has sent its first byte
-    /// (and for the first request of a new connection).
+    /// Longest wait for a request's headers: from a new connection's start, and from the
+    /// end of the previous answer on a keep-alive connection (so idle ones close too).
     pub header_timeout: std::time::Duration,
     /// Longest time to receive a request body; slower bodies get 408.
     pub body_timeout: std::time::Duration,
-    /// An HTTP/1 connection idle between requests this long is closed.
-    pub idle_timeout: std::time::Duration,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_ai_per_minute: u32,
     pub trust_proxy_headers: bool,
     pub body_limit_bytes: usize,
+    /// Body limit of `PUT /projects/{id}/files` (archives of code).
+    pub upload_limit_bytes: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub whatsapp: WhatsappConfig,
@@ -256,15 +256,11 @@ impl Config {
                 30,
                 positive,
             )?),
-            idle_timeout: std::time::Duration::from_secs(env.parse(
-                "IDLE_TIMEOUT_SECONDS",
-                60,
-                positive,
-            )?),
             rate_limit_auth_per_minute: env.parse("RATE_LIMIT_AUTH_PER_MINUTE", 20, from_str)?,
             rate_limit_ai_per_minute: env.parse("RATE_LIMIT_AI_PER_MINUTE", 60, from_str)?,
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
             body_limit_bytes: env.parse("BODY_LIMIT_BYTES", 1024 * 1024, positive)?,
+            upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
             log_format: env.parse(
                 "LOG_FORMAT",
                 if debug {
@@ -411,11 +407,11 @@ impl Config {
             ws_max_connections: 10_000,
             header_timeout: std::time::Duration::from_secs(10),
             body_timeout: std::time::Duration::from_secs(30),
-            idle_timeout: std::time::Duration::from_secs(60),
             rate_limit_auth_per_minute: 0,
             rate_limit_ai_per_minute: 0,
             trust_proxy_headers: false,
             body_limit_bytes: 1024 * 1024,
+            upload_limit_bytes: 50 * 1024 * 1024,
             log_format: LogFormat::Pretty,
             llm: LlmConfig {
                 provider: ProviderKind::Local,

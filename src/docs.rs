@@ -117,6 +117,8 @@ pub struct OAuth2Form {
         crate::integrations::whatsapp::link::unlink,
         crate::integrations::whatsapp::webhook::verify,
         crate::integrations::whatsapp::webhook::receive,
+        crate::console::index,
+        crate::console::asset,
     ),
     components(schemas(
         ErrorBody,
@@ -130,6 +132,7 @@ pub struct OAuth2Form {
         (name = "users", description = "The current user"),
         (name = "agents", description = "AI specialists"),
         (name = "projects", description = "Code bases"),
+        (name = "codebase", description = "A project's indexed code: upload, list, read, search"),
         (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
@@ -181,7 +184,8 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 
 /// `/api/v1/openapi.json`, `/api/v1/docs` (Swagger UI) and `/api/v1/redoc`.
 pub fn router() -> Router<AppState> {
-    let swagger = SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", ApiDoc::openapi());
+    let api = ApiDoc::openapi().merge_from(crate::codebase::routes::CodebaseApi::openapi());
+    let swagger = SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", api);
     Router::new()
         .route("/api/v1/redoc", get(|| async { Html(REDOC_PAGE) }))
         .route(

@@ -8,6 +8,8 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub mod responses;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `{success, data, message}`: the shape of every successful answer.
@@ -165,10 +167,15 @@ impl From<crate::llm::LlmError> for Error {
 
 /// Connection-level database failures are an outage (503), not a bug (500).
 fn is_outage(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-    )
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // A PostgreSQL server going down answers in-flight queries with SQLSTATE 57P01-03
+        // (shutdown, crash, not accepting connections) or class 08 (connection lost).
+        sqlx::Error::Database(db_err) => db_err
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
 }
 
 /// The stable `code` string for a status.

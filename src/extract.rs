@@ -70,7 +70,12 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     })
 }
 
+/// Every JSON body of this API is an object. serde would also fill a struct from an
+/// array of its fields in order (`[null, null]`), which no client means: refuse it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let field = err.path().to_string();
@@ -128,6 +133,29 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// JSON Schema's `integer` includes `42.0`: an optional id accepts any integral number
+/// within `i64`, however it is written.
+pub fn optional_integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // 2^63 is exactly representable; every integral f64 below it in magnitude fits i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && (-LIMIT..LIMIT).contains(f))
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a 64-bit integer, got {number}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +205,29 @@ mod tests {
                 .unwrap(),
             Error::BadRequest(_)
         ));
+    }
+
+    #[test]
+    fn integers_may_be_written_as_integral_numbers() {
+        #[derive(Deserialize)]
+        struct Ids {
+            #[serde(default, deserialize_with = "optional_integer")]
+            id: Option<i64>,
+        }
+        let id = |json: &str| serde_json::from_str::<Ids>(json).map(|ids| ids.id);
+        assert_eq!(id("{}").unwrap(), None);
+        assert_eq!(id(r#"{"id":null}"#).unwrap(), None);
+        assert_eq!(id(r#"{"id":42}"#).unwrap(), Some(42));
+        assert_eq!(id(r#"{"id":142083.0}"#).unwrap(), Some(142_083));
+        assert_eq!(id(r#"{"id":-1e3}"#).unwrap(), Some(-1000));
+        for bad in [
+            r#"{"id":1.5}"#,
+            r#"{"id":"7"}"#,
+            r#"{"id":9223372036854775808}"#,
+            r#"{"id":1e300}"#,
+        ] {
+            assert!(id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse> {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+        (status = 200, description = "OpenMetrics text exposition (Prometheus scrapes it)",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
         (status = 500, description = "Internal error", body = ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -12,8 +12,10 @@ pub const MAX_LIMIT: i64 = 100;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 100; default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Rows to skip; default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -2,9 +2,13 @@
 
 use crate::error::{Error, FieldError, Result};
 
-pub const PASSWORD_MIN_BYTES: usize = 8;
+pub const PASSWORD_MIN_CHARS: usize = 8;
 /// bcrypt ignores bytes past 72; longer passwords are refused rather than truncated.
 pub const PASSWORD_MAX_BYTES: usize = 72;
+
+/// PostgreSQL cannot store NUL in text, so it is refused on every database alike (the
+/// OpenAPI patterns exclude `\x00`).
+pub const NUL_REFUSED: &str = "must not contain NUL characters";
 
 #[derive(Default)]
 pub struct Violations(Vec<FieldError>);
@@ -14,11 +18,13 @@ impl Violations {
         self.0.push(FieldError::new(field, message));
     }
 
-    /// Trims `value` and checks its length in characters; returns the trimmed text.
+    /// Trims `value` and checks its length in characters: `min` on the trimmed text, `max`
+    /// on the text as sent (what the OpenAPI `maxLength` measures); returns the trimmed text.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
         let trimmed = value.trim();
-        let chars = trimmed.chars().count();
-        if chars < min {
+        if value.contains('\0') {
+            self.add(field, NUL_REFUSED);
+        } else if trimmed.chars().count() < min {
             self.add(
                 field,
                 if min == 1 {
@@ -27,10 +33,19 @@ impl Violations {
                     format!("must be at least {min} characters")
                 },
             );
-        } else if chars > max {
+        } else if value.chars().count() > max {
             self.add(field, format!("must be at most {max} characters"));
         }
         trimmed.to_owned()
+    }
+
+    /// Text kept exactly as sent (code, diffs): at most `max` characters, no NUL.
+    pub fn raw_text(&mut self, field: &str, value: &str, max: usize) {
+        if value.contains('\0') {
+            self.add(field, NUL_REFUSED);
+        } else if value.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        }
     }
 
     /// Like `text` for an optional field; blank text becomes `None`.
@@ -52,14 +67,14 @@ impl Violations {
         email
     }
 
+    /// At least 8 characters (the OpenAPI `minLength`) and at most 72 bytes of UTF-8.
     pub fn password(&mut self, field: &str, value: &str) {
-        let len = value.len();
-        if len < PASSWORD_MIN_BYTES {
+        if value.chars().count() < PASSWORD_MIN_CHARS {
             self.add(
                 field,
-                format!("must be at least {PASSWORD_MIN_BYTES} characters"),
+                format!("must be at least {PASSWORD_MIN_CHARS} characters"),
             );
-        } else if len > PASSWORD_MAX_BYTES {
+        } else if value.len() > PASSWORD_MAX_BYTES {
             self.add(field, format!("must be at most {PASSWORD_MAX_BYTES} bytes"));
         }
     }

@@ -10,7 +10,11 @@ use super::{
 };
 use crate::{
     auth::AuthUser,
-    error::{created, ok, Error, ErrorBody, Result},
+    error::{
+        created, ok,
+        responses::{Authenticated, JsonBody, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{nullable, Id, Json, Query},
     pagination::{Page, PageParams},
     state::AppState,
@@ -31,31 +35,57 @@ const ROLE_MAX: usize = 50;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateAgent {
-    #[schema(example = "Security Reviewer")]
+    /// Not blank; surrounding whitespace is trimmed.
+    #[schema(
+        example = "Security Reviewer",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: String,
+    #[schema(max_length = 2_000, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
     /// Default `active`.
     pub status: Option<AgentStatus>,
+    #[schema(max_length = 20_000, pattern = r"^[^\x00]*$")]
     pub system_prompt: Option<String>,
+    #[schema(max_length = 200, pattern = r"^[^\x00]*$")]
     pub model: Option<String>,
-    /// Default `custom`.
+    /// Default `custom`; not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub role: Option<String>,
 }
 
 /// Every field is optional; `null` clears a nullable field.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateAgent {
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
     pub status: Option<AgentStatus>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 20_000, pattern = r"^[^\x00]*$")]
     pub system_prompt: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\x00]*$")]
     pub model: Option<Option<String>>,
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub role: Option<String>,
 }
 
@@ -85,7 +115,7 @@ fn validated(fields: AgentFields) -> Result<AgentFields> {
     params(PageParams),
     responses(
         (status = 200, description = "The user's agents, newest first", body = crate::docs::AgentPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
 pub async fn list(
@@ -102,8 +132,7 @@ pub async fn list(
     request_body = CreateAgent,
     responses(
         (status = 201, description = "Created", body = crate::docs::AgentResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -126,7 +155,7 @@ pub async fn create(
     params(("id" = i64, Path, description = "Agent id")),
     responses(
         (status = 200, description = "The agent", body = crate::docs::AgentResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
     ))]
 pub async fn read(
@@ -143,9 +172,8 @@ pub async fn read(
     request_body = UpdateAgent,
     responses(
         (status = 200, description = "Updated", body = crate::docs::AgentResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -154,6 +182,7 @@ pub async fn update(
     Json(input): Json<UpdateAgent>,
 ) -> Result<impl IntoResponse> {
     let current = owned(&state, user.id, id).await?;
+    let status_sent = input.status.is_some();
     let fields = validated(AgentFields {
         name: input.name.unwrap_or(current.name),
         description: input.description.unwrap_or(current.description),
@@ -164,7 +193,7 @@ pub async fn update(
         system_prompt: input.system_prompt.unwrap_or(current.system_prompt),
         model: input.model.unwrap_or(current.model),
     })?;
-    let agent = store::update(&state.db, user.id, id, fields)
+    let agent = store::update(&state.db, user.id, id, fields, status_sent)
         .await?
         .ok_or(Error::NotFound("Agent"))?;
     Ok(ok(agent, "Agent updated"))
@@ -174,7 +203,7 @@ pub async fn update(
     params(("id" = i64, Path, description = "Agent id")),
     responses(
         (status = 200, description = "Deleted; the agent's chats are kept without the link", body = crate::docs::EmptyResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
     ))]
 pub async fn remove(

@@ -60,9 +60,18 @@ pub async fn create(db: &Db, user_id: i64, fields: AgentFields) -> Result<Agent>
         .await)?)
 }
 
-pub async fn update(db: &Db, user_id: i64, id: i64, fields: AgentFields) -> Result<Option<Agent>> {
+/// `status_sent`: the status is written only when the request named one, so an edit of
+/// other fields never writes back a `processing` read before a generation restored it.
+pub async fn update(
+    db: &Db,
+    user_id: i64,
+    id: i64,
+    fields: AgentFields,
+    status_sent: bool,
+) -> Result<Option<Agent>> {
     let sql = format!(
-        "UPDATE agents SET name = $1, description = $2, status = $3, role = $4, \
+        "UPDATE agents SET name = $1, description = $2, \
+         status = CASE WHEN $10 THEN $3 ELSE status END, role = $4, \
          system_prompt = $5, model = $6, updated_at = $7 WHERE id = $8 AND user_id = $9 \
          RETURNING {COLUMNS}"
     );
@@ -76,6 +85,7 @@ pub async fn update(db: &Db, user_id: i64, id: i64, fields: AgentFields) -> Resu
         .bind(now())
         .bind(id)
         .bind(user_id)
+        .bind(status_sent)
         .fetch_optional(pool)
         .await)?)
 }

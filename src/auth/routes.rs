@@ -16,7 +16,11 @@ use super::{
     tokens::TokenKind,
 };
 use crate::{
-    error::{created, ok, Error, ErrorBody, Result},
+    error::{
+        created, ok,
+        responses::{JsonBody, Limited, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{has_content_type, parse_form, read_body, Json},
     state::AppState,
     users::{self, User},
@@ -35,12 +39,18 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(example = "Ada Lovelace")]
+    /// Not blank; surrounding whitespace is trimmed.
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: String,
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
-    /// 8 to 72 bytes.
-    #[schema(example = "correct horse battery")]
+    /// 8 characters to 72 bytes of UTF-8 (bcrypt's limit; longer is refused, not truncated).
+    #[schema(example = "correct horse battery", format = Password, min_length = 8, max_length = 72)]
     pub password: String,
 }
 
@@ -48,9 +58,8 @@ pub struct RegisterRequest {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered", body = crate::docs::UserResponse),
+        JsonBody, Limited, ServerErrors,
         (status = 409, description = "Email already registered", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -129,9 +138,9 @@ pub struct TokenPair {
     )),
     responses(
         (status = 200, description = "Logged in", body = crate::docs::TokenPairResponse),
+        JsonBody, Limited, ServerErrors,
         (status = 401, description = "Incorrect email or password", body = ErrorBody),
         (status = 403, description = "Account deactivated", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -141,7 +150,11 @@ pub async fn login(
     }: Credentials,
 ) -> Result<Response> {
     let email = normalize_email(&input.email);
-    let user = users::store::find_by_email(&state.db, &email).await?;
+    // No account has a NUL in its email, and PostgreSQL cannot even compare one.
+    let user = match email.contains('\0') {
+        true => None,
+        false => users::store::find_by_email(&state.db, &email).await?,
+    };
     // Unknown email and wrong password cost one bcrypt check each and answer alike.
     let verified = match &user {
         Some(user) if input.password.len() <= PASSWORD_MAX_BYTES => {
@@ -182,7 +195,9 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair; the presented token is spent", body = crate::docs::TokenPairResponse),
+        JsonBody, Limited, ServerErrors,
         (status = 401, description = "Invalid, expired, spent or revoked refresh token", body = ErrorBody),
+        (status = 403, description = "Account deactivated", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -209,6 +224,7 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "The refresh token and its family are revoked", body = crate::docs::EmptyResponse),
+        JsonBody, Limited, ServerErrors,
         (status = 401, description = "Invalid refresh token", body = ErrorBody),
     ))]
 pub async fn logout(

@@ -20,11 +20,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::{store, Chat};
 use crate::{
     auth::AuthUser,
+    error::responses::{Authenticated, JsonBody, Limited, ServerErrors},
     error::{code_for, created, ok, Error, ErrorBody, Result},
-    extract::{Id, Json, Query},
+    extract::{optional_integer, Id, Json, Query},
     orchestrator::{self, ChatEvent, ChatInput},
     pagination::{Page, PageParams},
     state::AppState,
+    validate::NUL_REFUSED,
 };
 
 pub fn router() -> Router<AppState> {
@@ -38,14 +40,24 @@ pub fn router() -> Router<AppState> {
 /// A chat, over REST, server-sent events or a WebSocket `chat` frame.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatRequest {
-    #[schema(example = "Review this diff for security problems")]
+    /// Not blank.
+    #[schema(
+        example = "Review this diff for security problems",
+        min_length = 1,
+        max_length = 32_000,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub message: String,
     /// Continue a conversation; omitted, a new session starts and its id is returned.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:.+@-]*$")]
     pub session_id: Option<String>,
     /// Ask this agent; omitted, the orchestrator picks the specialist(s).
+    #[serde(default, deserialize_with = "optional_integer")]
     pub agent_id: Option<i64>,
+    #[serde(default, deserialize_with = "optional_integer")]
     pub project_id: Option<i64>,
     /// Code or a diff the message is about.
+    #[schema(max_length = 200_000, pattern = r"^[^\x00]*$")]
     pub code_context: Option<String>,
 }
 
@@ -80,10 +92,8 @@ pub async fn admit(
     request_body = ChatRequest,
     responses(
         (status = 201, description = "The stored chat with the AI's answer", body = crate::docs::ChatResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, Limited, ServerErrors,
         (status = 404, description = "No such agent or project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 429, description = "AI rate limit reached", body = ErrorBody),
         (status = 502, description = "The AI provider failed", body = ErrorBody),
         (status = 503, description = "The AI provider is throttling", body = ErrorBody),
         (status = 504, description = "The AI provider timed out", body = ErrorBody),
@@ -124,10 +134,8 @@ fn sse_event(kind: &str, data: serde_json::Value) -> Event {
         (status = 200, description = "Server-sent events: `status`, `delta`… then `response` (with the stored chat) or `error`. \
             Disconnecting cancels the generation; the partial answer is stored with `complete: false`.",
             content_type = "text/event-stream"),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, Limited, ServerErrors,
         (status = 404, description = "No such agent or project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
-        (status = 429, description = "AI rate limit reached", body = ErrorBody),
     ))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -182,11 +190,15 @@ pub async fn stream(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChatQuery {
+    #[param(pattern = r"^[^\x00]*$")]
     pub session_id: Option<String>,
     pub agent_id: Option<i64>,
     pub project_id: Option<i64>,
     /// 1 to 100; default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// Rows to skip; default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -194,7 +206,7 @@ pub struct ChatQuery {
     params(ChatQuery),
     responses(
         (status = 200, description = "Chat history: newest first, or oldest first within one session", body = crate::docs::ChatPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 422, description = "Invalid filter or paging", body = ErrorBody),
     ))]
 pub async fn list(
@@ -207,6 +219,13 @@ pub async fn list(
         offset: query.offset,
     }
     .validate()?;
+    if query
+        .session_id
+        .as_ref()
+        .is_some_and(|id| id.contains('\0'))
+    {
+        return Err(Error::invalid("session_id", NUL_REFUSED));
+    }
     let filter = store::Filter {
         session_id: query.session_id,
         agent_id: query.agent_id,
@@ -220,7 +239,8 @@ pub async fn list(
     params(PageParams),
     responses(
         (status = 200, description = "The user's sessions, most recently active first", body = crate::docs::SessionPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
+        (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
 pub async fn sessions(
     State(state): State<AppState>,
@@ -236,7 +256,7 @@ pub async fn sessions(
     params(("id" = i64, Path, description = "Chat id")),
     responses(
         (status = 200, description = "The chat", body = crate::docs::ChatResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such chat of this user", body = ErrorBody),
     ))]
 pub async fn read(

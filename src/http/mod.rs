@@ -1,6 +1,8 @@
 //! Cross-cutting HTTP concerns: observability, the error envelope for framework
 //! failures, security headers, CORS and rate limiting.
 
+pub mod body_deadline;
 pub mod layers;
 pub mod metrics;
 pub mod rate_limit;
+pub mod serve;

@@ -5,7 +5,7 @@
 //! How a slice uses it:
 //!
 //! 1. **Enqueue in your own transaction**, so the job exists exactly when your record does:
-//!    ```ignore
+//!    ```text
 //!    let enqueued = in_transaction!(&state.db, |tx| {
 //!        /* insert your rows with &mut *tx */
 //!        jobs::enqueue(&mut *tx, &NewJob::new("github.review", json!({"review_id": id}))

@@ -39,8 +39,8 @@ pub enum Task {
 pub struct Subject {
     pub message: String,
     pub code_context: Option<String>,
-    /// Snippets found in the project's stored files: (path, first line, text).
-    pub project_snippets: Vec<(String, usize, String)>,
+    /// Windows of the project's indexed code that match the message.
+    pub project_snippets: Vec<crate::codebase::retrieval::Snippet>,
 }
 
 #[derive(Clone, Debug)]

@@ -25,9 +25,11 @@ use self::{
 use crate::{
     agents::{self, Agent},
     chat::{store as chats, Chat},
+    codebase::retrieval::{self, Snippet},
     error::{Error, Result},
+    llm::Task,
     llm::{with_idle_timeout, Chunk, LlmRequest, Role, Subject, Turn, Usage},
-    projects::{self, files::Snippet, Project},
+    projects::{self, Project},
     state::AppState,
     validate::Violations,
 };
@@ -82,12 +84,7 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     let mut check = Violations::default();
     let message = check.text("message", &input.message, 1, MESSAGE_MAX);
     if let Some(code) = &input.code_context {
-        if code.chars().count() > CODE_CONTEXT_MAX {
-            check.add(
-                "code_context",
-                format!("must be at most {CODE_CONTEXT_MAX} characters"),
-            );
-        }
+        check.raw_text("code_context", code, CODE_CONTEXT_MAX);
     }
     if let Some(id) = &input.session_id {
         if !valid_session_id(id) {
@@ -126,7 +123,7 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     )
     .await?;
     let snippets = match &project {
-        Some(project) => projects::files::search(&state.db, project.id, &message, 3).await?,
+        Some(project) => retrieval::snippets(&state.db, project.id, &message).await?,
         None => Vec::new(),
     };
     Ok(Prepared {
@@ -177,16 +174,25 @@ pub async fn execute(
     chats::insert(&state.db, chat).await
 }
 
-fn subject_of(prepared: &Prepared) -> Subject {
+/// Codebase Sherpa and Doc Sync answer from the project's code (routing may look at
+/// whether there is any); the others do not need it.
+fn snippets_for(prepared: &Prepared, task: Task) -> &[Snippet] {
+    match task {
+        Task::Route | Task::Explain | Task::Docs => &prepared.snippets,
+        Task::Review | Task::Chat => &[],
+    }
+}
+
+fn subject_of(prepared: &Prepared, task: Task) -> Subject {
     Subject {
         message: prepared.message.clone(),
         code_context: prepared.code_context.clone(),
-        project_snippets: prepared.snippets.clone(),
+        project_snippets: snippets_for(prepared, task).to_vec(),
     }
 }
 
 /// The user turn as a model sees it: the message, attached code, project and files.
-fn compose(prepared: &Prepared) -> String {
+fn compose(prepared: &Prepared, task: Task) -> String {
     let mut prompt = prepared.message.clone();
     if let Some(code) = &prepared.code_context {
         prompt.push_str(&format!("\n\nCode:\n```\n{code}\n```"));
@@ -200,8 +206,25 @@ fn compose(prepared: &Prepared) -> String {
             prompt.push_str(&format!(" — {description}"));
         }
     }
-    for (path, line, text) in &prepared.snippets {
-        prompt.push_str(&format!("\n\nFrom {path} (line {line}):\n```\n{text}\n```"));
+    let snippets = snippets_for(prepared, task);
+    if !snippets.is_empty() {
+        prompt.push_str(
+            "\n\nRelevant code from the project (numbered lines). Cite what you use as \
+             `path:line`:",
+        );
+    }
+    for snippet in snippets {
+        let numbered: Vec<String> = snippet
+            .text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| format!("{:>5} | {line}", snippet.start + i))
+            .collect();
+        prompt.push_str(&format!(
+            "\n\n{}\n```\n{}\n```",
+            snippet.citation(),
+            numbered.join("\n")
+        ));
     }
     prompt
 }
@@ -221,7 +244,7 @@ async fn run(
     let mut messages = prepared.history.clone();
     messages.push(Turn {
         role: Role::User,
-        content: compose(prepared),
+        content: compose(prepared, worker.task),
     });
     let request = LlmRequest {
         system: worker.system_prompt.clone(),
@@ -229,7 +252,7 @@ async fn run(
         model,
         max_tokens: state.config.llm.max_tokens,
         task: worker.task,
-        subject: subject_of(prepared),
+        subject: subject_of(prepared, worker.task),
     };
     let mut stream = with_idle_timeout(provider.stream(request), state.config.llm.timeout);
     let mut output = Output {

@@ -146,7 +146,7 @@ async fn classify(
         model,
         max_tokens: 200,
         task: Task::Route,
-        subject: subject_of(prepared),
+        subject: subject_of(prepared, Task::Route),
     };
     match llm::complete(provider.as_ref(), request, state.config.llm.timeout).await {
         Ok(reply) => match parse_routing(&reply.text) {

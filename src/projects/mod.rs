@@ -1,6 +1,5 @@
 //! Projects: code bases (often GitHub repositories) owned by one user.
 
-pub mod files;
 pub mod routes;
 pub mod store;
 
@@ -17,4 +16,7 @@ pub struct Project {
     pub repo_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The index of the project's code: what was uploaded or synced, and when.
+    #[sqlx(flatten)]
+    pub sync: crate::codebase::SyncState,
 }

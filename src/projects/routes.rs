@@ -10,7 +10,11 @@ use super::{
 };
 use crate::{
     auth::AuthUser,
-    error::{created, ok, Error, ErrorBody, Result},
+    error::{
+        created, ok,
+        responses::{Authenticated, JsonBody, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{nullable, Id, Json, Query},
     pagination::{Page, PageParams},
     state::AppState,
@@ -25,22 +29,41 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateProject {
-    #[schema(example = "payments-service")]
+    /// Not blank; surrounding whitespace is trimmed.
+    #[schema(
+        example = "payments-service",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: String,
+    #[schema(max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
-    #[schema(example = "https://github.com/acme/payments-service")]
+    /// An http(s) URL; blank means none.
+    #[schema(
+        example = "https://github.com/acme/payments-service",
+        max_length = 500,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub repo_url: Option<String>,
 }
 
 /// Every field is optional; `null` clears a nullable field.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateProject {
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
+    /// An http(s) URL; blank or `null` means none.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub repo_url: Option<Option<String>>,
 }
 
@@ -59,7 +82,7 @@ fn validated(fields: ProjectFields) -> Result<ProjectFields> {
     params(PageParams),
     responses(
         (status = 200, description = "The user's projects, newest first", body = crate::docs::ProjectPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
 pub async fn list(
@@ -76,8 +99,7 @@ pub async fn list(
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -97,7 +119,7 @@ pub async fn create(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "The project", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
 pub async fn read(
@@ -113,9 +135,8 @@ pub async fn read(
     request_body = UpdateProject,
     responses(
         (status = 200, description = "Updated", body = crate::docs::ProjectResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, JsonBody, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -139,7 +160,7 @@ pub async fn update(
     params(("id" = i64, Path, description = "Project id")),
     responses(
         (status = 200, description = "Deleted; the project's chats are kept without the link", body = crate::docs::EmptyResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
 pub async fn remove(

@@ -9,7 +9,8 @@ use crate::{
 
 use super::Project;
 
-const COLUMNS: &str = "id, user_id, name, description, repo_url, created_at, updated_at";
+const COLUMNS: &str = "id, user_id, name, description, repo_url, created_at, updated_at, \
+                       sync_status, sync_commit, sync_files, sync_skipped, synced_at, sync_reason";
 
 /// The writable fields of a project, already validated.
 pub struct ProjectFields {

@@ -18,7 +18,11 @@ use utoipa::{
 use super::store::{self, Changes, PasswordChange, Updated};
 use crate::{
     auth::AuthUser,
-    error::{ok, Error, ErrorBody, Result},
+    error::{
+        ok,
+        responses::{Authenticated, JsonBody, Limited, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{nullable, Json},
     http::rate_limit::client_ip,
     state::AppState,
@@ -32,8 +36,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The current user", body = crate::docs::UserResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Account deactivated", body = ErrorBody),
+        Authenticated, ServerErrors,
     ))]
 pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
     ok(user, "User retrieved")
@@ -43,9 +46,19 @@ pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
 /// `current_password`.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMe {
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    /// 8 characters to 72 bytes of UTF-8.
+    #[schema(format = Password, min_length = 8, max_length = 72)]
     pub password: Option<String>,
+    #[schema(format = Password)]
     pub current_password: Option<String>,
     /// Read-only: `null` unlinks WhatsApp; a number is linked with
     /// `POST /api/v1/user/whatsapp/link`, never set here.
@@ -70,12 +83,8 @@ const LINK_FLOW: &str = "is read-only: send null to unlink, or link a number wit
     request_body = UpdateMe,
     responses(
         (status = 200, description = "Updated", body = crate::docs::UserResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Account deactivated", body = ErrorBody),
+        Authenticated, JsonBody, Limited, ServerErrors,
         (status = 409, description = "Email taken", body = ErrorBody),
-        (status = 422, description = "Invalid input or wrong current password", body = ErrorBody),
-        (status = 429, description = "Too many password checks", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,

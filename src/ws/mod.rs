@@ -68,17 +68,37 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         return true; // not a browser
     };
     let origin = origin.trim_end_matches('/');
-    state
-        .config
-        .cors_origins
-        .iter()
-        .any(|allowed| allowed == "*" || allowed == origin)
+    same_origin(origin, headers)
+        || state
+            .config
+            .cors_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == origin)
+}
+
+/// A page served by this host (the web console) may always open a socket to it.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|origin_host| origin_host.eq_ignore_ascii_case(host))
 }
 
 /// The WebSocket protocol is described in the README: client frames `chat`, `cancel`,
 /// `ping`, `auth`; server frames `status`, `delta`, `response`, `error`, `message`, `pong`.
 #[utoipa::path(get, path = "/ws", tag = "realtime",
-    params(("token" = Option<String>, Query, description = "Access token (or an `Authorization: Bearer` header)")),
+    params(
+        ("token" = Option<String>, Query, description = "Access token (or an `Authorization: Bearer` header)"),
+        ("Connection" = String, Header, description = "A list naming `Upgrade` (any case)",
+            pattern = "^(.*,)?[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,.*)?$"),
+        ("Upgrade" = String, Header, description = "`websocket` (any case)",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Sec-WebSocket-Version" = String, Header, pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64"),
+    ),
     responses(
         (status = 101, description = "Upgraded to a WebSocket of JSON text frames"),
         (status = 400, description = "Not a WebSocket upgrade", body = crate::error::ErrorBody),
@@ -87,6 +107,7 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
         (status = 429, description = "Too many open WebSockets for this user (`WS_MAX_PER_USER`) or this server (`WS_MAX_CONNECTIONS`)",
             body = crate::error::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before reconnecting"))),
+        crate::error::responses::ServerErrors,
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,

@@ -161,24 +161,12 @@ db_test!(async fn chat_input_is_validated_and_isolated(backend) {
 db_test!(async fn codebase_questions_search_the_projects_files(backend) {
     let app = spawn(backend).await;
     let (token, _) = app.user().await;
-    let project = app.post("/api/v1/projects", &token, json!({"name": "shop"})).await.expect(201);
-    let project_id = project.data()["id"].as_i64().unwrap();
-    for (path, content) in [
+    let project_id = crate::codebase::project(&app, &token).await;
+    let archive = crate::codebase::github_tarball(&[
         ("src/cart.rs", "pub struct Cart { items: Vec<u32> }\n\npub fn checkout_total(cart: &Cart) -> u32 {\n    cart.items.iter().sum()\n}\n"),
         ("README.md", "# Shop\nA small shop.\n"),
-    ] {
-        codesherpa::with_pool!(&app.db, |pool| sqlx::query(
-            "INSERT INTO project_files (project_id, path, content, updated_at) VALUES ($1, $2, $3, $4)"
-        )
-        .bind(project_id)
-        .bind(path)
-        .bind(content)
-        .bind(chrono::Utc::now())
-        .execute(pool)
-        .await
-        .map(drop))
-        .unwrap();
-    }
+    ]);
+    crate::codebase::upload(&app, &token, project_id, archive).await.expect(200);
     let reply = app
         .post("/api/v1/chat", &token, json!({"message": "Explain how checkout_total works", "project_id": project_id}))
         .await

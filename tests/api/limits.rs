@@ -113,3 +113,72 @@ db_test!(async fn an_unparsable_last_entry_never_promotes_a_client_entry(backend
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
 });
+
+/// Reads until the server closes the connection; what it sent before closing.
+/// The outer bound only keeps a broken server from hanging the test.
+async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match tcp.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open; got {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+async fn raw_connection(app: &TestApp) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+db_test!(async fn half_sent_headers_and_idle_connections_are_closed(backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(backend, |config| config.header_timeout = std::time::Duration::from_secs(1)).await;
+    let mut slow = raw_connection(&app).await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+    let answered = read_until_closed(&mut slow).await;
+    assert!(!answered.contains("200 OK"), "{answered}");
+
+    // A connection that said nothing at all goes the same way.
+    let mut silent = raw_connection(&app).await;
+    read_until_closed(&mut silent).await;
+
+    // A keep-alive connection is answered, then closed once it idles.
+    let mut idle = raw_connection(&app).await;
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let answered = read_until_closed(&mut idle).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+    // Everyone else is still served.
+    let (token, _) = app.user().await;
+    app.get("/api/v1/user/me", &token).await.expect(200);
+});
+
+db_test!(async fn a_trickled_body_gets_408(backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(backend, |config| config.body_timeout = std::time::Duration::from_secs(1)).await;
+    let mut slow = raw_connection(&app).await;
+    slow.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"email\": ",
+    )
+    .await
+    .unwrap();
+    let answered = read_until_closed(&mut slow).await;
+    assert!(answered.starts_with("HTTP/1.1 408"), "{answered}");
+    let body = &answered[answered.find("\r\n\r\n").expect("a body") + 4..];
+    let envelope: serde_json::Value = serde_json::from_str(body).expect("a JSON envelope");
+    assert_eq!((envelope["success"].as_bool(), envelope["code"].as_str()), (Some(false), Some("timeout")), "{envelope}");
+    assert!(envelope["data"].is_null());
+});

@@ -93,13 +93,14 @@ db_test!(async fn mixed_concurrent_writes_never_answer_5xx(backend) {
     }))
     .await;
     let replies: Vec<Reply> = replies.into_iter().flatten().collect();
-    assert!(replies.len() >= 5 * 8 * 10, "{}", replies.len());
     let failures: Vec<(u16, &Value)> = replies
         .iter()
         .filter(|reply| !reply.status.is_success() && reply.status != 401)
         .map(|reply| (reply.status.as_u16(), &reply.body))
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
+    // Every round ran to its end: logout, its check and the agent/project follow-ups.
+    assert_eq!(replies.len(), 5 * 8 * 10);
     // Every chain of rotations is still alive, every logout answered 200.
     for (_, _, refresh) in &users {
         app.post_public("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
@@ -321,3 +322,105 @@ db_test!(async fn kill_9_under_write_load_loses_no_acknowledged_write(backend) {
     drop(restarted);
     drop(app);
 });
+
+/// An OpenAI-compatible provider that answers "ok" after `delay`.
+async fn delayed_openai(delay: Duration) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    let chunk = json!({"choices": [{"index": 0, "delta": {"content": "ok"}}]});
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_raw(
+                    format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+                    "text/event-stream",
+                )
+                .set_delay(delay),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+db_test!(async fn edits_during_generations_never_leave_an_agent_processing(backend) {
+    let provider = delayed_openai(Duration::from_millis(40)).await;
+    let base = format!("{}/v1", provider.uri());
+    let app = spawn_with(backend, move |config| {
+        config.llm.provider = ProviderKind::OpenAi;
+        config.llm.openai_base_url = base;
+        config.database_max_connections = 10;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let agent = app.post("/api/v1/agents", &token, json!({"name": "Edited"})).await.expect(201);
+    let id = agent.data()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/agents/{id}");
+    for round in 0..15 {
+        // Renames spread over the generation read the agent while it is `processing`; the
+        // ones that write after the chat restored it must not write `processing` back.
+        let chat = app.post("/api/v1/chat", &token, json!({"message": "hi", "agent_id": id}));
+        let renames = join_all((0..12u64).map(|i| {
+            let (app, path, token) = (&app, &path, &token);
+            async move {
+                tokio::time::sleep(Duration::from_millis(5 * i)).await;
+                app.put(path, token, json!({"name": format!("Edited {round}-{i}")})).await
+            }
+        }));
+        let (chat, renames) = tokio::join!(chat, renames);
+        chat.expect(201);
+        for rename in renames {
+            rename.expect(200);
+        }
+        assert_eq!(agent_status(&app, &token, id).await, "active", "round {round}");
+    }
+});
+
+/// PostgreSQL only: it kills the server's own database sessions, as a failover or an
+/// operator's `pg_terminate_backend` would, while writes are in flight.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL: set TEST_POSTGRES_URL when building the tests"
+)]
+async fn killed_database_sessions_answer_503_never_500_and_recover() {
+    let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
+        config.database_max_connections = 10;
+        config.auth_cache_ttl = Duration::ZERO;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for round in 0..20 {
+        let writes = join_all((0..10).map(|i| {
+            app.post(
+                "/api/v1/projects",
+                &token,
+                json!({"name": format!("p{round}-{i}")}),
+            )
+        }));
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(round % 5)).await;
+            codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            .execute(pool)
+            .await
+            .map(drop))
+            .expect("terminate the server's sessions");
+        };
+        let (replies, ()) = tokio::join!(writes, kill);
+        for reply in replies {
+            *statuses.entry(reply.status.as_u16()).or_default() += 1;
+            let status = reply.status.as_u16();
+            reply.expect(status);
+        }
+    }
+    assert!(
+        statuses.keys().all(|status| [201, 503].contains(status)),
+        "{statuses:?}"
+    );
+    // The pool replaces the dead sessions by itself.
+    app.post("/api/v1/projects", &token, json!({"name": "after"}))
+        .await
+        .expect(201);
+}

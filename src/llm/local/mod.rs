@@ -4,6 +4,7 @@
 
 pub mod explain;
 pub mod language;
+pub mod locate;
 pub mod review;
 pub mod source;
 
@@ -30,7 +31,7 @@ pub fn answer(request: &LlmRequest) -> String {
     let snippet = subject.project_snippets.first();
     let code: Option<(String, Option<String>)> = match (&source, snippet) {
         (Some(source), _) => Some((source.all_text(), None)),
-        (None, Some((path, line, text))) => Some((text.clone(), Some(format!("{path}:{line}")))),
+        (None, Some(snippet)) => Some((snippet.text.clone(), Some(snippet.citation()))),
         (None, None) => None,
     };
     match request.task {
@@ -43,14 +44,23 @@ pub fn answer(request: &LlmRequest) -> String {
             Some(source) => serde_json::to_string(&review::review(source)).unwrap_or_default(),
             None => NO_CODE.into(),
         },
-        Task::Explain => match &code {
-            Some((code, found_in)) => {
-                let language = language::detect(&subject.message);
-                serde_json::to_string(&explain::explain(code, language, found_in.as_deref()))
-                    .unwrap_or_default()
+        Task::Explain => {
+            // A question about the project ("where is X defined?") is answered from the
+            // index; attached code is explained.
+            let located = source
+                .is_none()
+                .then(|| locate::locate(&subject.message, &subject.project_snippets))
+                .flatten();
+            match (located, &code) {
+                (Some(found), _) => serde_json::to_string(&found).unwrap_or_default(),
+                (None, Some((code, found_in))) => {
+                    let language = language::detect(&subject.message);
+                    serde_json::to_string(&explain::explain(code, language, found_in.as_deref()))
+                        .unwrap_or_default()
+                }
+                (None, None) => NO_CODE.into(),
             }
-            None => NO_CODE.into(),
-        },
+        }
         Task::Docs => match &code {
             Some((code, _)) => explain::document(code),
             None => NO_CODE.into(),

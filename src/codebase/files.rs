@@ -1,0 +1,47 @@
+//! Reading the live generation of a project's files: the listing and one file's text.
+
+use super::routes::{FileContent, FileEntry};
+use crate::{db::Db, error::Result, pagination::PageRequest, with_pool};
+
+/// Files of the live generation only (a re-index in progress is invisible).
+const LIVE: &str = "FROM project_files f JOIN projects p \
+                    ON p.id = f.project_id AND f.generation = p.sync_generation \
+                    WHERE f.project_id = $1";
+
+pub async fn list(
+    db: &Db,
+    project_id: i64,
+    prefix: &str,
+    page: PageRequest,
+) -> Result<(Vec<FileEntry>, i64)> {
+    // substr keeps the prefix case-sensitive on both backends (SQLite's LIKE is not).
+    let filter = "AND substr(f.path, 1, length($2)) = $2";
+    let rows = format!(
+        "SELECT f.path, f.size, f.lines {LIVE} {filter} ORDER BY f.path LIMIT $3 OFFSET $4"
+    );
+    let count = format!("SELECT COUNT(*) {LIVE} {filter}");
+    Ok(with_pool!(db, |pool| {
+        let items = sqlx::query_as(&rows)
+            .bind(project_id)
+            .bind(prefix)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as(&count)
+            .bind(project_id)
+            .bind(prefix)
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((items, total))
+    })?)
+}
+
+pub async fn content(db: &Db, project_id: i64, path: &str) -> Result<Option<FileContent>> {
+    let sql = format!("SELECT f.path, f.content, f.size, f.lines {LIVE} AND f.path = $2");
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(path)
+        .fetch_optional(pool)
+        .await)?)
+}

@@ -1,0 +1,244 @@
+//! Writing a project's files and their lines into the index, one generation at a time.
+//!
+//! A re-index writes a new generation in short transactions (a long one would hold
+//! SQLite's write lock for seconds), then makes it live with one `UPDATE` of the project,
+//! then deletes the older generations. Readers always name one generation, so they see
+//! the old set or the new one, never a mix.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use sqlx::types::Json;
+
+use super::{
+    archive::{Extracted, Skipped},
+    SyncStatus,
+};
+use crate::{db::now, db::Db, error::Result, with_pool};
+
+/// Rows per multi-row INSERT: 4 parameters each stays far below both backends' limits.
+const LINES_PER_INSERT: usize = 400;
+/// Files per write transaction.
+const FILES_PER_TRANSACTION: usize = 100;
+/// Files per DELETE when dropping an old generation.
+const FILES_PER_DELETE: i64 = 200;
+
+static DEFINITION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"^\s*(?:(?:pub(?:\([^)]*\))?|export|default|async|static|public|private|protected|abstract|final|unsafe|extern(?:\s+"[^"]*")?|override|inline)\s+)*(?:fn|def|func|function\*?|class|struct|enum|trait|interface|type|impl(?:<[^>]*>)?|mod|module|macro_rules!|const|union)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)"#,
+    )
+    .expect("valid pattern")
+});
+
+/// The name a line defines (`fn checkout_total(` → `checkout_total`), if it is a definition.
+pub fn defined_name(line: &str) -> Option<&str> {
+    DEFINITION
+        .captures(line)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str())
+}
+
+/// What a finished index looks like, for the project's `sync` object.
+pub struct Outcome {
+    pub commit: Option<String>,
+    pub files: i64,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Indexes `extracted` as the project's new file set. Returns `None` when the project is
+/// gone; a newer index that finished first wins (this one is then dropped).
+pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<Option<Outcome>> {
+    let Some(generation) = next_generation(db, project_id).await? else {
+        return Ok(None);
+    };
+    let written = write_generation(db, project_id, generation, &extracted).await;
+    if let Err(err) = written {
+        drop_generations(db, project_id, "generation = $2", generation).await?;
+        return Err(err);
+    }
+    let outcome = Outcome {
+        commit: extracted.commit,
+        files: extracted.files.len() as i64,
+        skipped: extracted.skipped,
+    };
+    let live = make_live(db, project_id, generation, &outcome).await?;
+    if live {
+        drop_generations(db, project_id, "generation < $2", generation).await?;
+    } else {
+        drop_generations(db, project_id, "generation = $2", generation).await?;
+    }
+    Ok(Some(outcome))
+}
+
+async fn next_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
+    let sql = "UPDATE projects SET sync_last_generation = sync_last_generation + 1 \
+               WHERE id = $1 RETURNING sync_last_generation";
+    let row: Option<(i64,)> = with_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|(generation,)| generation))
+}
+
+async fn write_generation(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    extracted: &Extracted,
+) -> Result<()> {
+    for files in extracted.files.chunks(FILES_PER_TRANSACTION) {
+        crate::in_transaction!(db, |tx| {
+            for file in files {
+                let lines: Vec<(i64, bool, &str)> = file
+                    .content
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, text)| !text.trim().is_empty())
+                    .map(|(i, text)| (i as i64 + 1, defined_name(text).is_some(), text))
+                    .collect();
+                let (file_id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(project_id)
+                .bind(generation)
+                .bind(&file.path)
+                .bind(&file.content)
+                .bind(file.content.len() as i64)
+                .bind(file.content.lines().count() as i64)
+                .fetch_one(&mut *tx)
+                .await?;
+                for rows in lines.chunks(LINES_PER_INSERT) {
+                    let sql = lines_insert(rows.len());
+                    let mut query = sqlx::query(&sql);
+                    for (line, definition, text) in rows {
+                        query = query
+                            .bind(file_id)
+                            .bind(*line)
+                            .bind(i64::from(*definition))
+                            .bind(*text);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn lines_insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let n = i * 4;
+            format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+        })
+        .collect();
+    format!(
+        "INSERT INTO project_lines (file_id, line, definition, text) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Flips the project to `generation` unless a newer one is already live.
+async fn make_live(db: &Db, project_id: i64, generation: i64, outcome: &Outcome) -> Result<bool> {
+    let sql = "UPDATE projects SET sync_generation = $2, sync_status = $3, sync_commit = $4, \
+               sync_files = $5, sync_skipped = $6, synced_at = $7, sync_reason = NULL \
+               WHERE id = $1 AND (sync_generation IS NULL OR sync_generation < $2)";
+    let affected = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(project_id)
+        .bind(generation)
+        .bind(SyncStatus::Done.as_str())
+        .bind(&outcome.commit)
+        .bind(outcome.files)
+        .bind(Json(&outcome.skipped))
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(affected == 1)
+}
+
+/// Deletes the files (and, by cascade, the lines) of the generations `condition` names,
+/// a batch per statement so no transaction grows large.
+async fn drop_generations(
+    db: &Db,
+    project_id: i64,
+    condition: &str,
+    generation: i64,
+) -> Result<()> {
+    let sql = format!(
+        "DELETE FROM project_files WHERE id IN (SELECT id FROM project_files \
+         WHERE project_id = $1 AND {condition} LIMIT $3)"
+    );
+    loop {
+        let affected = with_pool!(db, |pool| sqlx::query(&sql)
+            .bind(project_id)
+            .bind(generation)
+            .bind(FILES_PER_DELETE)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if affected == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Records a status change that carries no new files (queued, running, failed).
+pub async fn mark(
+    db: &Db,
+    project_id: i64,
+    status: SyncStatus,
+    reason: Option<&str>,
+) -> Result<()> {
+    let sql = "UPDATE projects SET sync_status = $2, sync_reason = $3 WHERE id = $1";
+    with_pool!(db, |pool| sqlx::query(sql)
+        .bind(project_id)
+        .bind(status.as_str())
+        .bind(reason)
+        .execute(pool)
+        .await
+        .map(drop))?;
+    Ok(())
+}
+
+/// The live generation, if anything is indexed.
+pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = with_pool!(db, |pool| sqlx::query_as(
+        "SELECT sync_generation FROM projects WHERE id = $1"
+    )
+    .bind(project_id)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(row.and_then(|(generation,)| generation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_recognised() {
+        assert_eq!(
+            defined_name("pub fn checkout_total(cart: &Cart) -> u64 {"),
+            Some("checkout_total")
+        );
+        assert_eq!(defined_name("    async def fetch(url):"), Some("fetch"));
+        assert_eq!(defined_name("export default class Cart {"), Some("Cart"));
+        assert_eq!(defined_name("pub(crate) struct Outcome {"), Some("Outcome"));
+        assert_eq!(
+            defined_name("func (s *Server) Serve() error {"),
+            Some("Serve")
+        );
+        assert_eq!(defined_name("    let total = checkout_total(&cart);"), None);
+        assert_eq!(defined_name("    checkout_total(&cart);"), None);
+    }
+
+    #[test]
+    fn line_inserts_number_their_parameters() {
+        assert_eq!(
+            lines_insert(2),
+            "INSERT INTO project_lines (file_id, line, definition, text) VALUES ($1, $2, $3, $4), ($5, $6, $7, $8)"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! `/projects/{id}/files`, `/projects/{id}/files/content` and `/projects/{id}/search`:
+//! upload code, list and read what is indexed, search it. Owner only.
+
+use axum::{
+    body::to_bytes,
+    extract::{Request, State},
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::{
+    archive::{self, ArchiveError, Skipped},
+    files, index,
+    search::{self, Hit},
+    SyncState, SyncStatus,
+};
+use crate::{
+    auth::AuthUser,
+    error::{ok, Error, ErrorBody, Result},
+    extract::{Id, Query},
+    pagination::{Page, PageParams},
+    projects::{self, Project},
+    state::AppState,
+    validate::Violations,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects/{id}/files", get(list_files).put(upload))
+        .route("/projects/{id}/files/content", get(read_file))
+        .route("/projects/{id}/search", get(search_files))
+}
+
+/// The OpenAPI paths and schemas of this slice, merged into the API document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(upload, list_files, read_file, search_files),
+    components(schemas(
+        SyncState,
+        SyncStatus,
+        Skipped,
+        FileEntry,
+        FileContent,
+        SearchResult,
+        Hit
+    ))
+)]
+pub struct CodebaseApi;
+
+const SEARCH_DEFAULT_LIMIT: i64 = 20;
+const QUERY_MAX_CHARS: usize = 200;
+const PATH_MAX_CHARS: usize = 1_024;
+
+async fn owned(state: &AppState, user_id: i64, id: i64) -> Result<Project> {
+    projects::store::get(&state.db, user_id, id)
+        .await?
+        .ok_or(Error::NotFound("Project"))
+}
+
+/// A `.tar.gz` or `.zip` archive of the code; the format is read from its first bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct Archive(Vec<u8>);
+
+#[utoipa::path(put, path = "/api/v1/projects/{id}/files", tag = "codebase", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id")),
+    request_body(description = "A .tar.gz or .zip archive (at most UPLOAD_LIMIT_BYTES, default 50 MiB). \
+        A single top directory is stripped; unsafe, binary and oversized entries are skipped and listed.",
+        content(
+            (Archive = "application/gzip"),
+            (Archive = "application/zip"),
+            (Archive = "application/octet-stream"),
+        )),
+    responses(
+        (status = 200, description = "Indexed: the project's new file set replaced the old one at once", body = SyncStateResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 413, description = "Archive larger than UPLOAD_LIMIT_BYTES", body = ErrorBody),
+        (status = 415, description = "Neither a .tar.gz nor a .zip archive", body = ErrorBody),
+        (status = 422, description = "The archive is corrupt", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    request: Request,
+) -> Result<impl IntoResponse> {
+    owned(&state, user.id, id).await?;
+    let body = to_bytes(request.into_body(), state.config.upload_limit_bytes)
+        .await
+        .map_err(|err| {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest("Could not read the request body".into())
+            }
+        })?;
+    if archive::format_of(&body).is_none() {
+        return Err(Error::UnsupportedMediaType(
+            "Expected a .tar.gz or .zip archive",
+        ));
+    }
+    let extracted = tokio::task::spawn_blocking(move || archive::extract(&body))
+        .await
+        .map_err(Error::internal)?
+        .map_err(|err| match err {
+            ArchiveError::UnknownFormat => {
+                Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
+            }
+            ArchiveError::Corrupt => Error::invalid("body", err.to_string()),
+        })?;
+    index::mark(&state.db, id, SyncStatus::Running, None).await?;
+    match index::replace(&state.db, id, extracted).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(Error::NotFound("Project")),
+        Err(err) => {
+            index::mark(&state.db, id, SyncStatus::Failed, Some("indexing failed")).await?;
+            return Err(err);
+        }
+    }
+    let project = owned(&state, user.id, id).await?;
+    Ok(ok(project.sync, "Files indexed"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileListParams {
+    /// Only paths that start with this (case-sensitive), e.g. `src/`.
+    #[param(max_length = 1024)]
+    pub path_prefix: Option<String>,
+    /// 1 to 100; default 50.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// Rows to skip; default 0.
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+}
+
+/// One indexed file.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct FileEntry {
+    #[schema(example = "src/cart.rs")]
+    pub path: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Number of lines.
+    pub lines: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/files", tag = "codebase", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id"), FileListParams),
+    responses(
+        (status = 200, description = "Indexed files, by path", body = FileEntryPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid parameters", body = ErrorBody),
+    ))]
+pub async fn list_files(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Query(params): Query<FileListParams>,
+) -> Result<impl IntoResponse> {
+    let page = PageParams {
+        limit: params.limit,
+        offset: params.offset,
+    }
+    .validate()?;
+    let prefix = params.path_prefix.unwrap_or_default();
+    if prefix.chars().count() > PATH_MAX_CHARS {
+        return Err(Error::invalid(
+            "path_prefix",
+            format!("must be at most {PATH_MAX_CHARS} characters"),
+        ));
+    }
+    owned(&state, user.id, id).await?;
+    let (items, total) = files::list(&state.db, id, &prefix, page).await?;
+    Ok(ok(Page::new(items, total, page), "Files retrieved"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileContentParams {
+    /// The file's path as listed, e.g. `src/cart.rs`.
+    #[param(min_length = 1, max_length = 1024)]
+    pub path: String,
+}
+
+/// One indexed file with its text.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct FileContent {
+    pub path: String,
+    pub content: String,
+    pub size: i64,
+    pub lines: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/files/content", tag = "codebase", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id"), FileContentParams),
+    responses(
+        (status = 200, description = "The file", body = FileContentResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user, or no such file in it", body = ErrorBody),
+        (status = 422, description = "Invalid parameters", body = ErrorBody),
+    ))]
+pub async fn read_file(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Query(params): Query<FileContentParams>,
+) -> Result<impl IntoResponse> {
+    let chars = params.path.chars().count();
+    if !(1..=PATH_MAX_CHARS).contains(&chars) {
+        return Err(Error::invalid(
+            "path",
+            format!("must be 1 to {PATH_MAX_CHARS} characters"),
+        ));
+    }
+    owned(&state, user.id, id).await?;
+    let file = files::content(&state.db, id, &params.path)
+        .await?
+        .ok_or(Error::NotFound("File"))?;
+    Ok(ok(file, "File retrieved"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Text to find in lines, case-insensitively, taken as is (blanks included); a query
+    /// equal to a file's path or name also finds that file.
+    #[param(min_length = 1, max_length = 200)]
+    pub q: String,
+    /// 1 to 100; default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Matching lines, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResult {
+    pub items: Vec<Hit>,
+    /// How many lines match (files whose path is the query count once each).
+    pub total: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/search", tag = "codebase", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id"), SearchParams),
+    responses(
+        (status = 200, description = "Matches ranked by relevance: files named by the query, \
+            then the definition of the query, other definitions, whole words", body = SearchResultResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid parameters", body = ErrorBody),
+        (status = 503, description = "The project was re-indexed several times during the search", body = ErrorBody),
+    ))]
+pub async fn search_files(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Query(params): Query<SearchParams>,
+) -> Result<impl IntoResponse> {
+    let mut check = Violations::default();
+    let q = params.q;
+    if !(1..=QUERY_MAX_CHARS).contains(&q.chars().count()) {
+        check.add("q", format!("must be 1 to {QUERY_MAX_CHARS} characters"));
+    }
+    let limit = params.limit.unwrap_or(SEARCH_DEFAULT_LIMIT);
+    if !(1..=100).contains(&limit) {
+        check.add("limit", "must be between 1 and 100");
+    }
+    check.finish()?;
+    owned(&state, user.id, id).await?;
+    let found = search::search(&state.db, id, &q, limit as usize).await?;
+    Ok(ok(
+        SearchResult {
+            items: found.hits,
+            total: found.total,
+        },
+        "Search results",
+    ))
+}
+
+/// Documents `{success: true, data: <T>, message}` for one `T`.
+macro_rules! envelope_schema {
+    ($name:ident, $data:ty) => {
+        #[derive(ToSchema)]
+        #[allow(dead_code)]
+        pub struct $name {
+            success: bool,
+            data: $data,
+            message: String,
+        }
+    };
+}
+
+envelope_schema!(SyncStateResponse, SyncState);
+envelope_schema!(FileEntryPageResponse, Page<FileEntry>);
+envelope_schema!(FileContentResponse, FileContent);
+envelope_schema!(SearchResultResponse, SearchResult);
