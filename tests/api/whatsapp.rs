@@ -268,6 +268,18 @@ db_test!(async fn notifications_need_the_app_secrets_signature(backend) {
     assert_eq!(missing.code(), "unauthorized");
     deliver_signed(&app, &body, "another-secret").await.expect(401);
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM whatsapp_messages").await, 0, "nothing stored");
+    let raw = serde_json::to_vec(&body).unwrap();
+    let not_json = app
+        .send(
+            app.client
+                .post(app.url(WEBHOOK))
+                .header("content-type", "text/plain")
+                .header("x-hub-signature-256", sign_sha256(APP_SECRET.as_bytes(), &raw))
+                .body(raw),
+        )
+        .await
+        .expect(415);
+    assert_eq!(not_json.code(), "unsupported_media_type");
     let accepted = deliver(&app, &body).await;
     assert_eq!(accepted.data()["queued"], 1);
 

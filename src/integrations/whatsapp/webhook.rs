@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{payload::Notification, store};
 use crate::{
     error::{ok, Error, ErrorBody, Result},
-    extract::{parse_form, parse_json},
+    extract::{has_content_type, parse_form, parse_json},
     integrations::signature::verify_sha256,
     state::AppState,
 };
@@ -88,6 +88,7 @@ pub struct Received {
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Signature missing or wrong", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "The body is JSON but not a notification", body = ErrorBody),
         (status = 503, description = "`WHATSAPP_APP_SECRET` is not configured, or the database is unavailable", body = ErrorBody),
     ))]
@@ -106,6 +107,11 @@ pub async fn receive(
         .and_then(|value| value.to_str().ok());
     if !verify_sha256(secret.as_bytes(), &body, signature) {
         return Err(Error::Unauthorized("Invalid webhook signature"));
+    }
+    if !has_content_type(&headers, "application/json") {
+        return Err(Error::UnsupportedMediaType(
+            "Expected a JSON body with Content-Type: application/json",
+        ));
     }
     let notification: Notification = parse_json(&body)?;
     let incoming = notification.incoming();
