@@ -19,7 +19,7 @@ use crate::{
         layers::{self, SECURITY_HEADERS},
         rate_limit, serve,
     },
-    jobs,
+    integrations, jobs,
     llm::Providers,
     orchestrator::activity::recover_stale,
     projects,
@@ -88,6 +88,7 @@ pub async fn run(
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
     crate::integrations::whatsapp::job::register(&mut workers, &state);
+    integrations::github::register_jobs(&mut workers, &state);
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
     serve::serve(listener, router(state), header_timeout, async move {
@@ -115,7 +116,8 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::routes::router())
         .merge(crate::codebase::routes::router())
         .merge(chat::routes::router())
-        .merge(crate::integrations::whatsapp::router());
+        .merge(crate::integrations::whatsapp::router())
+        .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
 
     let mut app = Router::new()
@@ -144,10 +146,12 @@ pub fn router(state: AppState) -> Router {
                 state.clone(),
                 body_deadline::limit,
             ))
-            // Uploads have their own, larger limit; every other body is held to
-            // `body_limit` by the extractors (DefaultBodyLimit).
+            // Uploads and GitHub's webhook have their own, larger limits; every other
+            // body is held to `body_limit` by the extractors (DefaultBodyLimit).
             .layer(RequestBodyLimitLayer::new(
-                body_limit.max(state.config.upload_limit_bytes),
+                body_limit
+                    .max(state.config.upload_limit_bytes)
+                    .max(integrations::github::routes::BODY_LIMIT),
             ))
             .layer(DefaultBodyLimit::max(body_limit)),
     )

@@ -121,6 +121,41 @@ pub struct JobsConfig {
     pub backoff_cap: std::time::Duration,
 }
 
+/// GitHub pull-request reviews (§6.2).
+#[derive(Clone)]
+pub struct GithubConfig {
+    /// Unset: the webhook answers 503.
+    pub webhook_secret: Option<String>,
+    /// `https://api.github.com`, or `https://host/api/v3` for GitHub Enterprise.
+    pub api_url: String,
+    pub token: Option<String>,
+    /// A GitHub App: its id and private key (PEM); preferred over `token` when set.
+    pub app: Option<GithubApp>,
+    pub review_max_diff_bytes: usize,
+    /// Reviews run at once in one instance.
+    pub review_concurrency: usize,
+}
+
+#[derive(Clone)]
+pub struct GithubApp {
+    pub id: String,
+    pub private_key_pem: String,
+}
+
+impl fmt::Debug for GithubConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubConfig")
+            .field("api_url", &self.api_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("app_id", &self.app.as_ref().map(|app| &app.id))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every setting the server reads. `Config::from_env` documents the variable names.
 #[derive(Clone)]
 pub struct Config {
@@ -166,6 +201,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub whatsapp: WhatsappConfig,
     pub jobs: JobsConfig,
+    pub github: GithubConfig,
 }
 
 // Hand-written so that the secret never reaches a log line through `{:?}`.
@@ -355,6 +391,7 @@ impl Config {
                 backoff_base: std::time::Duration::from_secs(2),
                 backoff_cap: std::time::Duration::from_secs(600),
             },
+            github: github_config(&env)?,
         };
         if !(config.whatsapp.api_url.starts_with("http://")
             || config.whatsapp.api_url.starts_with("https://"))
@@ -441,6 +478,14 @@ impl Config {
                 backoff_base: std::time::Duration::from_millis(50),
                 backoff_cap: std::time::Duration::from_secs(2),
             },
+            github: GithubConfig {
+                webhook_secret: None,
+                api_url: "http://127.0.0.1:9".into(),
+                token: None,
+                app: None,
+                review_max_diff_bytes: 400 * 1024,
+                review_concurrency: 4,
+            },
         }
     }
 }
@@ -467,6 +512,71 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }),
         }
     }
+}
+
+fn github_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<GithubConfig, ConfigError> {
+    let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
+    let api_url = non_empty("GITHUB_API_URL")
+        .unwrap_or_else(|| "https://api.github.com".into())
+        .trim_end_matches('/')
+        .to_owned();
+    if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
+        return Err(ConfigError {
+            name: "GITHUB_API_URL",
+            reason: "must be an http(s) URL".into(),
+        });
+    }
+    let private_key_pem = match (
+        non_empty("GITHUB_APP_PRIVATE_KEY"),
+        non_empty("GITHUB_APP_PRIVATE_KEY_FILE"),
+    ) {
+        // Environment files often carry a PEM on one line with literal \n.
+        (Some(pem), _) => Some(pem.replace("\\n", "\n")),
+        (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|err| ConfigError {
+            name: "GITHUB_APP_PRIVATE_KEY_FILE",
+            reason: format!("cannot read {path}: {err}"),
+        })?),
+        (None, None) => None,
+    };
+    let app = match (non_empty("GITHUB_APP_ID"), private_key_pem) {
+        (Some(id), Some(pem)) => {
+            if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+                return Err(ConfigError {
+                    name: "GITHUB_APP_PRIVATE_KEY",
+                    reason: "is not an RSA private key in PEM form".into(),
+                });
+            }
+            Some(GithubApp {
+                id,
+                private_key_pem: pem,
+            })
+        }
+        (Some(_), None) => {
+            return Err(ConfigError {
+                name: "GITHUB_APP_PRIVATE_KEY",
+                reason: "GITHUB_APP_ID is set: set GITHUB_APP_PRIVATE_KEY or \
+                         GITHUB_APP_PRIVATE_KEY_FILE too"
+                    .into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                name: "GITHUB_APP_ID",
+                reason: "a GitHub App private key is set without its app id".into(),
+            })
+        }
+        (None, None) => None,
+    };
+    Ok(GithubConfig {
+        webhook_secret: non_empty("GITHUB_WEBHOOK_SECRET"),
+        api_url,
+        token: non_empty("GITHUB_TOKEN"),
+        app,
+        review_max_diff_bytes: env.parse("GITHUB_REVIEW_MAX_DIFF_BYTES", 400 * 1024, positive)?,
+        review_concurrency: env.parse("GITHUB_REVIEW_CONCURRENCY", 4, positive)?,
+    })
 }
 
 /// Why a secret is unfit for signing tokens, if it is.

@@ -22,6 +22,7 @@ use crate::{
     error::{ErrorBody, FieldError},
     health::{self, Health, Readiness},
     http::layers::DOCS_CSP,
+    integrations::github,
     pagination::Page,
     projects::{self, Project},
     state::AppState,
@@ -60,6 +61,8 @@ envelope_schema!(
     WhatsappReceivedResponse,
     crate::integrations::whatsapp::webhook::Received
 );
+envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
+envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
 
 /// `{success: true, data: null, message}`.
 #[derive(ToSchema)]
@@ -117,6 +120,8 @@ pub struct OAuth2Form {
         crate::integrations::whatsapp::link::unlink,
         crate::integrations::whatsapp::webhook::verify,
         crate::integrations::whatsapp::webhook::receive,
+        github::webhook::receive,
+        github::routes::list,
         crate::console::index,
         crate::console::asset,
     ),
@@ -137,6 +142,7 @@ pub struct OAuth2Form {
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
         (name = "whatsapp", description = "WhatsApp: linking a phone, and Meta's webhook"),
+        (name = "integrations", description = "GitHub pull-request reviews"),
     )
 )]
 pub struct ApiDoc;

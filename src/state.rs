@@ -7,6 +7,7 @@ use crate::{
     config::Config,
     db::Db,
     http::{metrics::Metrics, rate_limit::Limits},
+    integrations::github::GithubClient,
     jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
@@ -31,6 +32,7 @@ pub struct AppState {
     pub redis: Option<RedisBus>,
     pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
     pub jobs: Queue,
+    pub github: GithubClient,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -64,6 +66,7 @@ impl AppState {
             ),
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
+            github: GithubClient::new(&config.github),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,

@@ -14,6 +14,8 @@ pub struct Project {
     pub name: String,
     pub description: Option<String>,
     pub repo_url: Option<String>,
+    /// Review pull requests of the linked GitHub repository automatically.
+    pub auto_review: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The index of the project's code: what was uploaded or synced, and when.

@@ -46,6 +46,8 @@ pub struct CreateProject {
         pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
     )]
     pub repo_url: Option<String>,
+    /// Review pull requests of the linked GitHub repository automatically (default true).
+    pub auto_review: Option<bool>,
 }
 
 /// Every field is optional; `null` clears a nullable field.
@@ -65,6 +67,7 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub repo_url: Option<Option<String>>,
+    pub auto_review: Option<bool>,
 }
 
 fn validated(fields: ProjectFields) -> Result<ProjectFields> {
@@ -73,6 +76,7 @@ fn validated(fields: ProjectFields) -> Result<ProjectFields> {
         name: check.text("name", &fields.name, 1, 200),
         description: check.optional_text("description", fields.description.as_deref(), 5_000),
         repo_url: check.http_url("repo_url", fields.repo_url.as_deref()),
+        auto_review: fields.auto_review,
     };
     check.finish()?;
     Ok(fields)
@@ -110,6 +114,7 @@ pub async fn create(
         name: input.name,
         description: input.description,
         repo_url: input.repo_url,
+        auto_review: input.auto_review.unwrap_or(true),
     })?;
     let project = store::create(&state.db, user.id, fields).await?;
     Ok(created(project, "Project created"))
@@ -149,6 +154,7 @@ pub async fn update(
         name: input.name.unwrap_or(current.name),
         description: input.description.unwrap_or(current.description),
         repo_url: input.repo_url.unwrap_or(current.repo_url),
+        auto_review: input.auto_review.unwrap_or(current.auto_review),
     })?;
     let project = store::update(&state.db, user.id, id, fields)
         .await?

@@ -9,14 +9,16 @@ use crate::{
 
 use super::Project;
 
-const COLUMNS: &str = "id, user_id, name, description, repo_url, created_at, updated_at, \
-                       sync_status, sync_commit, sync_files, sync_skipped, synced_at, sync_reason";
+const COLUMNS: &str = "id, user_id, name, description, repo_url, auto_review, created_at, \
+                       updated_at, sync_status, sync_commit, sync_files, sync_skipped, synced_at, \
+                       sync_reason";
 
 /// The writable fields of a project, already validated.
 pub struct ProjectFields {
     pub name: String,
     pub description: Option<String>,
     pub repo_url: Option<String>,
+    pub auto_review: bool,
 }
 
 pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Project>, i64)> {
@@ -29,8 +31,8 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {
 
 pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Project> {
     let sql = format!(
-        "INSERT INTO projects (user_id, name, description, repo_url, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+        "INSERT INTO projects (user_id, name, description, repo_url, auto_review, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $6, $5, $5) RETURNING {COLUMNS}"
     );
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(user_id)
@@ -38,6 +40,7 @@ pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Proj
         .bind(fields.description)
         .bind(fields.repo_url)
         .bind(now())
+        .bind(fields.auto_review)
         .fetch_one(pool)
         .await)?)
 }
@@ -49,8 +52,8 @@ pub async fn update(
     fields: ProjectFields,
 ) -> Result<Option<Project>> {
     let sql = format!(
-        "UPDATE projects SET name = $1, description = $2, repo_url = $3, updated_at = $4 \
-         WHERE id = $5 AND user_id = $6 RETURNING {COLUMNS}"
+        "UPDATE projects SET name = $1, description = $2, repo_url = $3, updated_at = $4, \
+         auto_review = $7 WHERE id = $5 AND user_id = $6 RETURNING {COLUMNS}"
     );
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(fields.name)
@@ -59,6 +62,7 @@ pub async fn update(
         .bind(now())
         .bind(id)
         .bind(user_id)
+        .bind(fields.auto_review)
         .fetch_optional(pool)
         .await)?)
 }

@@ -150,6 +150,21 @@ impl TestApp {
         start(config).await
     }
 
+    /// A client of another server on this app's database (e.g. the binary run as a child
+    /// process); dropping it stops nothing.
+    pub fn at(&self, address: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            database_url: self.database_url.clone(),
+            client: self.client.clone(),
+            db: self.db.clone(),
+            shutdown: None,
+            server: None,
+            _sqlite_dir: None,
+            postgres_database: None,
+        }
+    }
+
     /// Sends the shutdown signal (as SIGTERM would) without waiting.
     pub fn begin_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {

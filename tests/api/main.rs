@@ -13,6 +13,7 @@ mod codebase;
 mod console;
 mod contract;
 mod envelope;
+mod github;
 mod jobs;
 mod limits;
 mod operations;

@@ -1,0 +1,431 @@
+//! The GitHub REST client: `GITHUB_API_URL` (github.com or Enterprise `/api/v3`), a
+//! personal/installation token or GitHub App authentication (an RS256 JWT exchanged for an
+//! installation token, cached until shortly before it expires and renewed on a 401), the
+//! standard headers, and rate limits turned into a retry delay for the job queue.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use chrono::{DateTime, Utc};
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::{config::GithubConfig, jobs::Outcome};
+
+const API_VERSION: &str = "2022-11-28";
+const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
+pub const JSON: &str = "application/vnd.github+json";
+/// An installation token is renewed this long before GitHub says it expires.
+const TOKEN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// GitHub's advice for a secondary rate limit that names no wait: at least a minute.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a GitHub call did not succeed, classified for the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("GitHub rate limit; retry in {}s", .0.as_secs())]
+    RateLimited(Duration),
+    #[error("GitHub answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("cannot reach GitHub: {0}")]
+    Transport(String),
+    #[error("GitHub sent a response that could not be read: {0}")]
+    BadResponse(String),
+    #[error("{0}")]
+    Config(&'static str),
+}
+
+impl GithubError {
+    /// Rate limits wait as told; 5xx, 408, 429 and network errors retry with backoff;
+    /// other 4xx and bad configuration are permanent.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            GithubError::RateLimited(wait) => Outcome::retry_after(self.to_string(), *wait),
+            GithubError::Status { status, .. }
+                if *status >= 500 || *status == 408 || *status == 429 =>
+            {
+                Outcome::retry(self.to_string())
+            }
+            GithubError::Transport(_) | GithubError::BadResponse(_) => {
+                Outcome::retry(self.to_string())
+            }
+            GithubError::Status { .. } | GithubError::Config(_) => {
+                Outcome::failed(self.to_string())
+            }
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GithubError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GithubClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api_url: String,
+    token: Option<String>,
+    app: Option<App>,
+}
+
+struct App {
+    id: String,
+    key: jsonwebtoken::EncodingKey,
+    /// Installation id → (token, renew after).
+    tokens: Mutex<HashMap<i64, (String, DateTime<Utc>)>>,
+}
+
+#[derive(Serialize)]
+struct AppClaims<'a> {
+    iat: u64,
+    exp: u64,
+    iss: &'a str,
+}
+
+#[derive(Deserialize)]
+struct InstallationToken {
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl GithubClient {
+    pub fn new(config: &GithubConfig) -> Self {
+        // Redirects are followed (renamed repositories, tarballs); reqwest drops the
+        // Authorization header when a redirect leaves the API's host.
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("the TLS backend is compiled in");
+        let app = config.app.as_ref().map(|app| App {
+            id: app.id.clone(),
+            // Checked when the configuration was read.
+            key: jsonwebtoken::EncodingKey::from_rsa_pem(app.private_key_pem.as_bytes())
+                .expect("GITHUB_APP_PRIVATE_KEY was validated at start-up"),
+            tokens: Mutex::default(),
+        });
+        GithubClient {
+            inner: Arc::new(Inner {
+                http,
+                api_url: config.api_url.clone(),
+                token: config.token.clone(),
+                app,
+            }),
+        }
+    }
+
+    /// True when calls are authenticated (a token or an App).
+    pub fn has_credentials(&self) -> bool {
+        self.inner.token.is_some() || self.inner.app.is_some()
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.inner.api_url
+    }
+
+    /// Sends `method path` (a path under the API, or an absolute URL) with the standard
+    /// headers, and credentials when the URL is the API's; a 401 in App mode renews the
+    /// installation token once.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        installation: Option<i64>,
+        accept: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GithubError> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.inner.api_url)
+        };
+        let mut renewed = false;
+        loop {
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .header(header::ACCEPT, accept)
+                .header("X-GitHub-Api-Version", API_VERSION);
+            // Credentials go to the API only, never to another host named by a caller.
+            if url.starts_with(&format!("{}/", self.inner.api_url)) {
+                if let Some(token) = self.credential(installation).await? {
+                    request = request.bearer_auth(token);
+                }
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = execute(request).await?;
+            if response.status() == StatusCode::UNAUTHORIZED && !renewed {
+                if let (Some(app), Some(id)) = (&self.inner.app, installation) {
+                    app.tokens.lock().await.remove(&id);
+                    renewed = true;
+                    continue;
+                }
+            }
+            return check(response).await;
+        }
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        installation: Option<i64>,
+    ) -> Result<(T, Option<String>), GithubError> {
+        let response = self
+            .send(Method::GET, path, installation, JSON, None)
+            .await?;
+        let next = next_link(response.headers());
+        let value = response
+            .json()
+            .await
+            .map_err(|err| GithubError::BadResponse(err.without_url().to_string()))?;
+        Ok((value, next))
+    }
+
+    /// A raw GET (an API path or URL, e.g. a tarball), redirects followed; credentials
+    /// are sent only to `GITHUB_API_URL` (reqwest drops them when a redirect leaves it).
+    pub async fn get_raw(
+        &self,
+        url: &str,
+        installation: Option<i64>,
+    ) -> Result<Response, GithubError> {
+        self.send(Method::GET, url, installation, "*/*", None).await
+    }
+
+    /// The bearer credential: an installation token (App mode), else `GITHUB_TOKEN`.
+    async fn credential(&self, installation: Option<i64>) -> Result<Option<String>, GithubError> {
+        match (&self.inner.app, installation) {
+            (Some(app), Some(id)) => self.installation_token(app, id).await.map(Some),
+            _ => Ok(self.inner.token.clone()),
+        }
+    }
+
+    async fn installation_token(
+        &self,
+        app: &App,
+        installation: i64,
+    ) -> Result<String, GithubError> {
+        let mut tokens = app.tokens.lock().await;
+        if let Some((token, renew_after)) = tokens.get(&installation) {
+            if Utc::now() < *renew_after {
+                return Ok(token.clone());
+            }
+        }
+        let jwt = app_jwt(app)?;
+        let url = format!(
+            "{}/app/installations/{installation}/access_tokens",
+            self.inner.api_url
+        );
+        let request = self
+            .inner
+            .http
+            .post(url)
+            .header(header::ACCEPT, JSON)
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .bearer_auth(jwt);
+        let response = check(execute(request).await?).await?;
+        let issued: InstallationToken = response
+            .json()
+            .await
+            .map_err(|err| GithubError::BadResponse(err.without_url().to_string()))?;
+        tokens.insert(
+            installation,
+            (issued.token.clone(), issued.expires_at - TOKEN_MARGIN),
+        );
+        Ok(issued.token)
+    }
+}
+
+/// The App's JWT: RS256, issued 60 s in the past (clock drift), valid 9 minutes.
+fn app_jwt(app: &App) -> Result<String, GithubError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let claims = AppClaims {
+        iat: now.saturating_sub(60),
+        exp: now + 540,
+        iss: &app.id,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &app.key,
+    )
+    .map_err(|_| GithubError::Config("cannot sign the GitHub App JWT"))
+}
+
+async fn execute(request: RequestBuilder) -> Result<Response, GithubError> {
+    request.send().await.map_err(|err| {
+        // Without the URL: an error must not carry a token-bearing redirect target.
+        GithubError::Transport(err.without_url().to_string())
+    })
+}
+
+/// Passes 2xx/3xx through; turns the rest into a classified error.
+async fn check(response: Response) -> Result<Response, GithubError> {
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap_or_default();
+    if let Some(wait) = rate_limit_wait(status, &headers, &body) {
+        return Err(GithubError::RateLimited(wait));
+    }
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    Err(GithubError::Status {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// GitHub's rate limits: `retry-after` (secondary limits, 429), an exhausted primary
+/// limit (`x-ratelimit-remaining: 0` → until `x-ratelimit-reset`), or a 403/429 that
+/// says "rate limit" with neither (at least a minute).
+fn rate_limit_wait(
+    status: StatusCode,
+    headers: &header::HeaderMap,
+    body: &str,
+) -> Option<Duration> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    if let Some(seconds) = number("retry-after") {
+        return Some(Duration::from_secs(seconds.max(1)));
+    }
+    if number("x-ratelimit-remaining") == Some(0) {
+        if let Some(reset) = number("x-ratelimit-reset") {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+        }
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || body.to_ascii_lowercase().contains("rate limit") {
+        return Some(SECONDARY_LIMIT_WAIT);
+    }
+    None
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &header::HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == r#"rel="next""#)
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> header::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn rate_limits_become_waits() {
+        let retry_after = headers(&[("retry-after", "30")]);
+        assert_eq!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &retry_after, ""),
+            Some(Duration::from_secs(30))
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let reset = (now + 120).to_string();
+        let primary = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset),
+        ]);
+        let wait = rate_limit_wait(StatusCode::FORBIDDEN, &primary, "").unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::FORBIDDEN,
+                &headers(&[]),
+                r#"{"message":"You have exceeded a secondary rate limit"}"#
+            ),
+            Some(SECONDARY_LIMIT_WAIT)
+        );
+        assert_eq!(
+            rate_limit_wait(
+                StatusCode::FORBIDDEN,
+                &headers(&[]),
+                r#"{"message":"Resource not accessible by integration"}"#
+            ),
+            None
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::NOT_FOUND, &retry_after, ""),
+            None
+        );
+    }
+
+    #[test]
+    fn errors_are_classified_for_the_queue() {
+        let status = |status| GithubError::Status {
+            status,
+            message: "x".into(),
+        };
+        assert!(matches!(
+            status(502).outcome(),
+            Outcome::Retry { after: None, .. }
+        ));
+        assert!(matches!(status(408).outcome(), Outcome::Retry { .. }));
+        assert!(matches!(status(404).outcome(), Outcome::Failed(_)));
+        assert!(matches!(status(422).outcome(), Outcome::Failed(_)));
+        assert_eq!(
+            GithubError::RateLimited(Duration::from_secs(9)).outcome(),
+            Outcome::retry_after("GitHub rate limit; retry in 9s", Duration::from_secs(9))
+        );
+    }
+
+    #[test]
+    fn finds_the_next_page() {
+        let link = headers(&[(
+            "link",
+            r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last""#,
+        )]);
+        assert_eq!(
+            next_link(&link).as_deref(),
+            Some("https://api.github.com/x?page=2")
+        );
+        let last = headers(&[("link", r#"<https://api.github.com/x?page=1>; rel="prev""#)]);
+        assert_eq!(next_link(&last), None);
+    }
+}

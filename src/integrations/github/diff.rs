@@ -1,0 +1,158 @@
+//! A pull request's diff, within a byte budget: the unified diff when GitHub serves it,
+//! else (406, "too large") the per-file patches of `/files`. Files left out are named.
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::client::{GithubClient, GithubError};
+
+const DIFF: &str = "application/vnd.github.diff";
+
+/// What the model reviews and what it was not shown.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Budgeted {
+    pub diff: String,
+    pub files: usize,
+    /// (path, why it was left out).
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct ChangedFile {
+    filename: String,
+    patch: Option<String>,
+}
+
+/// Fetches the diff of `repository#number` and keeps what fits in `max_bytes`.
+pub async fn fetch(
+    github: &GithubClient,
+    repository: &str,
+    number: i64,
+    installation: Option<i64>,
+    max_bytes: usize,
+) -> Result<Budgeted, GithubError> {
+    let path = format!("/repos/{repository}/pulls/{number}");
+    match github
+        .send(Method::GET, &path, installation, DIFF, None)
+        .await
+    {
+        Ok(response) => {
+            let text = response
+                .text()
+                .await
+                .map_err(|err| GithubError::Transport(err.without_url().to_string()))?;
+            Ok(budget(split_unified(&text), Vec::new(), max_bytes))
+        }
+        Err(err) if err.status() == Some(406) => {
+            let (sections, skipped) = from_files(github, &path, installation).await?;
+            Ok(budget(sections, skipped, max_bytes))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Pages through `/files` (GitHub lists at most 3,000).
+async fn from_files(
+    github: &GithubClient,
+    pull_path: &str,
+    installation: Option<i64>,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), GithubError> {
+    let mut sections = Vec::new();
+    let mut skipped = Vec::new();
+    let mut next = Some(format!("{pull_path}/files?per_page=100"));
+    while let Some(page) = next.take() {
+        let (files, link): (Vec<ChangedFile>, _) = github.get_json(&page, installation).await?;
+        for file in files {
+            match file.patch {
+                Some(patch) => {
+                    let name = &file.filename;
+                    let section = format!(
+                        "diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n{patch}\n"
+                    );
+                    sections.push((file.filename, section));
+                }
+                None => skipped.push((
+                    file.filename,
+                    "no textual diff from GitHub (binary or too large)".to_owned(),
+                )),
+            }
+        }
+        next = link;
+    }
+    Ok((sections, skipped))
+}
+
+/// (path, section) for each file of a unified diff.
+fn split_unified(diff: &str) -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in diff.split_inclusive('\n') {
+        if let Some(header) = line.strip_prefix("diff --git ") {
+            let path = header
+                .trim_end()
+                .rsplit_once(" b/")
+                .map(|(_, path)| path.to_owned())
+                .unwrap_or_else(|| header.trim_end().to_owned());
+            sections.push((path, String::new()));
+        }
+        match sections.last_mut() {
+            Some((_, text)) => text.push_str(line),
+            None if line.trim().is_empty() => {}
+            None => sections.push((String::new(), line.to_owned())),
+        }
+    }
+    sections
+}
+
+/// Whole files, in order, while they fit; the others are listed as skipped.
+fn budget(
+    sections: Vec<(String, String)>,
+    mut skipped: Vec<(String, String)>,
+    max_bytes: usize,
+) -> Budgeted {
+    let mut diff = String::new();
+    let mut files = 0;
+    for (path, section) in sections {
+        if diff.len() + section.len() <= max_bytes {
+            diff.push_str(&section);
+            files += 1;
+        } else {
+            skipped.push((path, format!("over the review budget of {max_bytes} bytes")));
+        }
+    }
+    Budgeted {
+        diff,
+        files,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_FILES: &str = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-x\n+y\ndiff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -0,0 +1 @@\n+print(1)\n";
+
+    #[test]
+    fn splits_a_unified_diff_by_file() {
+        let sections = split_unified(TWO_FILES);
+        let paths: Vec<_> = sections.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["src/a.rs", "b.py"]);
+        assert_eq!(
+            sections.iter().map(|(_, s)| s.as_str()).collect::<String>(),
+            TWO_FILES
+        );
+    }
+
+    #[test]
+    fn keeps_whole_files_within_the_budget_and_names_the_rest() {
+        let sections = split_unified(TWO_FILES);
+        let first_len = sections[0].1.len();
+        let kept = budget(sections.clone(), Vec::new(), first_len);
+        assert_eq!(kept.files, 1);
+        assert_eq!(kept.diff, sections[0].1);
+        assert_eq!(kept.skipped.len(), 1);
+        assert_eq!(kept.skipped[0].0, "b.py");
+        let all = budget(sections, Vec::new(), 10_000);
+        assert_eq!((all.files, all.skipped.len()), (2, 0));
+    }
+}

@@ -1,0 +1,55 @@
+//! The GitHub slice's HTTP surface: the webhook (with its own 25 MiB body limit) and the
+//! reviews of a project.
+
+use axum::{
+    extract::{DefaultBodyLimit, State},
+    response::IntoResponse,
+    routing::{get, post},
+    Router,
+};
+
+use super::{store, webhook};
+use crate::{
+    auth::AuthUser,
+    error::{ok, Error, ErrorBody, Result},
+    extract::{Id, Query},
+    pagination::{Page, PageParams},
+    projects,
+    state::AppState,
+};
+
+pub use webhook::{Receipt, BODY_LIMIT, PATH as WEBHOOK_PATH};
+
+pub use super::store::PullReview;
+
+/// Routes under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/integrations/github/webhook",
+            post(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+        .route("/projects/{id}/reviews", get(list))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/reviews", tag = "integrations", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Project id"), PageParams),
+    responses(
+        (status = 200, description = "The project's pull-request reviews, newest first", body = crate::docs::ReviewPageResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 422, description = "Invalid paging", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Id(id): Id,
+    Query(params): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    let page = params.validate()?;
+    projects::store::get(&state.db, user.id, id)
+        .await?
+        .ok_or(Error::NotFound("Project"))?;
+    let (items, total) = store::list(&state.db, id, page).await?;
+    Ok(ok(Page::new(items, total, page), "Reviews retrieved"))
+}

@@ -1,0 +1,897 @@
+//! GitHub pull-request reviews against a wiremock GitHub speaking its real JSON, headers
+//! and signatures: the webhook's checks and answers, the review job end to end (one
+//! comment per PR, edited later), the 406 fallback, stale heads, retries, App tokens, and
+//! a server killed with -9 mid-review. The App key in `tests/fixtures/` is a test-only key.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use codesherpa::{
+    config::{Config, GithubApp},
+    integrations::signature::sign_sha256,
+};
+use serde_json::{json, Value};
+use wiremock::{
+    matchers::{header, method, path},
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+};
+
+use crate::helpers::{spawn_with, Backend, Reply, TestApp};
+
+const SECRET: &str = "webhook-test-secret";
+const REPO: &str = "acme/widgets";
+const HEAD: &str = "1111111111111111111111111111111111111111";
+const NEWER: &str = "2222222222222222222222222222222222222222";
+const DIFF: &str = "application/vnd.github.diff";
+const SAMPLE_DIFF: &str = "diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.py\n+++ b/src/pay.py\n@@ -1,2 +1,4 @@\n def pay(amount):\n+    api_key = \"sk_live_1234567890abcdef\"\n+    print(amount)\n     return amount\n";
+
+/// GitHub's comments on the pull request, as the mock keeps them.
+#[derive(Clone, Default)]
+struct Comments(Arc<Mutex<Vec<(i64, String)>>>);
+
+impl Comments {
+    fn all(&self) -> Vec<(i64, String)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn json(id: i64, body: &str) -> Value {
+        json!({
+            "id": id,
+            "body": body,
+            "html_url": format!("https://github.com/{REPO}/pull/7#issuecomment-{id}"),
+            "user": {"login": "codesherpa[bot]", "type": "Bot"},
+        })
+    }
+}
+
+struct ListComments(Comments);
+impl Respond for ListComments {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let list: Vec<Value> = self
+            .0
+            .all()
+            .iter()
+            .map(|(id, body)| Comments::json(*id, body))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(list)
+    }
+}
+
+struct CreateComment(Comments);
+impl Respond for CreateComment {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let text = body["body"].as_str().unwrap().to_owned();
+        let mut all = self.0 .0.lock().unwrap();
+        let id = 900 + all.len() as i64;
+        all.push((id, text.clone()));
+        ResponseTemplate::new(201).set_body_json(Comments::json(id, &text))
+    }
+}
+
+struct EditComment(Comments);
+impl Respond for EditComment {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id: i64 = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let text = body["body"].as_str().unwrap().to_owned();
+        let mut all = self.0 .0.lock().unwrap();
+        match all.iter_mut().find(|(existing, _)| *existing == id) {
+            Some(comment) => {
+                comment.1 = text.clone();
+                ResponseTemplate::new(200).set_body_json(Comments::json(id, &text))
+            }
+            None => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
+        }
+    }
+}
+
+/// The pull request's JSON with whatever the head is now.
+struct PullJson(Arc<Mutex<String>>);
+impl Respond for PullJson {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let sha = self.0.lock().unwrap().clone();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "number": 7, "state": "open", "draft": false,
+            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+        }))
+    }
+}
+
+struct GithubMock {
+    server: MockServer,
+    comments: Comments,
+    head: Arc<Mutex<String>>,
+}
+
+impl GithubMock {
+    /// A pull request `acme/widgets#7` at `HEAD` with `SAMPLE_DIFF` and no comments.
+    async fn start() -> Self {
+        let server = MockServer::start().await;
+        let comments = Comments::default();
+        let head = Arc::new(Mutex::new(HEAD.to_owned()));
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("accept", "application/vnd.github+json"))
+            .respond_with(PullJson(head.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/issues/7/comments")))
+            .respond_with(ListComments(comments.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{REPO}/issues/7/comments")))
+            .respond_with(CreateComment(comments.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(wiremock::matchers::path_regex(format!(
+                "^/repos/{REPO}/issues/comments/[0-9]+$"
+            )))
+            .respond_with(EditComment(comments.clone()))
+            .mount(&server)
+            .await;
+        GithubMock {
+            server,
+            comments,
+            head,
+        }
+    }
+
+    async fn serve_diff(&self, template: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("accept", DIFF))
+            .respond_with(template)
+            .mount(&self.server)
+            .await;
+    }
+
+    fn diff_ok() -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_raw(SAMPLE_DIFF, DIFF)
+    }
+
+    fn move_head(&self, sha: &str) {
+        *self.head.lock().unwrap() = sha.to_owned();
+    }
+
+    async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+}
+
+fn configure(config: &mut Config, server: &MockServer) {
+    config.github.webhook_secret = Some(SECRET.into());
+    config.github.api_url = server.uri();
+    config.github.token = Some("ghp_test_token".into());
+    config.jobs.poll_interval = Duration::from_millis(100);
+}
+
+async fn github_app(backend: Backend, github: &GithubMock) -> TestApp {
+    let server = &github.server;
+    spawn_with(backend, |config| configure(config, server)).await
+}
+
+fn pull_request_event(action: &str, sha: &str) -> Value {
+    json!({
+        "action": action,
+        "number": 7,
+        "pull_request": {
+            "number": 7, "draft": false, "state": "open",
+            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+            "user": {"login": "octocat", "type": "User"},
+        },
+        "repository": {"full_name": REPO, "name": "widgets", "owner": {"login": "acme"},
+                        "html_url": format!("https://github.com/{REPO}")},
+        "sender": {"login": "octocat", "type": "User"},
+    })
+}
+
+async fn deliver(app: &TestApp, event: &str, delivery: &str, payload: &Value) -> Reply {
+    let body = serde_json::to_vec(payload).unwrap();
+    let request = app
+        .client
+        .post(app.url("/api/v1/integrations/github/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), &body))
+        .body(body);
+    app.send(request).await
+}
+
+/// A user with a project linking `acme/widgets` (`https://github.com/Acme/Widgets.git`).
+async fn linked_project(app: &TestApp, auto_review: bool) -> (String, i64) {
+    let (token, _) = app.user().await;
+    let project = app
+        .post(
+            "/api/v1/projects",
+            &token,
+            json!({"name": "widgets", "repo_url": "https://github.com/Acme/Widgets.git",
+                   "auto_review": auto_review}),
+        )
+        .await
+        .expect(201);
+    let id = project.data()["id"].as_i64().unwrap();
+    (token, id)
+}
+
+/// Waits (bounded) until the project's newest review has finished; returns it.
+async fn finished_review(app: &TestApp, token: &str, project: i64) -> Value {
+    for _ in 0..400 {
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), token)
+            .await
+            .expect(200);
+        if let Some(review) = reviews.data()["items"].get(0) {
+            if matches!(
+                review["status"].as_str(),
+                Some("done" | "skipped" | "failed")
+            ) {
+                return review.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the review never finished");
+}
+
+db_test!(
+    async fn the_webhook_needs_the_right_signature(backend) {
+        let github = GithubMock::start().await;
+        let app = github_app(backend, &github).await;
+        let body = serde_json::to_vec(&json!({"zen": "Design for failure."})).unwrap();
+        let url = app.url("/api/v1/integrations/github/webhook");
+        let send = |signature: Option<String>| {
+            let mut request = app
+                .client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "ping")
+                .header("x-github-delivery", "d-sig")
+                .body(body.clone());
+            if let Some(signature) = signature {
+                request = request.header("x-hub-signature-256", signature);
+            }
+            app.send(request)
+        };
+        let missing = send(None).await.expect(401);
+        assert_eq!(missing.code(), "unauthorized");
+        send(Some(sign_sha256(b"wrong-secret", &body))).await.expect(401);
+        send(Some("sha1=0123456789abcdef0123456789abcdef01234567".into()))
+            .await
+            .expect(401);
+        let tampered = sign_sha256(SECRET.as_bytes(), b"{\"zen\":\"other\"}");
+        send(Some(tampered)).await.expect(401);
+        let stored: i64 = codesherpa::with_pool!(&app.db, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM github_deliveries"
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        assert_eq!(stored, 0, "nothing stored for a bad signature");
+        let pong = send(Some(sign_sha256(SECRET.as_bytes(), &body))).await.expect(200);
+        assert_eq!(pong.data()["status"], "pong");
+        assert_eq!(pong.data()["delivery_id"], "d-sig");
+        let again = send(Some(sign_sha256(SECRET.as_bytes(), &body))).await.expect(200);
+        assert_eq!(again.data()["status"], "duplicate");
+        // GitHub's form encoding carries the same JSON in `payload`; other types are refused.
+        let form = format!("payload={}", form_urlencoded::byte_serialize(&body).collect::<String>());
+        let sent = |content_type: &'static str, delivery: &'static str| {
+            app.send(
+                app.client
+                    .post(&url)
+                    .header("content-type", content_type)
+                    .header("x-github-event", "ping")
+                    .header("x-github-delivery", delivery)
+                    .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), form.as_bytes()))
+                    .body(form.clone()),
+            )
+        };
+        let pong = sent("application/x-www-form-urlencoded", "d-form").await.expect(200);
+        assert_eq!(pong.data()["status"], "pong");
+        assert_eq!(sent("text/plain", "d-text").await.expect(415).code(), "unsupported_media_type");
+    }
+);
+
+db_test!(
+    async fn without_a_secret_the_webhook_is_not_configured(backend) {
+        let app = spawn_with(backend, |_| {}).await;
+        let reply = deliver(&app, "ping", "d-1", &json!({"zen": "x"})).await.expect(503);
+        assert_eq!(reply.code(), "not_configured");
+    }
+);
+
+db_test!(
+    async fn a_pull_request_gets_one_comment_kept_up_to_date(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+
+        let queued = deliver(&app, "pull_request", "d-open", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        assert_eq!(queued.data()["status"], "queued");
+        assert_eq!(queued.data()["delivery_id"], "d-open");
+        let review_id = queued.data()["review_id"].as_i64().unwrap();
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["id"], review_id);
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["repository"], REPO);
+        assert_eq!(review["pull_number"], 7);
+        assert_eq!(review["head_sha"], HEAD);
+        assert_eq!(review["attempts"], 1);
+        let comments = github.comments.all();
+        assert_eq!(comments.len(), 1);
+        let (comment_id, body) = &comments[0];
+        assert!(body.contains("<!-- codesherpa-review -->"));
+        assert!(body.contains(HEAD));
+        assert!(body.contains("src/pay.py:"), "findings name path:line: {body}");
+        assert!(body.contains("Quality score"));
+        assert_eq!(
+            review["comment_url"],
+            format!("https://github.com/{REPO}/pull/7#issuecomment-{comment_id}")
+        );
+
+        // Every call carried GitHub's standard headers and the token.
+        for request in github.requests().await {
+            let h = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            assert_eq!(h("x-github-api-version").as_deref(), Some("2022-11-28"));
+            assert_eq!(h("authorization").as_deref(), Some("Bearer ghp_test_token"));
+            assert!(h("user-agent").is_some_and(|ua| ua.starts_with("CodeSherpa/")));
+            assert!(h("accept").is_some());
+        }
+
+        // The review is a chat of the owner.
+        let chat_id = review["chat_id"].as_i64().unwrap();
+        let chat = app.get(&format!("/api/v1/chat/{chat_id}"), &token).await.expect(200);
+        assert_eq!(chat.data()["session_id"], format!("github:{REPO}#7"));
+        assert_eq!(chat.data()["project_id"], project);
+        assert!(chat.data()["result"]["findings"].is_array(), "{}", chat.data());
+
+        // A push: the same comment is edited, never a second one.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-sync", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        for _ in 0..400 {
+            if github.comments.all()[0].1.contains(NEWER) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let comments = github.comments.all();
+        assert_eq!(comments.len(), 1);
+        assert_eq!(comments[0].0, *comment_id);
+        assert!(comments[0].1.contains(NEWER));
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), &token)
+            .await
+            .expect(200);
+        assert_eq!(reviews.data()["total"], 2);
+    }
+);
+
+db_test!(
+    async fn deliveries_that_need_no_review_are_ignored_with_a_reason(backend) {
+        let github = GithubMock::start().await;
+        let app = github_app(backend, &github).await;
+        linked_project(&app, true).await;
+        let mut draft = pull_request_event("opened", HEAD);
+        draft["pull_request"]["draft"] = json!(true);
+        let mut bot = pull_request_event("opened", HEAD);
+        bot["sender"] = json!({"login": "dependabot[bot]", "type": "Bot"});
+        let mut unlinked = pull_request_event("opened", HEAD);
+        unlinked["repository"]["full_name"] = json!("acme/other");
+        let cases = [
+            ("pull_request", pull_request_event("closed", HEAD), "closed"),
+            ("pull_request", draft, "draft"),
+            ("pull_request", bot, "bot"),
+            ("pull_request", unlinked, "no project links acme/other"),
+            ("push", json!({"ref": "refs/heads/main"}), "push"),
+            (
+                "issue_comment",
+                json!({"action": "created", "issue": {"number": 7, "pull_request": {}},
+                       "comment": {"body": "LGTM", "user": {"login": "a", "type": "User"}},
+                       "repository": {"full_name": REPO}, "sender": {"login": "a", "type": "User"}}),
+                "/codesherpa review",
+            ),
+        ];
+        for (n, (event, payload, reason)) in cases.into_iter().enumerate() {
+            let reply = deliver(&app, event, &format!("d-ignored-{n}"), &payload).await.expect(200);
+            assert_eq!(reply.data()["status"], "ignored", "{event} {payload}");
+            let said = reply.data()["reason"].as_str().unwrap();
+            assert!(said.contains(reason), "{said} should mention {reason}");
+        }
+        assert!(github.requests().await.is_empty(), "nothing reached GitHub");
+    }
+);
+
+db_test!(
+    async fn auto_review_off_skips_and_is_a_project_field(backend) {
+        let github = GithubMock::start().await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, false).await;
+        let read = app.get(&format!("/api/v1/projects/{project}"), &token).await.expect(200);
+        assert_eq!(read.data()["auto_review"], false);
+        let reply = deliver(&app, "pull_request", "d-off", &pull_request_event("opened", HEAD))
+            .await
+            .expect(200);
+        assert_eq!(reply.data()["status"], "ignored");
+        assert!(reply.data()["reason"].as_str().unwrap().contains("auto_review"));
+        let updated = app
+            .put(&format!("/api/v1/projects/{project}"), &token, json!({"auto_review": true}))
+            .await
+            .expect(200);
+        assert_eq!(updated.data()["auto_review"], true);
+        let other = app
+            .post("/api/v1/projects", &token, json!({"name": "plain"}))
+            .await
+            .expect(201);
+        assert_eq!(other.data()["auto_review"], true, "on by default");
+        app.put(&format!("/api/v1/projects/{project}"), &token, json!({"auto_review": "yes"}))
+            .await
+            .expect(422);
+    }
+);
+
+db_test!(
+    async fn concurrent_duplicate_deliveries_make_one_review(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = Arc::new(github_app(backend, &github).await);
+        let (token, project) = linked_project(&app, true).await;
+        let sends: Vec<_> = (0..8)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    deliver(&app, "pull_request", "d-dup", &pull_request_event("opened", HEAD)).await
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for send in sends {
+            let reply = send.await.unwrap();
+            statuses.push((reply.status.as_u16(), reply.data()["status"].as_str().unwrap().to_owned()));
+        }
+        let queued = statuses.iter().filter(|s| **s == (202, "queued".to_owned())).count();
+        let duplicate = statuses.iter().filter(|s| **s == (200, "duplicate".to_owned())).count();
+        assert_eq!((queued, duplicate), (1, 7), "{statuses:?}");
+        finished_review(&app, &token, project).await;
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), &token)
+            .await
+            .expect(200);
+        assert_eq!(reviews.data()["total"], 1);
+        assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn a_diff_too_large_falls_back_to_the_files_list(backend) {
+        let github = GithubMock::start().await;
+        github
+            .serve_diff(ResponseTemplate::new(406).set_body_json(json!({
+                "message": "Sorry, the diff exceeded the maximum number of lines (20000)",
+                "errors": [{"resource": "PullRequest", "field": "diff", "code": "too_large"}],
+            })))
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7/files")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"filename": "src/pay.py", "status": "modified", "additions": 2, "deletions": 0,
+                 "patch": "@@ -1,2 +1,3 @@\n def pay(amount):\n+    print(amount)\n     return amount"},
+                {"filename": "logo.png", "status": "added", "additions": 0, "deletions": 0},
+            ])))
+            .expect(1)
+            .mount(&github.server)
+            .await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+        deliver(&app, "pull_request", "d-406", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        let body = &github.comments.all()[0].1;
+        assert!(body.contains("`logo.png`"), "the skipped file is named: {body}");
+        assert!(body.contains("Not reviewed"));
+    }
+);
+
+db_test!(
+    async fn the_budget_leaves_files_out_and_says_so(backend) {
+        let github = GithubMock::start().await;
+        let big = format!(
+            "{SAMPLE_DIFF}diff --git a/data.json b/data.json\n--- a/data.json\n+++ b/data.json\n@@ -0,0 +1 @@\n+{}\n",
+            "x".repeat(4000)
+        );
+        github
+            .serve_diff(ResponseTemplate::new(200).set_body_raw(big, DIFF))
+            .await;
+        let server = &github.server;
+        let app = spawn_with(backend, |config| {
+            configure(config, server);
+            config.github.review_max_diff_bytes = 1000;
+        })
+        .await;
+        let (token, project) = linked_project(&app, true).await;
+        deliver(&app, "pull_request", "d-budget", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        assert_eq!(finished_review(&app, &token, project).await["status"], "done");
+        let body = &github.comments.all()[0].1;
+        assert!(body.contains("`data.json`: over the review budget of 1000 bytes"), "{body}");
+        assert!(body.contains("(1 file)"));
+    }
+);
+
+db_test!(
+    async fn a_stale_head_is_not_posted(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.move_head(NEWER);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+        deliver(&app, "pull_request", "d-stale", &pull_request_event("synchronize", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "skipped");
+        assert!(review["reason"].as_str().unwrap().contains(NEWER));
+        assert!(github.comments.all().is_empty());
+    }
+);
+
+/// Fails the first `failures` calls with `failure`, then serves `then`.
+struct FlakyThen {
+    calls: AtomicUsize,
+    failures: usize,
+    failure: ResponseTemplate,
+    then: ResponseTemplate,
+}
+
+impl Respond for FlakyThen {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            self.failure.clone()
+        } else {
+            self.then.clone()
+        }
+    }
+}
+
+db_test!(
+    async fn server_errors_and_secondary_limits_are_retried(backend) {
+        let github = GithubMock::start().await;
+        github
+            .serve_diff(ResponseTemplate::new(200).set_body_raw(SAMPLE_DIFF, DIFF))
+            .await;
+        // The first POST of the comment hits a secondary rate limit, the next a 502.
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{REPO}/issues/7/comments")))
+            .respond_with(FlakyThen {
+                calls: AtomicUsize::new(0),
+                failures: 1,
+                failure: ResponseTemplate::new(403)
+                    .insert_header("retry-after", "1")
+                    .set_body_json(json!({"message": "You have exceeded a secondary rate limit."})),
+                then: ResponseTemplate::new(502),
+            })
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&github.server)
+            .await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+        deliver(&app, "pull_request", "d-retry", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 3);
+        assert_eq!(github.comments.all().len(), 1);
+        let chats = app
+            .get(&format!("/api/v1/chat?project_id={project}"), &token)
+            .await
+            .expect(200);
+        assert_eq!(chats.data()["total"], 1, "retries reuse the stored review chat");
+    }
+);
+
+db_test!(
+    async fn a_missing_pull_request_fails_for_good(backend) {
+        let github = GithubMock::start().await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+        let mut gone = pull_request_event("opened", HEAD);
+        gone["pull_request"]["number"] = json!(8);
+        deliver(&app, "pull_request", "d-404", &gone).await.expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "failed");
+        assert_eq!(review["attempts"], 1);
+        assert!(review["reason"].as_str().unwrap().contains("404"), "{review}");
+    }
+);
+
+db_test!(
+    async fn a_review_command_reviews_the_current_head(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, true).await;
+        let comment = json!({
+            "action": "created",
+            "issue": {"number": 7, "pull_request": {"url": "x"}},
+            "comment": {"body": "/codesherpa review please", "user": {"login": "octocat", "type": "User"}},
+            "repository": {"full_name": REPO},
+            "sender": {"login": "octocat", "type": "User"},
+        });
+        deliver(&app, "issue_comment", "d-cmd", &comment).await.expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["head_sha"], HEAD);
+        assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn a_github_app_exchanges_its_jwt_and_renews_on_401(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let public = include_str!("../fixtures/github-app-test-key.pub.pem");
+        let exchanges = Arc::new(AtomicUsize::new(0));
+        let counter = exchanges.clone();
+        Mock::given(method("POST"))
+            .and(path("/app/installations/4242/access_tokens"))
+            .respond_with(move |request: &Request| {
+                let jwt = request.headers["authorization"]
+                    .to_str()
+                    .unwrap()
+                    .strip_prefix("Bearer ")
+                    .unwrap()
+                    .to_owned();
+                let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).unwrap();
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+                validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+                let claims = jsonwebtoken::decode::<Value>(&jwt, &key, &validation)
+                    .expect("an RS256 JWT signed by the app key")
+                    .claims;
+                assert_eq!(claims["iss"], "12345");
+                let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+                assert!(exp - iat <= 600 + 60);
+                assert!(iat < chrono::Utc::now().timestamp() - 30, "iat is in the past");
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                ResponseTemplate::new(201).set_body_json(json!({
+                    "token": format!("ghs_installation_{n}"),
+                    "expires_at": (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339(),
+                }))
+            })
+            .mount(&github.server)
+            .await;
+        // The first token is refused once (revoked): the client must fetch a new one.
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("authorization", "Bearer ghs_installation_0"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})))
+            .with_priority(1)
+            .mount(&github.server)
+            .await;
+        let server = &github.server;
+        let app = spawn_with(backend, |config| {
+            configure(config, server);
+            config.github.token = None;
+            config.github.app = Some(GithubApp {
+                id: "12345".into(),
+                private_key_pem: include_str!("../fixtures/github-app-test-key.pem").into(),
+            });
+        })
+        .await;
+        let (token, project) = linked_project(&app, true).await;
+        let mut event = pull_request_event("opened", HEAD);
+        event["installation"] = json!({"id": 4242});
+        deliver(&app, "pull_request", "d-app", &event).await.expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(exchanges.load(Ordering::SeqCst), 2, "one exchange, one renewal");
+        let last = github.requests().await;
+        let posted = last
+            .iter()
+            .find(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/comments"))
+            .unwrap();
+        assert_eq!(posted.headers["authorization"], "Bearer ghs_installation_1");
+    }
+);
+
+db_test!(
+    async fn the_webhook_takes_large_deliveries_and_refuses_huge_ones(backend) {
+        let github = GithubMock::start().await;
+        let app = github_app(backend, &github).await;
+        let padding = "x".repeat(3 * 1024 * 1024);
+        let reply = deliver(&app, "push", "d-large", &json!({"ref": "refs/heads/main", "padding": padding}))
+            .await
+            .expect(200);
+        assert_eq!(reply.data()["status"], "ignored");
+        let huge = vec![b'x'; 26 * 1024 * 1024];
+        let request = app
+            .client
+            .post(app.url("/api/v1/integrations/github/webhook"))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "d-huge")
+            .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), &huge))
+            .body(huge);
+        app.send(request).await.expect(413);
+        // Other routes keep the ordinary limit.
+        let (token, _) = app.user().await;
+        let big = json!({"name": "x", "description": "y".repeat(2 * 1024 * 1024)});
+        app.post("/api/v1/projects", &token, big).await.expect(413);
+    }
+);
+
+/// Serves the diff slowly the first time (the server is killed meanwhile), then at once.
+struct SlowFirstDiff(AtomicUsize);
+impl Respond for SlowFirstDiff {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let template = ResponseTemplate::new(200).set_body_raw(SAMPLE_DIFF, DIFF);
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            template.set_delay(Duration::from_secs(60))
+        } else {
+            template
+        }
+    }
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_binary(
+    database_url: &str,
+    github: &MockServer,
+    dir: &std::path::Path,
+) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", database_url)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("BCRYPT_ROUNDS", "4")
+            // Both runs must accept the same access tokens.
+            .env("SECRET_KEY", crate::helpers::TEST_SECRET)
+            .env("GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("GITHUB_API_URL", github.uri())
+            .env("GITHUB_TOKEN", "ghp_test_token")
+            .env("JOB_LEASE_SECONDS", "2")
+            .env("JOB_POLL_INTERVAL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the codesherpa binary"),
+    );
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client.get(format!("{address}/health")).send().await.is_ok() {
+            return (child, address);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the binary did not come up");
+}
+
+db_test!(
+    async fn a_review_survives_kill_9_with_exactly_one_comment(backend) {
+        let github = GithubMock::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("accept", DIFF))
+            .respond_with(SlowFirstDiff(AtomicUsize::new(0)))
+            .mount(&github.server)
+            .await;
+        // This in-process server only owns the database: it polls too rarely to claim.
+        let owner = spawn_with(backend, |config| {
+            config.jobs.poll_interval = Duration::from_secs(3600);
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, address) = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&address);
+        let (token, project) = linked_project(&app, true).await;
+        deliver(&app, "pull_request", "d-kill", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        // Wait until the job is fetching the diff, then kill -9.
+        for _ in 0..400 {
+            let asked = github.requests().await.iter().any(|r| {
+                r.headers.get("accept").is_some_and(|a| a == DIFF)
+            });
+            if asked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        first.0.kill().expect("kill -9");
+        first.0.wait().unwrap();
+        assert!(github.comments.all().is_empty());
+
+        let (_second, address) = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&address);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 2);
+        assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+#[tokio::test]
+async fn credentials_go_to_the_api_and_nowhere_else() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/widgets/tarball/main"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/codeload/main.tar.gz", elsewhere.uri()),
+        ))
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/codeload/main.tar.gz"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(b"tarball".to_vec(), "application/gzip"),
+        )
+        .mount(&elsewhere)
+        .await;
+    let mut config = Config::for_tests("sqlite::memory:").github;
+    config.api_url = api.uri();
+    config.token = Some("ghp_secret_token".into());
+    let client = codesherpa::integrations::github::GithubClient::new(&config);
+    let followed = client
+        .get_raw("/repos/acme/widgets/tarball/main", None)
+        .await
+        .unwrap();
+    assert_eq!(followed.bytes().await.unwrap().as_ref(), b"tarball");
+    client
+        .get_raw(&format!("{}/codeload/main.tar.gz", elsewhere.uri()), None)
+        .await
+        .unwrap();
+    let to_api = api.received_requests().await.unwrap();
+    assert_eq!(
+        to_api[0].headers["authorization"],
+        "Bearer ghp_secret_token"
+    );
+    for request in elsewhere.received_requests().await.unwrap() {
+        assert!(
+            request.headers.get("authorization").is_none(),
+            "a token went to another host"
+        );
+    }
+}
