@@ -87,6 +87,7 @@ pub async fn run(
     );
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
+    crate::integrations::whatsapp::job::register(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
     workers.register(
         crate::codebase::sync::SYNC_JOB,
@@ -120,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::routes::router())
         .merge(crate::codebase::routes::router())
         .merge(chat::routes::router())
+        .merge(crate::integrations::whatsapp::router())
         .merge(integrations::github::routes::router());
     let body_limit = state.config.body_limit_bytes;
 

@@ -64,6 +64,42 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
+/// WhatsApp over the Meta Cloud API (§6.3): the webhook's secrets and the Graph API.
+#[derive(Clone)]
+pub struct WhatsappConfig {
+    /// `WHATSAPP_VERIFY_TOKEN`: what Meta echoes in the webhook verification handshake.
+    pub verify_token: Option<String>,
+    /// `WHATSAPP_APP_SECRET`: the key of the `X-Hub-Signature-256` HMAC.
+    pub app_secret: Option<String>,
+    /// `WHATSAPP_ACCESS_TOKEN`: the bearer token replies are sent with.
+    pub access_token: Option<String>,
+    /// `WHATSAPP_API_URL`, without a trailing slash.
+    pub api_url: String,
+    /// `WHATSAPP_API_VERSION`, e.g. `v21.0`.
+    pub api_version: String,
+}
+
+impl fmt::Debug for WhatsappConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsappConfig")
+            .field(
+                "verify_token",
+                &self.verify_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "app_secret",
+                &self.app_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("api_url", &self.api_url)
+            .field("api_version", &self.api_version)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -163,6 +199,7 @@ pub struct Config {
     pub upload_limit_bytes: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
+    pub whatsapp: WhatsappConfig,
     pub jobs: JobsConfig,
     pub github: GithubConfig,
 }
@@ -317,6 +354,23 @@ impl Config {
                 max_tokens: env.parse("LLM_MAX_TOKENS", 2048, positive)?,
                 history_token_budget: env.parse("CHAT_HISTORY_TOKEN_BUDGET", 4000, from_str)?,
             },
+            whatsapp: WhatsappConfig {
+                verify_token: env.get("WHATSAPP_VERIFY_TOKEN").filter(|v| !v.is_empty()),
+                app_secret: env.get("WHATSAPP_APP_SECRET").filter(|v| !v.is_empty()),
+                access_token: env.get("WHATSAPP_ACCESS_TOKEN").filter(|v| !v.is_empty()),
+                api_url: env
+                    .get("WHATSAPP_API_URL")
+                    .filter(|url| !url.is_empty())
+                    .unwrap_or_else(|| "https://graph.facebook.com".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                api_version: env
+                    .get("WHATSAPP_API_VERSION")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "v21.0".into())
+                    .trim_matches('/')
+                    .to_owned(),
+            },
             jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(env.parse(
                     "JOB_LEASE_SECONDS",
@@ -339,6 +393,14 @@ impl Config {
             },
             github: github_config(&env)?,
         };
+        if !(config.whatsapp.api_url.starts_with("http://")
+            || config.whatsapp.api_url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                name: "WHATSAPP_API_URL",
+                reason: "must be an http(s) URL".into(),
+            });
+        }
         if !(config.llm.openai_base_url.starts_with("http://")
             || config.llm.openai_base_url.starts_with("https://"))
         {
@@ -400,6 +462,13 @@ impl Config {
                 timeout: std::time::Duration::from_secs(10),
                 max_tokens: 1024,
                 history_token_budget: 4000,
+            },
+            whatsapp: WhatsappConfig {
+                verify_token: None,
+                app_secret: None,
+                access_token: None,
+                api_url: "http://127.0.0.1:9".into(),
+                api_version: "v21.0".into(),
             },
             jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(30),
@@ -661,6 +730,9 @@ mod tests {
         assert_eq!(config.secret_key_previous, None);
         assert_eq!(config.llm.provider, ProviderKind::Local);
         assert_eq!(config.llm.openai_base_url, "https://api.openai.com/v1");
+        assert_eq!(config.whatsapp.api_url, "https://graph.facebook.com");
+        assert_eq!(config.whatsapp.api_version, "v21.0");
+        assert!(config.whatsapp.app_secret.is_none());
     }
 
     #[test]

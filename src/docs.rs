@@ -53,6 +53,14 @@ envelope_schema!(ChatPageResponse, Page<Chat>);
 envelope_schema!(SessionPageResponse, Page<ChatSession>);
 envelope_schema!(HealthResponse, Health);
 envelope_schema!(ReadinessResponse, Readiness);
+envelope_schema!(
+    LinkCodeResponse,
+    crate::integrations::whatsapp::link::LinkCode
+);
+envelope_schema!(
+    WhatsappReceivedResponse,
+    crate::integrations::whatsapp::webhook::Received
+);
 envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
 envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
 
@@ -108,6 +116,10 @@ pub struct OAuth2Form {
         health::live,
         health::ready,
         health::metrics,
+        crate::integrations::whatsapp::link::create_code,
+        crate::integrations::whatsapp::link::unlink,
+        crate::integrations::whatsapp::webhook::verify,
+        crate::integrations::whatsapp::webhook::receive,
         github::webhook::receive,
         github::routes::list,
         crate::console::index,
@@ -129,6 +141,7 @@ pub struct OAuth2Form {
         (name = "chat", description = "AI chat: REST and server-sent events"),
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
+        (name = "whatsapp", description = "WhatsApp: linking a phone, and Meta's webhook"),
         (name = "integrations", description = "GitHub pull-request reviews"),
     )
 )]

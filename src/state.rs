@@ -30,6 +30,7 @@ pub struct AppState {
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
     pub redis: Option<RedisBus>,
+    pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
     pub jobs: Queue,
     pub github: GithubClient,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
@@ -54,6 +55,9 @@ impl AppState {
             )),
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             providers,
+            whatsapp: Arc::new(crate::integrations::whatsapp::Whatsapp::new(
+                &config.whatsapp,
+            )),
             activity: Arc::default(),
             hub: Hub::new(
                 config.ws_queue_capacity,

@@ -23,5 +23,6 @@ mod providers;
 mod redis_partition;
 mod robustness;
 mod users;
+mod whatsapp;
 mod ws;
 mod ws_caps;

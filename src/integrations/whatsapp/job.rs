@@ -1,0 +1,73 @@
+//! The `whatsapp.reply` job: one per incoming message, run on the durable queue (§6.1),
+//! so a reply survives crashes and is retried with backoff.
+
+use futures_util::future::BoxFuture;
+
+use super::{
+    reply::{process, Failure},
+    store,
+};
+use crate::{
+    jobs::{Handler, Job, Outcome, Workers},
+    state::AppState,
+};
+
+pub const KIND: &str = "whatsapp.reply";
+/// Replies worked on at once by one instance.
+const CONCURRENCY: usize = 4;
+
+/// Registers the reply handler with the instance's workers.
+pub fn register(workers: &mut Workers, state: &AppState) {
+    workers.register(
+        KIND,
+        CONCURRENCY,
+        ReplyJob {
+            state: state.clone(),
+        },
+    );
+}
+
+struct ReplyJob {
+    state: AppState,
+}
+
+fn message_id(job: &Job) -> Option<i64> {
+    job.payload["message_id"].as_i64()
+}
+
+impl Handler for ReplyJob {
+    fn run(&self, job: Job) -> BoxFuture<'static, Outcome> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let Some(id) = message_id(&job) else {
+                return Outcome::failed("the job names no message");
+            };
+            let message = match store::get(&state.db, id).await {
+                Ok(Some(message)) => message,
+                Ok(None) => return Outcome::failed("the message is gone"),
+                Err(err) => return Outcome::retry(err.to_string()),
+            };
+            match process(&state, &message).await {
+                Ok(()) => match store::finish(&state.db, id, None).await {
+                    Ok(()) => Outcome::Done,
+                    // Every step is remembered: a re-run only records the end.
+                    Err(err) => Outcome::retry(err.to_string()),
+                },
+                Err(Failure::Retry { reason, after }) => Outcome::Retry { reason, after },
+                Err(Failure::Permanent(reason)) => Outcome::Failed(reason),
+            }
+        })
+    }
+
+    fn failed(&self, job: Job, reason: String) -> BoxFuture<'static, ()> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            tracing::warn!(%reason, "WhatsApp reply failed");
+            if let Some(id) = message_id(&job) {
+                if let Err(err) = store::finish(&state.db, id, Some(&reason)).await {
+                    tracing::warn!(error = %err, "cannot record a failed WhatsApp reply");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! WhatsApp over the Meta Cloud API (SPEC §6.3): the verified webhook, phone linking
+//! proven by the phone, and replies that arrive once and whole.
+//!
+//! A notification is stored (one row per message id, with its `whatsapp.reply` job)
+//! before Meta gets its 200; the job then works out the reply and sends it.
+
+pub mod client;
+pub mod format;
+pub mod job;
+pub mod link;
+pub mod payload;
+pub mod reply;
+pub mod store;
+pub mod webhook;
+
+use axum::Router;
+
+use self::client::GraphClient;
+use crate::{config::WhatsappConfig, state::AppState};
+
+/// What the WhatsApp slice shares through `AppState`.
+pub struct Whatsapp {
+    pub graph: GraphClient,
+}
+
+impl Whatsapp {
+    pub fn new(config: &WhatsappConfig) -> Self {
+        Whatsapp {
+            graph: GraphClient::new(config),
+        }
+    }
+}
+
+/// `/user/whatsapp…` and `/integrations/whatsapp/webhook`, under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    webhook::router().merge(link::router())
+}

@@ -1,0 +1,273 @@
+//! The reply to one incoming message, worked out once and sent once: mark it read,
+//! decide the answer (link, notice, or a chat with the user's agents) in the same
+//! transaction that records it, then send each part not yet sent.
+
+use std::{sync::OnceLock, time::Duration};
+
+use regex::Regex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    client::{GraphError, Recipient},
+    format::{split, to_whatsapp, PART_MAX},
+    link::owner_of,
+    store::{self, Stored},
+};
+use crate::{
+    chat::routes::admit,
+    error::Error,
+    orchestrator::{self, ChatInput},
+    state::AppState,
+    users::User,
+    with_pool,
+};
+
+const LINKED: &str = "✅ This number is now linked to your CodeSherpa account. Send a message \
+    to chat with your agents; start it with @Agent Name (e.g. @Review Monk) to ask one of them.";
+const REFUSED: &str = "That link code is not valid or has expired. Create a new one in \
+    CodeSherpa and send \"link <code>\" within 10 minutes.";
+const NOT_LINKED: &str = "This number is not linked to a CodeSherpa account. In CodeSherpa, \
+    create a WhatsApp link code and send \"link <code>\" here.";
+const TEXT_ONLY: &str = "CodeSherpa reads text messages only. Please send your question as text.";
+const NO_NUMBER: &str = "CodeSherpa links accounts by phone number, and WhatsApp did not share \
+    yours with us, so this chat cannot be linked.";
+const NO_ANSWER: &str = "Sorry, the AI could not answer that right now. Please try again later.";
+const EMPTY_ANSWER: &str = "(The agent gave an empty answer.)";
+
+/// Why a run did not finish, as the job queue's retry policy sees it.
+#[derive(Debug)]
+pub enum Failure {
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Permanent(String),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure::Retry {
+            reason: err.to_string(),
+            after: None,
+        }
+    }
+}
+
+impl From<GraphError> for Failure {
+    fn from(err: GraphError) -> Self {
+        match err {
+            GraphError::Retryable {
+                reason,
+                retry_after,
+            } => Failure::Retry {
+                reason,
+                after: retry_after,
+            },
+            GraphError::Permanent(reason) => Failure::Permanent(reason),
+        }
+    }
+}
+
+/// One run of the reply job. Safe to repeat: every step remembers that it was done.
+pub async fn process(state: &AppState, message: &Stored) -> Result<(), Failure> {
+    let graph = &state.whatsapp.graph;
+    if !message.read_marked {
+        match graph
+            .mark_read(&message.phone_number_id, &message.wamid)
+            .await
+        {
+            Ok(()) => {}
+            Err(GraphError::Permanent(reason)) => {
+                tracing::warn!(%reason, "WhatsApp read receipt refused; replying anyway")
+            }
+            Err(retryable) => return Err(retryable.into()),
+        }
+        store::mark_read(&state.db, message.id).await?;
+    }
+    if !message.answered {
+        decide(state, message).await?;
+    }
+    let recipient = match (&message.sender_number, &message.sender_user_id) {
+        (Some(number), _) => Recipient::Number(number.clone()),
+        (None, Some(user_id)) => Recipient::UserId(user_id.clone()),
+        (None, None) => return Ok(()),
+    };
+    for (seq, body) in store::unsent_parts(&state.db, message.id).await? {
+        let sent = graph
+            .send_text(&message.phone_number_id, &recipient, &body)
+            .await?;
+        store::part_sent(&state.db, message.id, seq, &sent).await?;
+    }
+    Ok(())
+}
+
+/// Works out the reply and stores it (with whatever it changed) in one go.
+async fn decide(state: &AppState, message: &Stored) -> Result<(), Failure> {
+    let db = &state.db;
+    let Some(number) = message.sender_number.as_deref() else {
+        let sender = message.sender_user_id.as_deref().unwrap_or_default();
+        store::notice(db, message.id, sender, "link", NO_NUMBER).await?;
+        return Ok(());
+    };
+    let text = message
+        .body
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if let Some(code) = text.and_then(link_code) {
+        let linked = store::link(db, message.id, code, number, LINKED, REFUSED).await?;
+        if let Some((user_id, earlier)) = linked {
+            state.user_cache.forget(user_id);
+            if let Some(earlier) = earlier {
+                state.user_cache.forget(earlier);
+            }
+            tracing::info!(user_id, "WhatsApp number linked");
+        }
+        return Ok(());
+    }
+    let Some(user) = owner_of(db, number).await? else {
+        let notice = match text {
+            Some(_) => NOT_LINKED.to_owned(),
+            None => format!("{TEXT_ONLY} {NOT_LINKED}"),
+        };
+        store::notice(db, message.id, number, "link", &notice).await?;
+        return Ok(());
+    };
+    match text {
+        None => store::reply(db, message.id, None, &[TEXT_ONLY.to_owned()]).await?,
+        Some(text) => answer(state, message, &user, number, text).await?,
+    }
+    Ok(())
+}
+
+/// `link 123456` (any case, any spacing) → the code.
+fn link_code(text: &str) -> Option<&str> {
+    static PATTERN: OnceLock<Regex> = OnceLock::new();
+    PATTERN
+        .get_or_init(|| Regex::new(r"(?i)^link\s+(\d{1,12})$").expect("valid pattern"))
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str())
+}
+
+/// Runs the user's agents on the text, stores the chat, tells their sockets, and
+/// records the answer as WhatsApp parts.
+async fn answer(
+    state: &AppState,
+    message: &Stored,
+    user: &User,
+    number: &str,
+    text: &str,
+) -> Result<(), Failure> {
+    let (agent_id, text) = addressed_agent(state, user.id, text).await?;
+    let input = ChatInput {
+        message: text,
+        session_id: Some(format!("whatsapp:{number}")),
+        agent_id,
+        project_id: None,
+        code_context: None,
+    };
+    let outcome = match admit(state, user.id, input).await {
+        Ok(prepared) => {
+            let (events, _) = mpsc::channel(1);
+            orchestrator::execute(state, prepared, &events, &CancellationToken::new()).await
+        }
+        Err(err) => Err(err),
+    };
+    let chat = match outcome {
+        Ok(chat) => chat,
+        Err(err) => {
+            let reply = refusal(err)?;
+            store::reply(&state.db, message.id, None, &[reply]).await?;
+            return Ok(());
+        }
+    };
+    state.hub.broadcast_chat(&chat, None).await;
+    let mut parts = split(&to_whatsapp(&chat.response), PART_MAX);
+    if parts.iter().all(|p| p.trim().is_empty()) {
+        parts = vec![EMPTY_ANSWER.to_owned()];
+    }
+    store::reply(&state.db, message.id, Some(chat.id), &parts).await?;
+    Ok(())
+}
+
+/// What the phone is told when a chat could not run; an outage is retried instead.
+fn refusal(err: Error) -> Result<String, Failure> {
+    match err {
+        Error::RateLimited { retry_after_secs } => Ok(format!(
+            "You have reached your AI message limit. Try again in {retry_after_secs} s."
+        )),
+        Error::Validation(_) | Error::NotFound(_) => Ok(err.client_message()),
+        err if err.status().is_server_error() && !matches!(err, Error::BadGateway(_)) => {
+            Err(err.into())
+        }
+        err => {
+            tracing::warn!(error = %err, "WhatsApp chat failed");
+            Ok(NO_ANSWER.to_owned())
+        }
+    }
+}
+
+/// A leading `@Agent Name` picks one of the user's agents (the longest name that
+/// matches, any case); the rest of the text is the message.
+async fn addressed_agent(
+    state: &AppState,
+    user_id: i64,
+    text: &str,
+) -> Result<(Option<i64>, String), Error> {
+    let Some(rest) = text.strip_prefix('@') else {
+        return Ok((None, text.to_owned()));
+    };
+    let agents: Vec<(i64, String)> = with_pool!(&state.db, |pool| sqlx::query_as(
+        "SELECT id, name FROM agents WHERE user_id = $1"
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await)?;
+    let chosen = agents
+        .into_iter()
+        .filter(|(_, name)| !name.is_empty() && names_agent(rest, name))
+        .max_by_key(|(_, name)| name.len());
+    Ok(match chosen {
+        Some((id, name)) => {
+            let message = rest[name.len()..]
+                .trim_start_matches([':', ',', '-'])
+                .trim();
+            let message = if message.is_empty() { text } else { message };
+            (Some(id), message.to_owned())
+        }
+        None => (None, text.to_owned()),
+    })
+}
+
+/// `rest` starts with `name` (any case) followed by the end or a separator.
+fn names_agent(rest: &str, name: &str) -> bool {
+    rest.get(..name.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(name))
+        && rest[name.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, ':' | ',' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_codes_are_recognised_only_alone() {
+        assert_eq!(link_code("link 123456"), Some("123456"));
+        assert_eq!(link_code("LINK   042042"), Some("042042"));
+        assert_eq!(link_code("link my repo"), None);
+        assert_eq!(link_code("please link 123456"), None);
+    }
+
+    #[test]
+    fn agent_names_match_whole_words_in_any_case() {
+        assert!(names_agent("review monk: look at this", "Review Monk"));
+        assert!(names_agent("Doc Sync", "Doc Sync"));
+        assert!(!names_agent("Doc Syncer hi", "Doc Sync"));
+        assert!(!names_agent("Rév", "Review Monk"));
+    }
+}
