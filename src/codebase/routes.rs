@@ -19,7 +19,11 @@ use super::{
 };
 use crate::{
     auth::AuthUser,
-    error::{ok, Error, ErrorBody, Result},
+    error::{
+        ok,
+        responses::{Authenticated, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{Id, Query},
     pagination::{Page, PageParams},
     projects::{self, Project},
@@ -79,8 +83,10 @@ pub struct Archive(Vec<u8>);
         )),
     responses(
         (status = 200, description = "Indexed: the project's new file set replaced the old one at once", body = SyncStateResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 400, description = "The body could not be read", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
         (status = 413, description = "Archive larger than UPLOAD_LIMIT_BYTES", body = ErrorBody),
         (status = 415, description = "Neither a .tar.gz nor a .zip archive", body = ErrorBody),
         (status = 422, description = "The archive is corrupt", body = ErrorBody),
@@ -159,7 +165,7 @@ pub struct FileEntry {
     params(("id" = i64, Path, description = "Project id"), FileListParams),
     responses(
         (status = 200, description = "Indexed files, by path", body = FileEntryPageResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
         (status = 422, description = "Invalid parameters", body = ErrorBody),
     ))]
@@ -207,7 +213,7 @@ pub struct FileContent {
     params(("id" = i64, Path, description = "Project id"), FileContentParams),
     responses(
         (status = 200, description = "The file", body = FileContentResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user, or no such file in it", body = ErrorBody),
         (status = 422, description = "Invalid parameters", body = ErrorBody),
     ))]
@@ -256,7 +262,7 @@ pub struct SearchResult {
     responses(
         (status = 200, description = "Matches ranked by relevance: files named by the query, \
             then the definition of the query, other definitions, whole words", body = SearchResultResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
+        Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
         (status = 422, description = "Invalid parameters", body = ErrorBody),
         (status = 503, description = "The project was re-indexed several times during the search", body = ErrorBody),

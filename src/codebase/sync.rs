@@ -15,7 +15,11 @@ use utoipa::ToSchema;
 use super::{archive, index, SyncStatus};
 use crate::{
     auth::AuthUser,
-    error::{ok, Error, ErrorBody, Result},
+    error::{
+        ok,
+        responses::{Authenticated, ServerErrors},
+        Error, ErrorBody, Result,
+    },
     extract::{has_content_type, parse_json, read_body, Id},
     integrations::github::{linked_repository, GithubError},
     jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
@@ -70,9 +74,10 @@ fn valid_ref(value: &str) -> bool {
         description = "Optional; an empty body syncs the default branch"),
     responses(
         (status = 202, description = "A sync job is queued; follow it in the project's `sync`", body = super::routes::SyncStateResponse),
+        Authenticated, ServerErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such project of this user", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "A body that is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid ref, or the project links no GitHub repository", body = ErrorBody),
