@@ -62,6 +62,9 @@ pub struct Limits {
     ai: Option<Arc<UserLimiter>>,
     /// Password checks outside `/auth/*` (`current_password`), per user, with the auth budget.
     password: Option<Arc<UserLimiter>>,
+    /// WhatsApp link codes tried by one phone number, with the auth budget: a six-digit
+    /// code must not be found by guessing.
+    link_codes: Option<Arc<KeyedLimiter<String>>>,
     redis: Option<RedisBus>,
 }
 
@@ -70,10 +73,14 @@ impl Limits {
         let auth = IpLimiter::per_minute(auth_per_minute).map(Arc::new);
         let ai = UserLimiter::per_minute(ai_per_minute).map(Arc::new);
         let password = UserLimiter::per_minute(auth_per_minute).map(Arc::new);
+        let link_codes = KeyedLimiter::per_minute(auth_per_minute).map(Arc::new);
         if let Some(limiter) = &auth {
             limiter.spawn_housekeeping();
         }
         if let Some(limiter) = &password {
+            limiter.spawn_housekeeping();
+        }
+        if let Some(limiter) = &link_codes {
             limiter.spawn_housekeeping();
         }
         if let Some(limiter) = &ai {
@@ -85,6 +92,7 @@ impl Limits {
             auth,
             ai,
             password,
+            link_codes,
             redis,
         }
     }
@@ -131,6 +139,19 @@ impl Limits {
         match ip {
             Some(ip) => self.check_auth(ip).await,
             None => Ok(()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the phone `number` tried too many link codes.
+    pub async fn check_link_code(&self, number: &str) -> Result<(), u64> {
+        match &self.link_codes {
+            None => Ok(()),
+            Some(local) => {
+                self.check("link", number, self.auth_per_minute, || {
+                    local.check(number.to_owned())
+                })
+                .await
+            }
         }
     }
 

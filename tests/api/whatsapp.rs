@@ -369,6 +369,31 @@ db_test!(async fn a_phone_links_with_a_single_use_code_and_moves_between_owners(
     app.call(reqwest::Method::DELETE, "/api/v1/user/whatsapp", None, None).await.expect(401);
 });
 
+db_test!(async fn link_codes_cannot_be_guessed_from_one_number(backend) {
+    let graph = graph().await;
+    // Registering and logging in spend two of the auth budget's three, on the test's IP.
+    let app = app_with(backend, &graph, |config| config.rate_limit_auth_per_minute = 3).await;
+    let (token, _) = app.user().await;
+    let code = app.post("/api/v1/user/whatsapp/link", &token, json!({})).await.expect(201);
+    let code = code.data()["code"].as_str().unwrap().to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for n in 0..3 {
+        deliver(&app, &notification(vec![text("15551230001", &format!("wamid.G{n}"), &format!("link {wrong}"))])).await;
+        settled(&app, n + 1).await;
+        assert!(texts(&graph).await.last().unwrap().1.contains("not valid"));
+    }
+    // The right code from the guessing number is refused while it is over the budget…
+    deliver(&app, &notification(vec![text("15551230001", "wamid.G3", &format!("link {code}"))])).await;
+    settled(&app, 4).await;
+    let last = texts(&graph).await.last().unwrap().1.clone();
+    assert!(last.contains("Too many link attempts"), "{last}");
+    assert!(app.get("/api/v1/user/me", &token).await.expect(200).data()["whatsapp_number"].is_null());
+    // …and works from a phone that did not guess.
+    deliver(&app, &notification(vec![text("15559990000", "wamid.G4", &format!("link {code}"))])).await;
+    settled(&app, 5).await;
+    assert_eq!(app.get("/api/v1/user/me", &token).await.expect(200).data()["whatsapp_number"], "15559990000");
+});
+
 db_test!(async fn a_linked_number_chats_with_the_users_agents_and_their_sockets_see_it(backend) {
     let graph = graph().await;
     let app = app(backend, &graph).await;

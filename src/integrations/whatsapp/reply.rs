@@ -116,6 +116,12 @@ async fn decide(state: &AppState, message: &Stored) -> Result<(), Failure> {
         .map(str::trim)
         .filter(|t| !t.is_empty());
     if let Some(code) = text.and_then(link_code) {
+        if let Err(wait) = state.limits.check_link_code(number).await {
+            let refusal =
+                format!("Too many link attempts from this number. Try again in {wait} s.");
+            store::reply(db, message.id, None, &[refusal]).await?;
+            return Ok(());
+        }
         let linked = store::link(db, message.id, code, number, LINKED, REFUSED).await?;
         if let Some((user_id, earlier)) = linked {
             state.user_cache.forget(user_id);
