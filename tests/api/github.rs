@@ -21,7 +21,7 @@ use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
 };
 
-use crate::helpers::{spawn_with, Backend, Reply, TestApp};
+use crate::helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp};
 
 const SECRET: &str = "webhook-test-secret";
 const REPO: &str = "acme/widgets";
@@ -756,55 +756,24 @@ impl Respond for SlowFirstDiff {
     }
 }
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn start_binary(
     database_url: &str,
     github: &MockServer,
     dir: &std::path::Path,
-) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", database_url)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("BCRYPT_ROUNDS", "4")
-            // Both runs must accept the same access tokens.
-            .env("SECRET_KEY", crate::helpers::TEST_SECRET)
-            .env("GITHUB_WEBHOOK_SECRET", SECRET)
-            .env("GITHUB_API_URL", github.uri())
-            .env("GITHUB_TOKEN", "ghp_test_token")
-            .env("JOB_LEASE_SECONDS", "2")
-            .env("JOB_POLL_INTERVAL_MS", "100")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the codesherpa binary"),
-    );
-    let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if client.get(format!("{address}/health")).send().await.is_ok() {
-            return (child, address);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the binary did not come up");
+) -> ServerProcess {
+    let github_url = github.uri();
+    ServerProcess::start(
+        database_url,
+        dir,
+        &[
+            ("GITHUB_WEBHOOK_SECRET", SECRET),
+            ("GITHUB_API_URL", &github_url),
+            ("GITHUB_TOKEN", "ghp_test_token"),
+            ("JOB_LEASE_SECONDS", "2"),
+            ("JOB_POLL_INTERVAL_MS", "100"),
+        ],
+    )
+    .await
 }
 
 db_test!(
@@ -822,8 +791,8 @@ db_test!(
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let (mut first, address) = start_binary(&owner.database_url, &github.server, dir.path()).await;
-        let app = owner.at(&address);
+        let mut first = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&first.address);
         let (token, project) = linked_project(&app, true).await;
         deliver(&app, "pull_request", "d-kill", &pull_request_event("opened", HEAD))
             .await
@@ -838,12 +807,11 @@ db_test!(
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        first.0.kill().expect("kill -9");
-        first.0.wait().unwrap();
+        first.kill();
         assert!(github.comments.all().is_empty());
 
-        let (_second, address) = start_binary(&owner.database_url, &github.server, dir.path()).await;
-        let app = owner.at(&address);
+        let second = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&second.address);
         let review = finished_review(&app, &token, project).await;
         assert_eq!(review["status"], "done", "{review}");
         assert_eq!(review["attempts"], 2);

@@ -456,3 +456,77 @@ pub async fn slow_openai() -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{address}/v1")
 }
+
+/// The server binary as a child process, as it runs in production, for crash tests: it is
+/// killed with SIGKILL (no shutdown hook, no drain) by `kill` or when dropped. It runs in
+/// `workdir` (so no developer `.env` is read) with test settings plus `settings`, which
+/// override them.
+pub struct ServerProcess {
+    process: std::process::Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    pub async fn start(
+        database_url: &str,
+        workdir: &std::path::Path,
+        settings: &[(&str, &str)],
+    ) -> ServerProcess {
+        // A free port: bound, read and released (the child binds it right after).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        let process = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
+            .env_clear()
+            .current_dir(workdir)
+            .envs([
+                ("PATH", std::env::var("PATH").unwrap_or_default().as_str()),
+                ("DATABASE_URL", database_url),
+                ("HOST", "127.0.0.1"),
+                ("PORT", &port),
+                ("DEBUG", "true"),
+                // Every run must accept the same access tokens.
+                ("SECRET_KEY", TEST_SECRET),
+                ("BCRYPT_ROUNDS", "4"),
+                ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
+                ("RATE_LIMIT_AI_PER_MINUTE", "0"),
+                ("RUST_LOG", "warn"),
+            ])
+            .envs(settings.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the codesherpa binary");
+        let server = ServerProcess {
+            process,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            let health = client
+                .get(format!("{}/health", server.address))
+                .send()
+                .await;
+            if health.is_ok_and(|reply| reply.status().is_success()) {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server binary did not come up");
+    }
+
+    pub fn kill(&mut self) {
+        // std's kill is SIGKILL on Unix.
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

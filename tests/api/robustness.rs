@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use codesherpa::config::ProviderKind;
 
-use crate::helpers::{slow_openai, spawn, spawn_with, Reply, TestApp};
+use crate::helpers::{slow_openai, spawn, spawn_with, Reply, ServerProcess, TestApp};
 
 /// Everything one user does in one round, all at once.
 async fn round(
@@ -179,73 +179,11 @@ db_test!(async fn a_generation_still_restores_an_untouched_agent(backend) {
     assert_eq!(agent_status(&app, &token, id).await, "active");
 });
 
-/// The release-style server binary as a child process, killed (SIGKILL) when dropped.
-struct Child {
-    process: std::process::Child,
-    address: String,
-}
-
-impl Child {
-    async fn start(database_url: &str, workdir: &std::path::Path) -> Child {
-        // A free port: bound, read and released (the child binds it right after).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
-            .env_clear()
-            // Its own directory, so no `.env` of the developer's is read.
-            .current_dir(workdir)
-            .envs([
-                ("DATABASE_URL", database_url),
-                ("HOST", "127.0.0.1"),
-                ("PORT", &port.to_string()),
-                ("DEBUG", "true"),
-                ("SECRET_KEY", crate::helpers::TEST_SECRET),
-                ("BCRYPT_ROUNDS", "4"),
-                ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
-                ("RATE_LIMIT_AI_PER_MINUTE", "0"),
-                ("RUST_LOG", "warn"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the server binary");
-        let child = Child {
-            process,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(reply) = client.get(format!("{}/health", child.address)).send().await {
-                if reply.status().is_success() {
-                    return child;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server binary did not come up");
-    }
-
-    fn kill(&mut self) {
-        // std's kill is SIGKILL on Unix: no shutdown hook, no flush, no drain.
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 db_test!(async fn kill_9_under_write_load_loses_no_acknowledged_write(backend) {
     // `spawn` provides (and finally drops) a migrated database; the binary serves it.
     let app = spawn(backend).await;
     let workdir = tempfile::tempdir().unwrap();
-    let mut server = Child::start(&app.database_url, workdir.path()).await;
+    let mut server = ServerProcess::start(&app.database_url, workdir.path(), &[]).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -306,7 +244,7 @@ db_test!(async fn kill_9_under_write_load_loses_no_acknowledged_write(backend) {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let restarted = Child::start(&app.database_url, workdir.path()).await;
+    let restarted = ServerProcess::start(&app.database_url, workdir.path(), &[]).await;
     for (path, id, name) in &acknowledged {
         let reply: Value = client
             .get(format!("{}{path}/{id}", restarted.address))

@@ -12,7 +12,7 @@ use wiremock::{
     Mock, MockServer, Request, ResponseTemplate,
 };
 
-use crate::helpers::{spawn_with, Backend, Reply, TestApp};
+use crate::helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp};
 
 const APP_SECRET: &str = "meta-app-secret";
 const VERIFY_TOKEN: &str = "verify-me-please";
@@ -697,80 +697,29 @@ db_test!(async fn the_whatsapp_routes_are_documented(backend) {
     assert!(spec["paths"]["/api/v1/user/whatsapp"]["delete"]["responses"]["200"].is_object());
 });
 
-/// The server binary as a child process with WhatsApp configured; SIGKILLed when dropped.
-struct Server {
-    process: std::process::Child,
-    address: String,
-}
-
-impl Server {
-    async fn start(
-        database_url: &str,
-        workdir: &std::path::Path,
-        graph: &MockServer,
-        provider: &str,
-    ) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"))
-            .env_clear()
-            .current_dir(workdir)
-            .envs([
-                ("DATABASE_URL", database_url),
-                ("HOST", "127.0.0.1"),
-                ("PORT", &port.to_string()),
-                ("SECRET_KEY", crate::helpers::TEST_SECRET),
-                ("BCRYPT_ROUNDS", "4"),
-                ("RATE_LIMIT_AUTH_PER_MINUTE", "0"),
-                ("RATE_LIMIT_AI_PER_MINUTE", "0"),
-                ("LLM_PROVIDER", "openai"),
-                ("OPENAI_BASE_URL", provider),
-                ("OPENAI_API_KEY", "sk-test"),
-                ("WHATSAPP_APP_SECRET", APP_SECRET),
-                ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
-                ("WHATSAPP_API_URL", &graph.uri()),
-                ("WHATSAPP_API_VERSION", "v21.0"),
-                ("JOB_LEASE_SECONDS", "2"),
-                ("RUST_LOG", "warn"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the server binary");
-        let server = Server {
-            process,
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(reply) = client
-                .get(format!("{}/health", server.address))
-                .send()
-                .await
-            {
-                if reply.status().is_success() {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server binary did not come up");
-    }
-
-    fn kill(&mut self) {
-        // std's kill is SIGKILL on Unix: no shutdown hook, no drain.
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The server binary with WhatsApp configured and `provider` as its OpenAI-compatible model.
+async fn binary(
+    database_url: &str,
+    workdir: &std::path::Path,
+    graph: &MockServer,
+    provider: &str,
+) -> ServerProcess {
+    let graph_url = graph.uri();
+    ServerProcess::start(
+        database_url,
+        workdir,
+        &[
+            ("LLM_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", provider),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("WHATSAPP_APP_SECRET", APP_SECRET),
+            ("WHATSAPP_ACCESS_TOKEN", GRAPH_TOKEN),
+            ("WHATSAPP_API_URL", &graph_url),
+            ("WHATSAPP_API_VERSION", "v21.0"),
+            ("JOB_LEASE_SECONDS", "2"),
+        ],
+    )
+    .await
 }
 
 db_test!(async fn kill_9_between_receipt_and_reply_gives_exactly_one_reply_after_restart(backend) {
@@ -784,7 +733,7 @@ db_test!(async fn kill_9_between_receipt_and_reply_gives_exactly_one_reply_after
     app.begin_shutdown();
     let workdir = tempfile::tempdir().unwrap();
     // The first instance dies while its provider is still streaming the answer.
-    let mut first = Server::start(&app.database_url, workdir.path(), &graph, &crate::helpers::slow_openai().await).await;
+    let mut first = binary(&app.database_url, workdir.path(), &graph, &crate::helpers::slow_openai().await).await;
     let raw = serde_json::to_vec(&notification(vec![text("15551230001", "wamid.KILL", "@Doc Sync explain closures")])).unwrap();
     let accepted = app
         .client
@@ -808,7 +757,7 @@ db_test!(async fn kill_9_between_receipt_and_reply_gives_exactly_one_reply_after
     assert!(texts(&graph).await.is_empty(), "nothing was sent before the crash");
 
     let provider = provider_answering("Closures capture their environment.").await;
-    let restarted = Server::start(&app.database_url, workdir.path(), &graph, &format!("{}/v1", provider.uri())).await;
+    let restarted = binary(&app.database_url, workdir.path(), &graph, &format!("{}/v1", provider.uri())).await;
     settled(&app, 2).await;
     assert_eq!(status_of(&app, "wamid.KILL").await.0, "done");
     let sent = texts(&graph).await;
