@@ -86,6 +86,9 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A feature whose settings are missing on this server (503, `not_configured`).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// The AI provider failed or answered garbage.
     #[error("{0}")]
     BadGateway(String),
@@ -118,7 +121,7 @@ impl Error {
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Database(err) if is_outage(err) => StatusCode::SERVICE_UNAVAILABLE,
@@ -214,7 +217,7 @@ pub fn status_envelope(status: StatusCode, message: impl Into<String>) -> Respon
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, Error::NotConfigured(_)) {
             // Logged inside the request span, so the request id comes along.
             tracing::error!(error = %self, "request failed");
         }
@@ -222,7 +225,10 @@ impl IntoResponse for Error {
             success: false,
             data: None,
             message: self.client_message(),
-            code: code_for(status),
+            code: match self {
+                Error::NotConfigured(_) => "not_configured",
+                _ => code_for(status),
+            },
             errors: match &self {
                 Error::Validation(errors) => errors.clone(),
                 _ => Vec::new(),

@@ -1,8 +1,11 @@
 //! The `X-Hub-Signature-256` check shared by GitHub's and Meta's webhooks: `sha256=` and
 //! the hex HMAC-SHA256 of the raw body, keyed with the shared secret.
 
+use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::error::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -19,6 +22,27 @@ pub fn verify_sha256(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(body);
     mac.verify_slice(&signature).is_ok()
+}
+
+/// What both webhooks check first: 503 `not_configured` when the secret is not set
+/// (`missing` names the setting), 401 when `X-Hub-Signature-256` is missing or wrong.
+pub fn verify_webhook(
+    secret: Option<&str>,
+    missing: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<()> {
+    let secret = secret.ok_or(Error::NotConfigured(missing))?;
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|value| value.to_str().ok());
+    if verify_sha256(secret.as_bytes(), body, signature) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized(
+            "Missing or invalid X-Hub-Signature-256",
+        ))
+    }
 }
 
 /// `sha256=<hex>` for `body`: what a sender puts in `X-Hub-Signature-256`.

@@ -285,7 +285,7 @@ db_test!(async fn notifications_need_the_app_secrets_signature(backend) {
 
     let unconfigured = spawn_with(backend, |_| {}).await;
     let refused = deliver_signed(&unconfigured, &body, APP_SECRET).await.expect(503);
-    assert_eq!(refused.code(), "service_unavailable");
+    assert_eq!(refused.code(), "not_configured");
 });
 
 db_test!(async fn unknown_numbers_get_one_link_notice_an_hour_and_no_chat(backend) {

@@ -7,7 +7,6 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Json,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,7 +18,7 @@ use crate::{
     error::{ok, Error, ErrorBody, Result},
     extract::{has_content_type, parse_json},
     in_transaction,
-    integrations::signature::verify_sha256,
+    integrations::signature::verify_webhook,
     jobs::{self, Enqueued, NewJob},
     state::AppState,
 };
@@ -178,17 +177,12 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let Some(secret) = state.config.github.webhook_secret.as_deref() else {
-        return Ok(not_configured());
-    };
-    let signature = headers
-        .get("x-hub-signature-256")
-        .and_then(|v| v.to_str().ok());
-    if !verify_sha256(secret.as_bytes(), &body, signature) {
-        return Err(Error::Unauthorized(
-            "Missing or invalid X-Hub-Signature-256",
-        ));
-    }
+    verify_webhook(
+        state.config.github.webhook_secret.as_deref(),
+        "GitHub webhooks are not configured on this server (GITHUB_WEBHOOK_SECRET)",
+        &headers,
+        &body,
+    )?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -213,17 +207,6 @@ pub async fn receive(
         _ => "Delivery ignored",
     };
     Ok((status, ok(receipt, message)).into_response())
-}
-
-fn not_configured() -> Response {
-    let body = ErrorBody {
-        success: false,
-        data: None,
-        message: "GitHub webhooks are not configured on this server (GITHUB_WEBHOOK_SECRET)".into(),
-        code: "not_configured",
-        errors: Vec::new(),
-    };
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// GitHub sends JSON, or `payload=<json>` when the hook's content type is a form.

@@ -16,7 +16,7 @@ use super::{payload::Notification, store};
 use crate::{
     error::{ok, Error, ErrorBody, Result},
     extract::{has_content_type, parse_form, parse_json},
-    integrations::signature::verify_sha256,
+    integrations::signature::verify_webhook,
     state::AppState,
 };
 
@@ -90,24 +90,21 @@ pub struct Received {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "The body is JSON but not a notification", body = ErrorBody),
-        (status = 503, description = "`WHATSAPP_APP_SECRET` is not configured, or the database is unavailable", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
+        (status = 500, description = "Internal error (details are logged, never sent)", body = ErrorBody),
+        (status = 503, description = "`WHATSAPP_APP_SECRET` is not configured (`not_configured`), or the database is unavailable", body = ErrorBody),
     ))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse> {
-    let Some(secret) = state.config.whatsapp.app_secret.as_deref() else {
-        return Err(Error::Unavailable(
-            "WhatsApp is not configured on this server",
-        ));
-    };
-    let signature = headers
-        .get("x-hub-signature-256")
-        .and_then(|value| value.to_str().ok());
-    if !verify_sha256(secret.as_bytes(), &body, signature) {
-        return Err(Error::Unauthorized("Invalid webhook signature"));
-    }
+    verify_webhook(
+        state.config.whatsapp.app_secret.as_deref(),
+        "WhatsApp is not configured on this server (WHATSAPP_APP_SECRET)",
+        &headers,
+        &body,
+    )?;
     if !has_content_type(&headers, "application/json") {
         return Err(Error::UnsupportedMediaType(
             "Expected a JSON body with Content-Type: application/json",
