@@ -172,7 +172,18 @@ impl SyncJob {
 impl Handler for SyncJob {
     fn run(&self, job: Job) -> BoxFuture<'static, Outcome> {
         let state = self.state.clone();
-        Box::pin(async move { run(&state, job).await })
+        Box::pin(async move {
+            let project_id = job.payload["project_id"].as_i64();
+            let outcome = run(&state, job).await;
+            // Waiting for a retry is not running: show the owner why, until the next try.
+            if let (Outcome::Retry { reason, .. }, Some(project_id)) = (&outcome, project_id) {
+                let marked = index::mark(&state.db, project_id, SyncStatus::Queued, Some(reason));
+                if let Err(err) = marked.await {
+                    tracing::warn!(error = %err, "could not record a sync retry");
+                }
+            }
+            outcome
+        })
     }
 
     fn failed(&self, job: Job, reason: String) -> BoxFuture<'static, ()> {

@@ -157,3 +157,28 @@ db_test!(async fn a_push_to_the_default_branch_resyncs_linked_projects(backend) 
     let again = push(&app, "d-1", &payload("refs/heads/main")).await.expect(200);
     assert_eq!(again.data()["status"], "duplicate", "a redelivery syncs nothing more");
 });
+
+db_test!(async fn a_sync_waiting_for_a_retry_shows_queued_with_its_reason(backend) {
+    let github = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/shop/tarball/main"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&github)
+        .await;
+    let app = github_app(backend, &github).await;
+    let (token, _) = app.user().await;
+    let project = app.post("/api/v1/projects", &token, json!({"name": "shop", "repo_url": "https://github.com/acme/shop"})).await.expect(201);
+    let id = project.data()["id"].as_i64().unwrap();
+    app.post(&format!("/api/v1/projects/{id}/sync"), &token, json!({"ref": "main"})).await.expect(202);
+    // The first try fails with a retryable 502; the next one is seconds away.
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        seen = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200).data()["sync"].clone();
+        if seen["reason"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen["status"], "queued", "{seen}");
+    assert_eq!(seen["reason"], "GitHub answered 502", "{seen}");
+});
