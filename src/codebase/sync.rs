@@ -80,7 +80,8 @@ fn valid_ref(value: &str) -> bool {
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "A body that is not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid ref, or the project links no GitHub repository", body = ErrorBody),
+        (status = 409, description = "The project links no GitHub repository", body = ErrorBody),
+        (status = 422, description = "Invalid ref", body = ErrorBody),
     ))]
 pub async fn start(
     State(state): State<AppState>,
@@ -92,7 +93,8 @@ pub async fn start(
     let body = read_body(request, &state).await?;
     let input: SyncRequest = match (body.is_empty(), json) {
         (true, _) => SyncRequest::default(),
-        (false, true) => parse_json(&body)?,
+        // `null` is what the schema's optional body allows too.
+        (false, true) => parse_json::<Option<SyncRequest>>(&body)?.unwrap_or_default(),
         (false, false) => {
             return Err(Error::UnsupportedMediaType(
                 "Expected no body or a JSON body with Content-Type: application/json",
@@ -113,9 +115,11 @@ pub async fn start(
         .as_deref()
         .and_then(|url| linked_repository(url, state.github.api_url()));
     if linked.is_none() {
-        return Err(Error::invalid(
-            "repo_url",
-            "the project links no GitHub repository; upload an archive with PUT /projects/{id}/files",
+        // The request is valid; the project's state does not allow it.
+        return Err(Error::Conflict(
+            "The project links no GitHub repository: set its repo_url, or upload an archive \
+             with PUT /api/v1/projects/{id}/files"
+                .into(),
         ));
     }
     queue(&state, id, input.git_ref, None, None).await?;

@@ -100,12 +100,15 @@ db_test!(async fn sync_requests_are_checked(backend) {
     let unlinked = app.post("/api/v1/projects", &token, json!({"name": "local"})).await.expect(201);
     let sync = |id: &Value| format!("/api/v1/projects/{id}/sync");
 
-    assert_eq!(app.post(&sync(&unlinked.data()["id"]), &token, json!({})).await.expect(422).error_fields(), ["repo_url"]);
+    let conflict = app.post(&sync(&unlinked.data()["id"]), &token, json!({})).await.expect(409);
+    assert!(conflict.body["message"].as_str().unwrap().contains("links no GitHub repository"), "{}", conflict.body);
     assert_eq!(app.post(&sync(&json!(id)), &token, json!({"ref": "bad ref"})).await.expect(422).error_fields(), ["ref"]);
     assert_eq!(app.post(&sync(&json!(id)), &token, json!({"ref": "../../etc"})).await.expect(422).error_fields(), ["ref"]);
     app.post(&sync(&json!(id)), &mallory, json!({})).await.expect(404);
     let project = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200);
     assert_eq!(project.data()["sync"]["status"], "never", "nothing queued by refused requests");
+    // A JSON `null` is the optional body left out.
+    app.post(&sync(&json!(id)), &token, Value::Null).await.expect(202);
 });
 
 async fn push(app: &TestApp, delivery: &str, payload: &Value) -> crate::helpers::Reply {
