@@ -31,8 +31,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-CORPUS="${BENCH_CORPUS:-$(ls -d ~/.cargo/registry/src/*/ | head -1)}"
-(cd "$CORPUS" && find . -name '*.rs' -size -1024k | sort | head -n "$FILES") > "$WORK/list"
+# awk, not head: head exits early and pipefail would end the script on the writer's SIGPIPE.
+CORPUS="${BENCH_CORPUS:-$(ls -d ~/.cargo/registry/src/*/ | awk 'NR == 1')}"
+(cd "$CORPUS" && find . -name '*.rs' -size -1024k | sort | awk -v n="$FILES" 'NR <= n') > "$WORK/list"
 tar czf "$WORK/corpus.tar.gz" -C "$CORPUS" -T "$WORK/list"
 echo "corpus: $(wc -l < "$WORK/list") files, $(du -k "$WORK/corpus.tar.gz" | cut -f1) KiB gzipped, \
 $(cd "$CORPUS" && xargs -a "$WORK/list" cat | wc -c) bytes, $(cd "$CORPUS" && xargs -a "$WORK/list" cat | wc -l) lines"
@@ -53,7 +54,7 @@ LUA
 
 start_server() { # database-url
     DATABASE_URL="$1" PORT="$PORT" HOST=127.0.0.1 DEBUG=false LOG_FORMAT=json RUST_LOG=warn \
-        SECRET_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+        SECRET_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
         RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_AI_PER_MINUTE=0 BCRYPT_ROUNDS=4 \
         DATABASE_MAX_CONNECTIONS=16 "$BIN" serve > "$OUT/codebase-$BACKEND-server.log" 2>&1 &
     SERVER_PID=$!
