@@ -79,7 +79,7 @@ run_backend() { # backend database-url index-size-command
     seconds=$(curl -s -o "$WORK/sync.json" -w '%{time_total}' -X PUT \
         "$BASE/api/v1/projects/$id/files" -H "Authorization: Bearer $TOKEN" \
         -H 'Content-Type: application/gzip' --data-binary "@$WORK/corpus.tar.gz")
-    echo "$BACKEND upload+index: ${seconds}s, files indexed: $(json "['data']['files']" < "$WORK/sync.json"), skipped: $(json "len(d['data']['skipped'])" < "$WORK/sync.json")"
+    echo "$BACKEND upload+index: ${seconds}s, files indexed: $(json "['data']['files']" < "$WORK/sync.json"), skipped: $(python3 -c "import json,sys; print(len(json.load(sys.stdin)['data']['skipped']))" < "$WORK/sync.json")"
     echo "$BACKEND index size: $($3)"
     curl -s -o /dev/null -w "$BACKEND re-index (second upload, replaces the first): %{time_total}s\n" -X PUT \
         "$BASE/api/v1/projects/$id/files" -H "Authorization: Bearer $TOKEN" \
