@@ -28,7 +28,7 @@ use crate::{
     pagination::{Page, PageParams},
     projects::{self, Project},
     state::AppState,
-    validate::Violations,
+    validate::{Violations, NUL_REFUSED},
 };
 
 pub fn router() -> Router<AppState> {
@@ -136,11 +136,19 @@ pub async fn upload(
     Ok(ok(project.sync, "Files indexed"))
 }
 
+/// PostgreSQL cannot compare text holding NUL: refused alike on both databases.
+fn refuse_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, NUL_REFUSED));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FileListParams {
     /// Only paths that start with this (case-sensitive), e.g. `src/`.
-    #[param(max_length = 1024)]
+    #[param(max_length = 1024, pattern = r"^[^\x00]*$")]
     pub path_prefix: Option<String>,
     /// 1 to 100; default 50.
     #[param(minimum = 1, maximum = 100)]
@@ -181,6 +189,7 @@ pub async fn list_files(
     }
     .validate()?;
     let prefix = params.path_prefix.unwrap_or_default();
+    refuse_nul("path_prefix", &prefix)?;
     if prefix.chars().count() > PATH_MAX_CHARS {
         return Err(Error::invalid(
             "path_prefix",
@@ -196,7 +205,7 @@ pub async fn list_files(
 #[into_params(parameter_in = Query)]
 pub struct FileContentParams {
     /// The file's path as listed, e.g. `src/cart.rs`.
-    #[param(min_length = 1, max_length = 1024)]
+    #[param(min_length = 1, max_length = 1024, pattern = r"^[^\x00]*$")]
     pub path: String,
 }
 
@@ -223,6 +232,7 @@ pub async fn read_file(
     Id(id): Id,
     Query(params): Query<FileContentParams>,
 ) -> Result<impl IntoResponse> {
+    refuse_nul("path", &params.path)?;
     let chars = params.path.chars().count();
     if !(1..=PATH_MAX_CHARS).contains(&chars) {
         return Err(Error::invalid(
@@ -242,7 +252,7 @@ pub async fn read_file(
 pub struct SearchParams {
     /// Text to find in lines, case-insensitively, taken as is (blanks included); a query
     /// equal to a file's path or name also finds that file.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00]*$")]
     pub q: String,
     /// 1 to 100; default 20.
     #[param(minimum = 1, maximum = 100)]
@@ -277,6 +287,8 @@ pub async fn search_files(
     let q = params.q;
     if !(1..=QUERY_MAX_CHARS).contains(&q.chars().count()) {
         check.add("q", format!("must be 1 to {QUERY_MAX_CHARS} characters"));
+    } else if q.contains('\0') {
+        check.add("q", NUL_REFUSED);
     }
     let limit = params.limit.unwrap_or(SEARCH_DEFAULT_LIMIT);
     if !(1..=100).contains(&limit) {

@@ -351,3 +351,17 @@ db_test!(async fn chats_about_a_project_cite_path_and_line(backend) {
     assert!(explanation.contains("`src/api.rs:2`") && explanation.contains("`src/api.rs:7`"), "{explanation}");
     assert!(explanation.contains("local engine"), "{explanation}");
 });
+
+db_test!(async fn nul_characters_in_file_queries_are_refused(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let project = app.post("/api/v1/projects", &token, json!({"name": "p"})).await.expect(201);
+    let id = &project.data()["id"];
+    for (path, field) in [
+        (format!("/api/v1/projects/{id}/files/content?path=src%00x"), "path"),
+        (format!("/api/v1/projects/{id}/files?path_prefix=%00"), "path_prefix"),
+        (format!("/api/v1/projects/{id}/search?q=a%00b"), "q"),
+    ] {
+        assert_eq!(app.get(&path, &token).await.expect(422).error_fields(), [field], "{path}");
+    }
+});
