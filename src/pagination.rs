@@ -3,7 +3,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{error::Result, validate::Violations};
+use axum::{
+    http::header::CONTENT_TYPE,
+    response::{IntoResponse, Response},
+};
+
+use crate::{db::json, error::Result, validate::Violations};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
@@ -57,6 +62,31 @@ impl<T> Page<T> {
             limit: request.limit,
             offset: request.offset,
         }
+    }
+}
+
+/// A 200 answer in the envelope whose page was written by the database
+/// ([`crate::db::json`]): the same JSON as `ok(Page::new(…), message)`, with the items'
+/// text copied in as it came instead of decoded and encoded again.
+pub struct JsonPage {
+    pub page: json::Page,
+    pub request: PageRequest,
+    pub message: &'static str,
+}
+
+impl IntoResponse for JsonPage {
+    fn into_response(self) -> Response {
+        let JsonPage {
+            page,
+            request,
+            message,
+        } = self;
+        let message = serde_json::to_string(message).unwrap_or_default();
+        let body = format!(
+            r#"{{"success":true,"data":{{"items":{},"total":{},"limit":{},"offset":{}}},"message":{message}}}"#,
+            page.items, page.total, request.limit, request.offset
+        );
+        ([(CONTENT_TYPE, "application/json")], body).into_response()
     }
 }
 

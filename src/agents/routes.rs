@@ -16,7 +16,7 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
-    pagination::{Page, PageParams},
+    pagination::{JsonPage, PageParams},
     state::AppState,
     validate::Violations,
 };
@@ -124,8 +124,11 @@ pub async fn list(
     Query(params): Query<PageParams>,
 ) -> Result<impl IntoResponse> {
     let page = params.validate()?;
-    let (items, total) = store::list(&state.db, user.id, page).await?;
-    Ok(ok(Page::new(items, total, page), "Agents retrieved"))
+    Ok(JsonPage {
+        page: store::list(&state.db, user.id, page).await?,
+        request: page,
+        message: "Agents retrieved",
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),

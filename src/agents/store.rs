@@ -1,7 +1,10 @@
 //! Agent queries; every one is scoped to its owner.
 
 use crate::{
-    db::{now, owned, Db},
+    db::{
+        json::{self, Value},
+        now, owned, Db,
+    },
     error::Result,
     pagination::PageRequest,
     with_pool,
@@ -22,8 +25,22 @@ pub struct AgentFields {
     pub model: Option<String>,
 }
 
-pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Agent>, i64)> {
-    owned::list(db, "agents", COLUMNS, user_id, page).await
+/// An [`Agent`] as its `Serialize` derive writes it, for pages built by the database.
+const JSON: json::Fields = &[
+    ("id", Value::Column("id")),
+    ("user_id", Value::Column("user_id")),
+    ("name", Value::Column("name")),
+    ("description", Value::Column("description")),
+    ("status", Value::Column("status")),
+    ("role", Value::Column("role")),
+    ("system_prompt", Value::Column("system_prompt")),
+    ("model", Value::Column("model")),
+    ("created_at", Value::Time("created_at")),
+    ("updated_at", Value::Time("updated_at")),
+];
+
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<json::Page> {
+    owned::list(db, "agents", JSON, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Agent>> {

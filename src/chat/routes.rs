@@ -24,7 +24,7 @@ use crate::{
     error::{code_for, created, ok, Error, ErrorBody, Result},
     extract::{optional_integer, Id, Json, Query},
     orchestrator::{self, ChatEvent, ChatInput},
-    pagination::{Page, PageParams},
+    pagination::{JsonPage, Page, PageParams},
     state::AppState,
     validate::NUL_REFUSED,
 };
@@ -231,8 +231,11 @@ pub async fn list(
         agent_id: query.agent_id,
         project_id: query.project_id,
     };
-    let (items, total) = store::list(&state.db, user.id, &filter, page).await?;
-    Ok(ok(Page::new(items, total, page), "Chats retrieved"))
+    Ok(JsonPage {
+        page: store::list(&state.db, user.id, &filter, page).await?,
+        request: page,
+        message: "Chats retrieved",
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/chat/sessions", tag = "chat", security(("bearer" = [])),

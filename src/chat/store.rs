@@ -4,7 +4,10 @@ use sqlx::types::Json;
 
 use super::{Chat, ChatSession};
 use crate::{
-    db::{now, Db},
+    db::{
+        json::{self, Order, Value},
+        now, Db,
+    },
     error::Result,
     llm::{estimate_tokens, Role, Turn},
     pagination::PageRequest,
@@ -73,41 +76,46 @@ pub struct Filter {
     pub project_id: Option<i64>,
 }
 
+/// A [`Chat`] as its `Serialize` derive writes it, for pages built by the database.
+const JSON: json::Fields = &[
+    ("id", Value::Column("id")),
+    ("user_id", Value::Column("user_id")),
+    ("session_id", Value::Column("session_id")),
+    ("agent_id", Value::Column("agent_id")),
+    ("project_id", Value::Column("project_id")),
+    ("message", Value::Column("message")),
+    ("response", Value::Column("response")),
+    ("result", Value::Json("result")),
+    ("agent", Value::Column("agent")),
+    ("provider", Value::Column("provider")),
+    ("model", Value::Column("model")),
+    ("prompt_tokens", Value::Column("prompt_tokens")),
+    ("completion_tokens", Value::Column("completion_tokens")),
+    ("latency_ms", Value::Column("latency_ms")),
+    ("complete", Value::Bool("complete")),
+    ("created_at", Value::Time("created_at")),
+];
+
 /// Newest first, except within one session, which reads oldest first like a transcript.
-pub async fn list(
-    db: &Db,
-    user_id: i64,
-    filter: &Filter,
-    page: PageRequest,
-) -> Result<(Vec<Chat>, i64)> {
-    const WHERE: &str = "WHERE user_id = $1 AND ($2 IS NULL OR session_id = $2) \
+pub async fn list(db: &Db, user_id: i64, filter: &Filter, page: PageRequest) -> Result<json::Page> {
+    const FROM_WHERE: &str = "FROM chats WHERE user_id = $1 AND ($2 IS NULL OR session_id = $2) \
         AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR project_id = $4)";
     let order = if filter.session_id.is_some() {
-        "ASC"
+        Order::OldestFirst
     } else {
-        "DESC"
+        Order::NewestFirst
     };
-    let sql = format!("SELECT {COLUMNS} FROM chats {WHERE} ORDER BY id {order} LIMIT $5 OFFSET $6");
-    let count = format!("SELECT COUNT(*) FROM chats {WHERE}");
-    Ok(with_pool!(db, |pool| {
-        let items = sqlx::query_as(&sql)
-            .bind(user_id)
-            .bind(&filter.session_id)
-            .bind(filter.agent_id)
-            .bind(filter.project_id)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(pool)
-            .await?;
-        let (total,): (i64,) = sqlx::query_as(&count)
-            .bind(user_id)
-            .bind(&filter.session_id)
-            .bind(filter.agent_id)
-            .bind(filter.project_id)
-            .fetch_one(pool)
-            .await?;
-        Ok::<_, sqlx::Error>((items, total))
-    })?)
+    let sql = db.page_sql(FROM_WHERE, JSON, order, 5);
+    let (total, items) = with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(&filter.session_id)
+        .bind(filter.agent_id)
+        .bind(filter.project_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_one(pool)
+        .await)?;
+    Ok(json::Page { items, total })
 }
 
 /// The user's sessions, most recently active first.

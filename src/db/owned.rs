@@ -3,7 +3,7 @@
 
 use sqlx::{postgres::PgRow, sqlite::SqliteRow, FromRow};
 
-use super::Db;
+use super::{json, Db};
 use crate::{error::Result, pagination::PageRequest, with_pool};
 
 /// A row type readable from both backends.
@@ -11,29 +11,29 @@ pub trait Row: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'
 
 impl<T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>> Row for T {}
 
-/// The owner's rows of `table`, newest first, and how many there are in all.
-/// `table` and `columns` are constants of the calling module, never user input.
-pub async fn list<T: Row>(
+/// A page of the owner's rows of `table`, newest first, as JSON built by the database
+/// (see [`json`]), with how many there are in all. `table` is a constant of the calling
+/// module, never user input.
+pub async fn list(
     db: &Db,
     table: &str,
-    columns: &str,
+    fields: json::Fields,
     user_id: i64,
     page: PageRequest,
-) -> Result<(Vec<T>, i64)> {
-    let rows = format!(
-        "SELECT {columns} FROM {table} WHERE user_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+) -> Result<json::Page> {
+    let sql = db.page_sql(
+        &format!("FROM {table} WHERE user_id = $1"),
+        fields,
+        json::Order::NewestFirst,
+        2,
     );
-    let count = format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1");
-    Ok(with_pool!(db, |pool| {
-        let items = sqlx::query_as(&rows)
-            .bind(user_id)
-            .bind(page.limit)
-            .bind(page.offset)
-            .fetch_all(pool)
-            .await?;
-        let (total,): (i64,) = sqlx::query_as(&count).bind(user_id).fetch_one(pool).await?;
-        Ok::<_, sqlx::Error>((items, total))
-    })?)
+    let (total, items) = with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_one(pool)
+        .await)?;
+    Ok(json::Page { items, total })
 }
 
 pub async fn get<T: Row>(

@@ -1,7 +1,10 @@
 //! Project queries; every one is scoped to its owner.
 
 use crate::{
-    db::{now, owned, Db},
+    db::{
+        json::{self, Value},
+        now, owned, Db,
+    },
     error::Result,
     pagination::PageRequest,
     with_pool,
@@ -21,8 +24,31 @@ pub struct ProjectFields {
     pub auto_review: bool,
 }
 
-pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<(Vec<Project>, i64)> {
-    owned::list(db, "projects", COLUMNS, user_id, page).await
+/// A [`Project`] as its `Serialize` derive writes it, for pages built by the database.
+const JSON: json::Fields = &[
+    ("id", Value::Column("id")),
+    ("user_id", Value::Column("user_id")),
+    ("name", Value::Column("name")),
+    ("description", Value::Column("description")),
+    ("repo_url", Value::Column("repo_url")),
+    ("auto_review", Value::Bool("auto_review")),
+    ("created_at", Value::Time("created_at")),
+    ("updated_at", Value::Time("updated_at")),
+    (
+        "sync",
+        Value::Object(&[
+            ("status", Value::Column("sync_status")),
+            ("commit", Value::Column("sync_commit")),
+            ("files", Value::Column("sync_files")),
+            ("skipped", Value::Json("sync_skipped")),
+            ("synced_at", Value::Time("synced_at")),
+            ("reason", Value::Column("sync_reason")),
+        ]),
+    ),
+];
+
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<json::Page> {
+    owned::list(db, "projects", JSON, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {

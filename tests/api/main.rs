@@ -17,6 +17,7 @@ mod envelope;
 mod github;
 mod jobs;
 mod limits;
+mod lists;
 mod operations;
 mod projects;
 mod providers;

@@ -1,0 +1,165 @@
+//! List pages are written by the database (`src/db/json.rs`), single items by serde: every
+//! listed item must be the same JSON as the item read alone, whatever its content.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn, TestApp};
+
+/// Text that JSON must escape or carry as it is.
+const AWKWARD: &str = "quote \" backslash \\ tab \t newline \n bell \u{7} é 漢字 🦀 </script>";
+
+/// Instants whose fractions serde writes with 0, 3 and 6 digits.
+const INSTANTS: [&str; 3] = [
+    "2024-02-29T23:59:59Z",
+    "2024-02-29T23:59:59.120Z",
+    "2025-01-01T00:00:00.000001Z",
+];
+
+async fn set_time(app: &TestApp, table: &str, column: &str, id: &Value, at: &str) {
+    let at: DateTime<Utc> = at.parse().unwrap();
+    let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query(&sql)
+        .bind(at)
+        .bind(id.as_i64().unwrap())
+        .execute(pool)
+        .await
+        .map(drop))
+    .unwrap();
+}
+
+/// Every item of `list` equals the item read alone from `{item_path}/{id}`.
+async fn assert_items_read_alone(
+    app: &TestApp,
+    token: &str,
+    list: &str,
+    item_path: &str,
+) -> Vec<Value> {
+    let items = app.get(list, token).await.expect(200).data()["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!items.is_empty(), "{list} is empty");
+    for item in &items {
+        let alone = app
+            .get(&format!("{item_path}/{}", item["id"]), token)
+            .await
+            .expect(200);
+        assert_eq!(item, alone.data(), "{list}");
+    }
+    items
+}
+
+db_test!(async fn listed_agents_and_projects_are_the_items_read_alone(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    for (i, at) in INSTANTS.iter().enumerate() {
+        let agent = app
+            .post("/api/v1/agents", &token, json!({
+                "name": format!("agent {i} {AWKWARD}"),
+                "description": if i == 0 { Value::Null } else { json!(AWKWARD) },
+                "system_prompt": AWKWARD,
+                "model": "local",
+                "status": "inactive",
+            }))
+            .await
+            .expect(201);
+        set_time(&app, "agents", "created_at", &agent.data()["id"], at).await;
+
+        let project = app
+            .post("/api/v1/projects", &token, json!({
+                "name": format!("project {i} {AWKWARD}"),
+                "description": AWKWARD,
+                "repo_url": "https://github.com/acme/widgets",
+                "auto_review": i % 2 == 0,
+            }))
+            .await
+            .expect(201);
+        let id = &project.data()["id"];
+        set_time(&app, "projects", "updated_at", id, at).await;
+        set_time(&app, "projects", "synced_at", id, at).await;
+        let skipped = json!([{"path": format!("big {AWKWARD}.bin"), "reason": "too_large"}]);
+        let set_skipped = match backend {
+            crate::helpers::Backend::Sqlite => "$1",
+            crate::helpers::Backend::Postgres => "CAST($1 AS JSONB)",
+        };
+        let sql = format!(
+            "UPDATE projects SET sync_skipped = {set_skipped}, sync_status = 'failed', \
+             sync_reason = $2, sync_commit = 'abc123', sync_files = 7 WHERE id = $3"
+        );
+        codesherpa::with_pool!(&app.db, |pool| sqlx::query(&sql)
+            .bind(skipped.to_string())
+            .bind(AWKWARD)
+            .bind(id.as_i64().unwrap())
+            .execute(pool)
+            .await
+            .map(drop))
+        .unwrap();
+    }
+
+    let agents = assert_items_read_alone(&app, &token, "/api/v1/agents", "/api/v1/agents").await;
+    assert_eq!(agents.len(), 7, "4 built-in + 3");
+    let created: Vec<&str> = agents[..3].iter().map(|a| a["created_at"].as_str().unwrap()).collect();
+    assert_eq!(created, [INSTANTS[2], INSTANTS[1], INSTANTS[0]], "newest id first, serde's format");
+
+    let projects = assert_items_read_alone(&app, &token, "/api/v1/projects", "/api/v1/projects").await;
+    assert_eq!(projects[0]["sync"]["synced_at"], INSTANTS[2]);
+    assert_eq!(projects[0]["sync"]["skipped"][0]["path"], format!("big {AWKWARD}.bin"));
+    assert_eq!(projects[0]["auto_review"], true);
+    assert_eq!(projects[1]["auto_review"], false);
+    assert_eq!(projects[0]["description"], AWKWARD);
+});
+
+db_test!(async fn listed_chats_are_the_chats_read_alone(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let mut ids = Vec::new();
+    for (i, message) in [
+        format!("Please review this diff {AWKWARD}"),
+        "hello there".to_owned(),
+        format!("what does this do? {AWKWARD}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let chat = app
+            .post("/api/v1/chat", &token, json!({
+                "message": message,
+                "session_id": if i < 2 { "first" } else { "second" },
+                "code_context": "fn main() {\n    let password = \"hunter2\";\n}\n",
+            }))
+            .await
+            .expect(201);
+        ids.push(chat.data()["id"].clone());
+    }
+    // A chat cut off mid-answer, at an instant with a 3-digit fraction.
+    set_time(&app, "chats", "created_at", &ids[1], INSTANTS[1]).await;
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query("UPDATE chats SET complete = FALSE WHERE id = $1")
+        .bind(ids[1].as_i64().unwrap())
+        .execute(pool)
+        .await
+        .map(drop))
+    .unwrap();
+
+    let all = assert_items_read_alone(&app, &token, "/api/v1/chat", "/api/v1/chat").await;
+    assert_eq!(all.iter().map(|c| c["id"].clone()).collect::<Vec<_>>(), [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    assert_eq!(all[1]["complete"], false);
+    assert_eq!(all[1]["created_at"], INSTANTS[1]);
+    assert!(all.iter().any(|chat| chat["result"].is_object()), "a structured answer is listed: {all:?}");
+
+    let session = assert_items_read_alone(&app, &token, "/api/v1/chat?session_id=first", "/api/v1/chat").await;
+    assert_eq!(session.iter().map(|c| c["id"].clone()).collect::<Vec<_>>(), [ids[0].clone(), ids[1].clone()], "a session reads oldest first");
+
+    let page = app.get("/api/v1/chat?limit=1&offset=1", &token).await.expect(200);
+    assert_eq!(page.data()["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page.data()["items"][0]["id"], ids[1]);
+    assert_eq!((page.data()["total"].clone(), page.data()["limit"].clone(), page.data()["offset"].clone()), (json!(3), json!(1), json!(1)));
+    assert_eq!(page.body["message"], "Chats retrieved");
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("application/json"));
+
+    let past_the_end = app.get("/api/v1/chat?offset=10", &token).await.expect(200);
+    assert_eq!(past_the_end.data()["items"], json!([]));
+    assert_eq!(past_the_end.data()["total"], 3);
+    let none = app.get("/api/v1/chat?session_id=nothing-here", &token).await.expect(200);
+    assert_eq!(none.data(), &json!({"items": [], "total": 0, "limit": 50, "offset": 0}));
+});
