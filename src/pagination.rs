@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{db::json, error::Result, validate::Violations};
+use crate::{db::page, error::Result, validate::Violations};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
@@ -66,10 +66,10 @@ impl<T> Page<T> {
 }
 
 /// A 200 answer in the envelope whose page was written by the database
-/// ([`crate::db::json`]): the same JSON as `ok(Page::new(…), message)`, with the items'
+/// ([`crate::db::page`]): the same JSON as `ok(Page::new(…), message)`, with the items'
 /// text copied in as it came instead of decoded and encoded again.
 pub struct JsonPage {
-    pub page: json::Page,
+    pub page: page::Page,
     pub request: PageRequest,
     pub message: &'static str,
 }

@@ -2,8 +2,9 @@
 
 use crate::{
     db::{
-        json::{self, Value},
-        now, owned, Db,
+        now, owned,
+        page::{self, Value},
+        Db,
     },
     error::Result,
     pagination::PageRequest,
@@ -25,8 +26,8 @@ pub struct AgentFields {
     pub model: Option<String>,
 }
 
-/// An [`Agent`] as its `Serialize` derive writes it, for pages built by the database.
-const JSON: json::Fields = &[
+/// An [`Agent`] as its `Serialize` derive writes it, for SQLite's list pages.
+const JSON: page::Fields = &[
     ("id", Value::Column("id")),
     ("user_id", Value::Column("user_id")),
     ("name", Value::Column("name")),
@@ -39,8 +40,8 @@ const JSON: json::Fields = &[
     ("updated_at", Value::Time("updated_at")),
 ];
 
-pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<json::Page> {
-    owned::list(db, "agents", JSON, user_id, page).await
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<page::Page> {
+    owned::list::<Agent>(db, "agents", COLUMNS, JSON, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Agent>> {

@@ -5,8 +5,9 @@ use sqlx::types::Json;
 use super::{Chat, ChatSession};
 use crate::{
     db::{
-        json::{self, Order, Value},
-        now, Db,
+        now,
+        page::{self, Order, PageQuery, Value},
+        Db,
     },
     error::Result,
     llm::{estimate_tokens, Role, Turn},
@@ -76,8 +77,8 @@ pub struct Filter {
     pub project_id: Option<i64>,
 }
 
-/// A [`Chat`] as its `Serialize` derive writes it, for pages built by the database.
-const JSON: json::Fields = &[
+/// A [`Chat`] as its `Serialize` derive writes it, for SQLite's list pages.
+const JSON: page::Fields = &[
     ("id", Value::Column("id")),
     ("user_id", Value::Column("user_id")),
     ("session_id", Value::Column("session_id")),
@@ -97,7 +98,7 @@ const JSON: json::Fields = &[
 ];
 
 /// Newest first, except within one session, which reads oldest first like a transcript.
-pub async fn list(db: &Db, user_id: i64, filter: &Filter, page: PageRequest) -> Result<json::Page> {
+pub async fn list(db: &Db, user_id: i64, filter: &Filter, page: PageRequest) -> Result<page::Page> {
     const FROM_WHERE: &str = "FROM chats WHERE user_id = $1 AND ($2 IS NULL OR session_id = $2) \
         AND ($3 IS NULL OR agent_id = $3) AND ($4 IS NULL OR project_id = $4)";
     let order = if filter.session_id.is_some() {
@@ -105,17 +106,24 @@ pub async fn list(db: &Db, user_id: i64, filter: &Filter, page: PageRequest) -> 
     } else {
         Order::NewestFirst
     };
-    let sql = db.page_sql(FROM_WHERE, JSON, order, 5);
-    let (total, items) = with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(user_id)
-        .bind(&filter.session_id)
-        .bind(filter.agent_id)
-        .bind(filter.project_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_one(pool)
-        .await)?;
-    Ok(json::Page { items, total })
+    let query = PageQuery {
+        from_where: FROM_WHERE,
+        columns: COLUMNS,
+        fields: JSON,
+        order,
+        next: 5,
+    };
+    crate::fetch_page!(
+        db,
+        Chat,
+        query,
+        user_id,
+        &filter.session_id,
+        filter.agent_id,
+        filter.project_id,
+        page.limit,
+        page.offset,
+    )
 }
 
 /// The user's sessions, most recently active first.

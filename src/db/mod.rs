@@ -3,8 +3,8 @@
 //! Queries are written once with `$n` placeholders and `RETURNING`, which both backends
 //! understand; `with_pool!` compiles each query once per backend so both stay type-checked.
 
-pub mod json;
 pub mod owned;
+pub mod page;
 
 use std::{str::FromStr, time::Duration};
 

@@ -3,7 +3,9 @@
 
 use sqlx::{postgres::PgRow, sqlite::SqliteRow, FromRow};
 
-use super::{json, Db};
+use serde::Serialize;
+
+use super::{page, Db};
 use crate::{error::Result, pagination::PageRequest, with_pool};
 
 /// A row type readable from both backends.
@@ -11,29 +13,26 @@ pub trait Row: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'
 
 impl<T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>> Row for T {}
 
-/// A page of the owner's rows of `table`, newest first, as JSON built by the database
-/// (see [`json`]), with how many there are in all. `table` is a constant of the calling
-/// module, never user input.
-pub async fn list(
+/// A page of the owner's rows of `table`, newest first, with how many there are in all
+/// (see [`page`]). `table` and `columns` are constants of the calling module, never user
+/// input; `fields` describes the same item as `T` for SQLite's JSON.
+pub async fn list<T: Row + Serialize>(
     db: &Db,
     table: &str,
-    fields: json::Fields,
+    columns: &str,
+    fields: page::Fields,
     user_id: i64,
-    page: PageRequest,
-) -> Result<json::Page> {
-    let sql = db.page_sql(
-        &format!("FROM {table} WHERE user_id = $1"),
+    request: PageRequest,
+) -> Result<page::Page> {
+    let from_where = format!("FROM {table} WHERE user_id = $1");
+    let query = page::PageQuery {
+        from_where: &from_where,
+        columns,
         fields,
-        json::Order::NewestFirst,
-        2,
-    );
-    let (total, items) = with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(user_id)
-        .bind(page.limit)
-        .bind(page.offset)
-        .fetch_one(pool)
-        .await)?;
-    Ok(json::Page { items, total })
+        order: page::Order::NewestFirst,
+        next: 2,
+    };
+    crate::fetch_page!(db, T, query, user_id, request.limit, request.offset)
 }
 
 pub async fn get<T: Row>(

@@ -2,8 +2,9 @@
 
 use crate::{
     db::{
-        json::{self, Value},
-        now, owned, Db,
+        now, owned,
+        page::{self, Value},
+        Db,
     },
     error::Result,
     pagination::PageRequest,
@@ -24,8 +25,8 @@ pub struct ProjectFields {
     pub auto_review: bool,
 }
 
-/// A [`Project`] as its `Serialize` derive writes it, for pages built by the database.
-const JSON: json::Fields = &[
+/// A [`Project`] as its `Serialize` derive writes it, for SQLite's list pages.
+const JSON: page::Fields = &[
     ("id", Value::Column("id")),
     ("user_id", Value::Column("user_id")),
     ("name", Value::Column("name")),
@@ -47,8 +48,8 @@ const JSON: json::Fields = &[
     ),
 ];
 
-pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<json::Page> {
-    owned::list(db, "projects", JSON, user_id, page).await
+pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<page::Page> {
+    owned::list::<Project>(db, "projects", COLUMNS, JSON, user_id, page).await
 }
 
 pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {
