@@ -6,6 +6,7 @@ use axum::{
     Json,
 };
 use serde::Serialize;
+use sqlx::sqlite::SqliteError;
 use utoipa::ToSchema;
 
 pub mod responses;
@@ -169,11 +170,24 @@ impl From<crate::llm::LlmError> for Error {
 }
 
 /// Connection-level database failures are an outage (503), not a bug (500).
+/// SQLite's primary result codes for a database another connection holds (the extended
+/// codes keep them in their low byte).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
 fn is_outage(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         // A PostgreSQL server going down answers in-flight queries with SQLSTATE 57P01-03
         // (shutdown, crash, not accepting connections) or class 08 (connection lost).
+        // SQLite still busy (or locked) after its busy timeout: writers queued longer
+        // than 5 s, an overload that passes, not a fault of the request.
+        sqlx::Error::Database(db_err) if db_err.try_downcast_ref::<SqliteError>().is_some() => {
+            db_err
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+        }
         sqlx::Error::Database(db_err) => db_err
             .code()
             .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),

@@ -362,3 +362,47 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
         .await
         .expect(201);
 }
+
+/// SQLite only: a write that waits longer than the busy timeout (5 s) for the one writer
+/// is an overload that passes, answered 503 in the envelope, never a 500; nothing of it
+/// is written, and the server writes again once the lock is free.
+#[tokio::test]
+async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
+    let app = spawn(crate::helpers::Backend::Sqlite).await;
+    let (token, _) = app.user().await;
+    let codesherpa::db::Db::Sqlite(pool) = &app.db else {
+        unreachable!("a SQLite app")
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE users SET name = name WHERE id = -1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let refused = app
+        .post(
+            "/api/v1/projects",
+            &token,
+            json!({"name": "queued too long"}),
+        )
+        .await
+        .expect(503);
+    assert_eq!(refused.code(), "service_unavailable");
+    assert!(
+        !refused.body.to_string().contains("locked"),
+        "no internals: {}",
+        refused.body
+    );
+
+    holder.rollback().await.unwrap();
+    app.post("/api/v1/projects", &token, json!({"name": "after"}))
+        .await
+        .expect(201);
+    let names: Vec<Value> = app.get("/api/v1/projects", &token).await.expect(200).data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("after")]);
+}
