@@ -5,8 +5,8 @@
 # Idle RSS after start, then `wrk -t2 -c64` with bench/soak.lua (lists, /user/me, project
 # create + delete, chats with the local engine) for the whole time, sampling the server's
 # RSS every 30 s; then 10 s idle and a last sample. It prints the samples and two
-# ratios: last / idle (target <= 2) and the growth from the first loaded minute to the
-# end (target: flat, under 10 %).
+# ratios: last / idle (target <= 2) and the growth from the first loaded minute, and over
+# the second half, to the end (target: flat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-10}"
@@ -51,9 +51,12 @@ soak() { # backend database-url
     local last
     last=$(rss)
     echo "$1: idle ${idle} KiB; every 30 s under load: ${samples[*]} KiB; 10 s after: ${last} KiB"
-    awk -v i="$idle" -v f="${samples[1]:-${samples[0]}}" -v e="${samples[-1]}" -v l="$last" 'BEGIN {
-        printf "%s: after/idle %.2f (target <= 2); growth from the first loaded minute to the end %+.1f %%\n",
-               "'"$1"'", l / i, 100 * (e - f) / f }'
+    # Caches (SQLite's page cache per connection, prepared statements) fill in the first
+    # minutes; a leak keeps growing after, so the second half is the test of flatness.
+    awk -v i="$idle" -v f="${samples[1]:-${samples[0]}}" -v m="${samples[$(( ${#samples[@]} / 2 ))]}" \
+        -v e="${samples[-1]}" -v l="$last" 'BEGIN {
+        printf "%s: after/idle %.2f (target <= 2); growth from the first loaded minute %+.1f %%, over the second half %+.1f %%\n",
+               "'"$1"'", l / i, 100 * (e - f) / f, 100 * (e - m) / m }'
     awk '/Requests\/sec/ {print "'"$1"': " $2 " requests/s"} /Non-2xx/ {print "'"$1"': non-2xx " $NF}' "$OUT/soak-$1-wrk.txt"
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
 }
