@@ -16,7 +16,11 @@ use utoipa::ToSchema;
 use crate::{
     auth::AuthUser,
     db::{now, Db},
-    error::{created, ok, Error, ErrorBody, Result},
+    error::{
+        created, ok,
+        responses::{Authenticated, ServerErrors},
+        Error, Result,
+    },
     state::AppState,
     users::{store as users, User},
     with_pool,
@@ -49,8 +53,7 @@ pub struct LinkCode {
 #[utoipa::path(post, path = "/api/v1/user/whatsapp/link", tag = "whatsapp", security(("bearer" = [])),
     responses(
         (status = 201, description = "A fresh link code; any earlier code of the user stops working", body = crate::docs::LinkCodeResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Account deactivated", body = ErrorBody),
+        Authenticated, ServerErrors,
     ))]
 pub async fn create_code(
     State(state): State<AppState>,
@@ -74,8 +77,7 @@ pub async fn create_code(
 #[utoipa::path(delete, path = "/api/v1/user/whatsapp", tag = "whatsapp", security(("bearer" = [])),
     responses(
         (status = 200, description = "Unlinked (also when no number was linked); the updated user", body = crate::docs::UserResponse),
-        (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Account deactivated", body = ErrorBody),
+        Authenticated, ServerErrors,
     ))]
 pub async fn unlink(
     State(state): State<AppState>,
