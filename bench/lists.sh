@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# List endpoints against the HTTP stack's ceiling, on SQLite then PostgreSQL.
+# List endpoints (and concurrent writes) against the HTTP stack's ceiling, on SQLite then
+# PostgreSQL.
 #
 # Usage: bench/lists.sh [seconds-per-run] [BINARY ...]
 #
@@ -11,7 +12,8 @@
 # Data: one user with 50 agents (4 built-in + 46, each with a ~600-byte system prompt),
 # 50 projects and 50 chats with ~1 KB responses and a small structured `result`.
 # Rows: GET /health (no auth, no database: the ceiling), /user/me, /agents, /projects,
-# /chat?limit=50, at 64 and 256 connections, `wrk -t2 --latency` on the same two cores.
+# /chat?limit=50, at 64 and 256 connections, then POST /projects (one INSERT each: writers
+# queue for SQLite's one write lock), `wrk -t2 --latency` on the same two cores.
 # Every row prints requests/s, p50, p99 and the ratio to /health's requests/s measured
 # in the same run by the same binary. RSS of each server: idle, then after everything.
 set -euo pipefail
@@ -101,13 +103,14 @@ for i in range(50):
 EOF
 }
 
-measure() { # name connections path [auth]
+measure() { # name connections path [auth [wrk options…]]
     local name=$1 conns=$2 path=$3 auth=${4:-}
+    local options=("${@:5}")
     for i in "${!BINS[@]}"; do
         local report="$OUT/lists-$BACKEND-$i-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')-c$conns.txt"
         local headers=()
         [ -n "$auth" ] && headers=(-H "Authorization: Bearer $TOKEN")
-        wrk -t2 -c"$conns" -d"${DURATION}s" --latency "${headers[@]}" \
+        wrk -t2 -c"$conns" -d"${DURATION}s" --latency "${headers[@]}" "${options[@]}" \
             "http://127.0.0.1:$(port_of "$i")$path" > "$report"
         read -r rps p50 p99 errors < <(summarise < "$report")
         [ "$name" = "health" ] && CEILING[$i]=$rps
@@ -132,6 +135,10 @@ run_backend() { # backend database-url sql-runner...
         measure agents "$conns" /api/v1/agents auth
         measure projects "$conns" /api/v1/projects auth
         measure chats "$conns" "/api/v1/chat?limit=50" auth
+    done
+    for conns in 64 256; do
+        TOKEN="$TOKEN" BODY='{"name":"bench write","repo_url":"https://github.com/acme/w"}' \
+            measure "POST projects" "$conns" /api/v1/projects "" -s bench/wrk-post.lua
     done
     for i in "${!BINS[@]}"; do echo "$BACKEND bin$i loaded RSS $(rss_kb "${PIDS[$i]}") KiB"; done
     cleanup

@@ -3,6 +3,7 @@
 //! Queries are written once with `$n` placeholders and `RETURNING`, which both backends
 //! understand; `with_pool!` compiles each query once per backend so both stay type-checked.
 
+mod busy;
 pub mod owned;
 pub mod page;
 
@@ -99,6 +100,7 @@ impl Db {
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
+            .after_connect(|conn, _| Box::pin(busy::install(conn)))
             .connect_with(sqlite_options(url)?)
             .await?;
         Ok(Db::Sqlite(pool))
@@ -168,7 +170,8 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         .journal_mode(SqliteJournalMode::Wal)
         // NORMAL in WAL mode survives a process crash (kill -9); FULL adds power-loss safety.
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5))
+        // What a connection outside the pool would use; pooled ones get `busy::install`.
+        .busy_timeout(busy::BUSY_TIMEOUT)
         .foreign_keys(true))
 }
 

@@ -406,3 +406,31 @@ async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
         .collect();
     assert_eq!(names, [json!("after")]);
 }
+
+/// SQLite only: a write that finds another connection writing waits for it (in short
+/// steps, src/db/busy.rs) and goes through as soon as the lock is free.
+#[tokio::test]
+async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
+    let app = spawn(crate::helpers::Backend::Sqlite).await;
+    let (token, _) = app.user().await;
+    let codesherpa::db::Db::Sqlite(pool) = &app.db else {
+        unreachable!("a SQLite app")
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE users SET name = name WHERE id = -1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let (answer, ()) = tokio::join!(
+        app.post("/api/v1/projects", &token, json!({"name": "waited"})),
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            holder.rollback().await.unwrap();
+        }
+    );
+    answer.expect(201);
+    let listed = app.get("/api/v1/projects", &token).await.expect(200);
+    assert_eq!(listed.data()["items"][0]["name"], "waited");
+    assert_eq!(listed.data()["total"], 1);
+}
