@@ -4,6 +4,10 @@
 //! `cargo run --release --example sse_bench -- mock 127.0.0.1:9901 20 20` serves the mock
 //! (20 tokens, 20 ms each); `… -- load http://127.0.0.1:8099 50 200` runs 200 streams, 50
 //! at a time, and reports time to first delta minus the mock's first-token delay.
+//!
+//! `mock … 20 20 40` spreads each stream's first token over 20–60 ms (a uniform extra of up
+//! to 40 ms), so the streams of a wave do not all get their first token at the same
+//! instant; the mock names the delay in that token and `load` subtracts that one.
 
 use std::{
     sync::Arc,
@@ -22,20 +26,23 @@ use common::token_for;
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("mock") => mock(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap()).await,
+        Some("mock") => mock(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap(), args.get(4).and_then(|j| j.parse().ok()).unwrap_or(0)).await,
         Some("load") => load(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap(), args.get(4).and_then(|d| d.parse().ok()).unwrap_or(20)).await,
-        _ => eprintln!("usage: sse_bench mock ADDR TOKENS DELAY_MS | load BASE CONCURRENCY TOTAL [MOCK_DELAY_MS]"),
+        _ => eprintln!("usage: sse_bench mock ADDR TOKENS DELAY_MS [FIRST_JITTER_MS] | load BASE CONCURRENCY TOTAL [MOCK_DELAY_MS]"),
     }
 }
 
-async fn mock(address: &str, tokens: usize, delay_ms: u64) {
+async fn mock(address: &str, tokens: usize, delay_ms: u64, first_jitter_ms: u64) {
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move || async move {
+            let first_ms = delay_ms + rand::random_range(0..=first_jitter_ms);
             let pieces = futures_util::stream::iter(0..=tokens).then(move |i| async move {
                 if i < tokens {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                    let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("token{i} ")}}]});
+                    let wait = if i == 0 { first_ms } else { delay_ms };
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let text = if i == 0 { format!("waited{first_ms}ms ") } else { format!("token{i} ") };
+                    let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
                     Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
                 } else {
                     let usage = json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": tokens}});
@@ -90,23 +97,28 @@ async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) 
             let mut body = response.bytes_stream();
             let mut text = String::new();
             let mut first_delta = None;
+            let mut first_wait = None;
             while let Some(chunk) = body.next().await {
                 text.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| e.to_string())?));
                 if first_delta.is_none() && text.contains("event: delta") {
                     first_delta = Some(sent.elapsed());
                 }
+                if first_wait.is_none() {
+                    first_wait = waited(&text);
+                }
             }
             if !text.contains("event: response") {
                 return Err("no response event".to_owned());
             }
-            first_delta.ok_or_else(|| "no delta".to_owned())
+            let first = first_delta.ok_or_else(|| "no delta".to_owned())?;
+            Ok(first.saturating_sub(first_wait.unwrap_or(Duration::from_millis(mock_delay_ms))))
         }));
     }
     let mut firsts = Vec::new();
     let mut errors = 0;
-    for task in tasks {
+    for (index, task) in tasks.into_iter().enumerate() {
         match task.await.unwrap() {
-            Ok(first) => firsts.push(first),
+            Ok(first) => firsts.push((index, first.as_secs_f64() * 1e3)),
             Err(err) => {
                 errors += 1;
                 if errors <= 3 {
@@ -116,24 +128,56 @@ async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) 
         }
     }
     let elapsed = started.elapsed();
-    let mock_delay = Duration::from_millis(mock_delay_ms);
-    let mut overhead: Vec<f64> = firsts
-        .iter()
-        .map(|f| f.saturating_sub(mock_delay).as_secs_f64() * 1e3)
-        .collect();
-    overhead.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        overhead
-            .get(((overhead.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    // The first wave opens every connection and meets every cache cold; the streams after
+    // it are the steady state.
+    let all = Percentiles::of(firsts.iter().map(|(_, ms)| *ms));
+    let warm = Percentiles::of(
+        firsts
+            .iter()
+            .filter(|(i, _)| *i >= concurrency)
+            .map(|(_, ms)| *ms),
+    );
     println!(
-        "streams {total} (concurrency {concurrency}): ok {}, errors {errors}, {:.1} s; first-delta overhead p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "streams {total} (concurrency {concurrency}): ok {}, errors {errors}, {:.1} s; first-delta overhead {all}; after the first wave {warm}",
         firsts.len(),
         elapsed.as_secs_f64(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
     );
+}
+
+/// p50, p99 and max of a sample in milliseconds.
+struct Percentiles(Vec<f64>);
+
+impl Percentiles {
+    fn of(sample: impl Iterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = sample.collect();
+        sorted.sort_by(f64::total_cmp);
+        Percentiles(sorted)
+    }
+
+    fn at(&self, p: f64) -> f64 {
+        let last = self.0.len().saturating_sub(1) as f64;
+        self.0
+            .get((last * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.at(0.5),
+            self.at(0.99),
+            self.at(1.0)
+        )
+    }
+}
+
+/// The first-token delay a jittering mock names in its first token (`waited37ms`).
+fn waited(text: &str) -> Option<Duration> {
+    let rest = &text[text.find("waited")? + "waited".len()..];
+    let digits = &rest[..rest.find("ms")?];
+    digits.parse().ok().map(Duration::from_millis)
 }
