@@ -121,12 +121,12 @@ async fn search_generation(
 fn matcher(db: &Db, query: &str) -> (&'static str, &'static str, String) {
     let like = format!("%{}%", escape_like(query));
     match db {
-        Db::Sqlite(_) if query.chars().count() >= 3 => (
+        Db::Sqlite(..) if query.chars().count() >= 3 => (
             "project_lines_fts JOIN project_lines l ON l.id = project_lines_fts.rowid",
             "project_lines_fts MATCH $1",
             format!("\"{}\"", query.replace('"', "\"\"")),
         ),
-        Db::Sqlite(_) => ("project_lines l", "l.text LIKE $1 ESCAPE '\\'", like),
+        Db::Sqlite(..) => ("project_lines l", "l.text LIKE $1 ESCAPE '\\'", like),
         Db::Postgres(_) => ("project_lines l", "l.text ILIKE $1 ESCAPE '\\'", like),
     }
 }

@@ -6,8 +6,9 @@
 mod busy;
 pub mod owned;
 pub mod page;
+mod reader;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{
@@ -25,7 +26,8 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    /// The pool, and the connections that read list pages ([`reader`]).
+    Sqlite(SqlitePool, Arc<reader::Readers>),
     Postgres(PgPool),
 }
 
@@ -34,7 +36,7 @@ pub enum Db {
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite($pool, _) => $body,
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -50,7 +52,7 @@ macro_rules! with_pool {
 macro_rules! in_transaction {
     ($db:expr, |$tx:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Db::Sqlite(pool, _) => {
                 async {
                     let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                     let value = $body;
@@ -96,19 +98,21 @@ impl Db {
             return Ok(Db::Postgres(pool));
         }
         // An embedded database cannot hang up: no liveness ping before each use.
+        let options = sqlite_options(url)?;
+        let readers = reader::Readers::new(options.get_filename(), is_memory(url), max_connections);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(busy::install(conn)))
-            .connect_with(sqlite_options(url)?)
+            .connect_with(options)
             .await?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(pool, readers))
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Sqlite(pool, _) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
     }
@@ -122,7 +126,7 @@ impl Db {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite(..) => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -131,13 +135,19 @@ impl Db {
     /// on SQLite, whose IMMEDIATE transactions already run one writer at a time.
     pub fn for_share(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "",
+            Db::Sqlite(..) => "",
             Db::Postgres(_) => " FOR SHARE",
         }
     }
 
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await)
+        match self {
+            Db::Sqlite(pool, readers) => {
+                readers.close();
+                pool.close().await
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -160,7 +170,7 @@ fn postgres_options(url: &str) -> Result<Option<PgConnectOptions>, sqlx::Error> 
 
 /// SQLite with WAL, a busy timeout and enforced foreign keys.
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
-    let options = if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+    let options = if is_memory(url) {
         SqliteConnectOptions::from_str("sqlite::memory:")?
     } else {
         SqliteConnectOptions::new().filename(sqlite_path(url)?)
@@ -173,6 +183,10 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         // What a connection outside the pool would use; pooled ones get `busy::install`.
         .busy_timeout(busy::BUSY_TIMEOUT)
         .foreign_keys(true))
+}
+
+fn is_memory(url: &str) -> bool {
+    url == "sqlite::memory:" || url == "sqlite://:memory:"
 }
 
 /// `sqlite://app.db` and `sqlite:///./app.db` are relative; `sqlite:///srv/app.db` and

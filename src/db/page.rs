@@ -3,10 +3,10 @@
 //!
 //! How the items become JSON depends on the backend, after profiling both
 //! (bench/README.md, "List pages"):
-//! - **SQLite** writes them itself (`json_object` per row, joined in one row). Read through
-//!   sqlx, every row is a hand-off from the connection's worker thread to the request's
-//!   task, plus a decode and a re-encode of each field; those hand-offs were most of a
-//!   list request's cost.
+//! - **SQLite** pages are read on a blocking thread with rusqlite ([`super::reader`]): the
+//!   count and the rows in one go, each row written as JSON straight from SQLite's values.
+//!   Read through sqlx, every row is a hand-off from the connection's worker thread to the
+//!   request's task, plus a decode and a re-encode of each field.
 //! - **PostgreSQL** sends rows, total included, and serde writes them: PostgreSQL's JSON
 //!   functions cost it more than the rows themselves, and its rows arrive in one read.
 //!
@@ -14,12 +14,16 @@
 //! describes its fields in [`Fields`], in its `Serialize` order; the tests compare every
 //! listed item with the same item read alone (serialised by serde), on both backends.
 
+use std::sync::Arc;
+
+use rusqlite::types::{Type, ValueRef};
 use serde::Serialize;
 use sqlx::{postgres::PgRow, FromRow, Row as _};
 
+use super::reader::{self, Readers};
 use crate::error::{Error, Result};
 
-/// How one field of an item is written by SQLite.
+/// How one field of an item is written from its SQLite column.
 pub enum Value {
     /// The column as it is: a number, a string or null.
     Column(&'static str),
@@ -74,17 +78,19 @@ impl PageQuery<'_> {
         format!("LIMIT ${} OFFSET ${}", self.next, self.next + 1)
     }
 
-    /// One row: the total and the items' JSON array.
-    pub fn sqlite(&self) -> String {
-        let (from_where, direction) = (self.from_where, self.direction());
-        // The aggregate orders its input itself: a subquery's order is not promised to
-        // reach it. (Aggregate ORDER BY needs SQLite 3.44; the bundled one is newer.)
-        format!(
-            "SELECT (SELECT COUNT(*) {from_where}), \
-             (SELECT '[' || COALESCE(group_concat(item, ',' ORDER BY id {direction}), '') || ']' \
-             FROM (SELECT id, {item} AS item {from_where} ORDER BY id {direction} {page}))",
-            item = json_object(self.fields),
-            page = self.limit_offset(),
+    /// The count, then the page's rows with the columns of `fields`, in their order.
+    fn sqlite(&self) -> (String, String) {
+        let mut columns = Vec::new();
+        column_names(self.fields, &mut columns);
+        (
+            format!("SELECT COUNT(*) {}", self.from_where),
+            format!(
+                "SELECT {} {} ORDER BY id {} {}",
+                columns.join(", "),
+                self.from_where,
+                self.direction(),
+                self.limit_offset()
+            ),
         )
     }
 
@@ -109,12 +115,9 @@ macro_rules! fetch_page {
     ($db:expr, $row:ty, $query:expr, $($bind:expr),+ $(,)?) => {{
         let query = &$query;
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
-                let (total, items): (i64, String) = sqlx::query_as(&query.sqlite())
-                    $(.bind($bind))+
-                    .fetch_one(pool)
-                    .await?;
-                Ok::<_, $crate::error::Error>($crate::db::page::Page { items, total })
+            $crate::db::Db::Sqlite(_, readers) => {
+                let params = vec![$(rusqlite::types::Value::from(($bind).to_owned())),+];
+                $crate::db::page::read_sqlite(readers, query, params).await
             }
             $crate::db::Db::Postgres(pool) => {
                 let rows: Vec<$crate::db::page::Counted<$row>> = sqlx::query_as(&query.postgres())
@@ -150,22 +153,124 @@ pub fn from_rows<T: Serialize>(rows: Vec<Counted<T>>) -> Result<Page> {
     Ok(Page { items, total })
 }
 
-/// A JSON object of `fields`, as an SQLite expression.
-fn json_object(fields: Fields) -> String {
-    let members = fields
-        .iter()
-        .map(|(key, value)| format!("'{key}', {}", json_value(value)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("json_object({members})")
+/// Reads one page on SQLite, binding `params` to `$1`, `$2`…
+pub async fn read_sqlite(
+    readers: &Arc<Readers>,
+    query: &PageQuery<'_>,
+    params: Vec<rusqlite::types::Value>,
+) -> Result<Page> {
+    let (count_sql, rows_sql) = query.sqlite();
+    let fields = query.fields;
+    readers
+        .read(move |conn| {
+            let mut count = conn.prepare_cached(&count_sql)?;
+            reader::bind(&mut count, &params)?;
+            let total: i64 = match count.raw_query().next()? {
+                Some(row) => row.get(0)?,
+                None => 0,
+            };
+            let mut statement = conn.prepare_cached(&rows_sql)?;
+            reader::bind(&mut statement, &params)?;
+            let mut rows = statement.raw_query();
+            let mut items = Vec::with_capacity(16 * 1024);
+            items.push(b'[');
+            while let Some(row) = rows.next()? {
+                if items.len() > 1 {
+                    items.push(b',');
+                }
+                write_object(&mut items, fields, row, &mut 0)?;
+            }
+            items.push(b']');
+            // Only serde_json wrote into `items`, from SQLite's (UTF-8) text.
+            let items = String::from_utf8(items)
+                .map_err(|err| rusqlite::Error::Utf8Error(err.utf8_error()))?;
+            Ok(Page { items, total })
+        })
+        .await
 }
 
-fn json_value(value: &Value) -> String {
-    match value {
-        Value::Column(column) => (*column).to_owned(),
-        Value::Object(fields) => json_object(fields),
-        Value::Bool(column) => format!("json(iif({column}, 'true', 'false'))"),
-        Value::Json(column) => format!("json({column})"),
-        Value::Time(column) => format!("replace({column}, '+00:00', 'Z')"),
+fn column_names(fields: Fields, names: &mut Vec<&'static str>) {
+    for (_, value) in fields {
+        match value {
+            Value::Object(nested) => column_names(nested, names),
+            Value::Column(name) | Value::Bool(name) | Value::Time(name) | Value::Json(name) => {
+                names.push(name)
+            }
+        }
     }
+}
+
+/// Writes `fields` from `row`, whose columns follow [`column_names`] from `column` on.
+fn write_object(
+    out: &mut Vec<u8>,
+    fields: Fields,
+    row: &rusqlite::Row<'_>,
+    column: &mut usize,
+) -> rusqlite::Result<()> {
+    out.push(b'{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, key, *column)?;
+        out.push(b':');
+        if let Value::Object(nested) = value {
+            write_object(out, nested, row, column)?;
+        } else {
+            write_field(out, value, row.get_ref(*column)?, *column)?;
+            *column += 1;
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_field(
+    out: &mut Vec<u8>,
+    kind: &Value,
+    value: ValueRef<'_>,
+    column: usize,
+) -> rusqlite::Result<()> {
+    match (kind, value) {
+        (_, ValueRef::Null) => out.extend_from_slice(b"null"),
+        (Value::Column(_), ValueRef::Integer(n)) => write_json(out, &n, column)?,
+        (Value::Column(_), ValueRef::Real(x)) => write_json(out, &x, column)?,
+        (Value::Column(_), ValueRef::Text(text)) => write_json(out, utf8(text, column)?, column)?,
+        (Value::Bool(_), ValueRef::Integer(n)) => write_json(out, &(n != 0), column)?,
+        (Value::Time(_), ValueRef::Text(text)) => {
+            let text = utf8(text, column)?;
+            match text.strip_suffix("+00:00") {
+                Some(utc) => write_json(out, &format!("{utc}Z"), column)?,
+                None => write_json(out, text, column)?,
+            }
+        }
+        (Value::Json(_), ValueRef::Text(text)) => {
+            let json: serde_json::Value = serde_json::from_slice(text).map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err))
+            })?;
+            write_json(out, &json, column)?
+        }
+        (_, value) => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                column,
+                String::new(),
+                value.data_type(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn write_json(
+    out: &mut Vec<u8>,
+    value: &(impl Serialize + ?Sized),
+    column: usize,
+) -> rusqlite::Result<()> {
+    serde_json::to_writer(out, value)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err)))
+}
+
+fn utf8(text: &[u8], column: usize) -> rusqlite::Result<&str> {
+    std::str::from_utf8(text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err)))
 }

@@ -117,7 +117,7 @@ pub async fn claim(
                 .fetch_optional(pool)
                 .await
         }
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             // IMMEDIATE takes the write lock up front (waiting on busy_timeout), so the
             // claim never fails half-way with "database is locked".
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;

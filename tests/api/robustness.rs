@@ -370,7 +370,7 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
 async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
     let app = spawn(crate::helpers::Backend::Sqlite).await;
     let (token, _) = app.user().await;
-    let codesherpa::db::Db::Sqlite(pool) = &app.db else {
+    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
         unreachable!("a SQLite app")
     };
     let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
@@ -413,7 +413,7 @@ async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
 async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
     let app = spawn(crate::helpers::Backend::Sqlite).await;
     let (token, _) = app.user().await;
-    let codesherpa::db::Db::Sqlite(pool) = &app.db else {
+    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
         unreachable!("a SQLite app")
     };
     let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
