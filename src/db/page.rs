@@ -163,6 +163,8 @@ pub async fn read_sqlite(
     let fields = query.fields;
     readers
         .read(move |conn| {
+            // One snapshot for the count and the rows (ended, read-only, when it drops).
+            let _snapshot = conn.unchecked_transaction()?;
             let mut count = conn.prepare_cached(&count_sql)?;
             reader::bind(&mut count, &params)?;
             let total: i64 = match count.raw_query().next()? {

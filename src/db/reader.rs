@@ -24,7 +24,7 @@ pub struct Readers {
     path: String,
     flags: OpenFlags,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -43,7 +43,7 @@ impl Readers {
             path: filename.to_string_lossy().into_owned(),
             flags,
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(max as usize),
+            permits: Arc::new(Semaphore::new(max as usize)),
         })
     }
 
@@ -52,9 +52,17 @@ impl Readers {
         self: &Arc<Self>,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self.permits.acquire().await.map_err(Error::internal)?;
+        // The permit goes with the blocking call: a request dropped meanwhile does not free
+        // its connection's place before the call ends.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)?;
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let idle = readers.idle.lock().expect("readers lock").pop();
             let conn = match idle {
                 Some(conn) => conn,
