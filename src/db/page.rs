@@ -247,9 +247,8 @@ fn write_field(
             }
         }
         (Value::Json(_), ValueRef::Text(text)) => {
-            let json: serde_json::Value = serde_json::from_slice(text).map_err(|err| {
-                rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err))
-            })?;
+            let json: serde_json::Value =
+                serde_json::from_slice(text).map_err(|err| unreadable(column, err))?;
             write_json(out, &json, column)?
         }
         (_, value) => {
@@ -268,11 +267,17 @@ fn write_json(
     value: &(impl Serialize + ?Sized),
     column: usize,
 ) -> rusqlite::Result<()> {
-    serde_json::to_writer(out, value)
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err)))
+    serde_json::to_writer(out, value).map_err(|err| unreadable(column, err))
 }
 
 fn utf8(text: &[u8], column: usize) -> rusqlite::Result<&str> {
-    std::str::from_utf8(text)
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err)))
+    std::str::from_utf8(text).map_err(|err| unreadable(column, err))
+}
+
+/// A text column whose value cannot be read or written as JSON.
+fn unreadable(
+    column: usize,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(err))
 }

@@ -370,14 +370,7 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
 async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
     let app = spawn(crate::helpers::Backend::Sqlite).await;
     let (token, _) = app.user().await;
-    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
-        unreachable!("a SQLite app")
-    };
-    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("UPDATE users SET name = name WHERE id = -1")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_the_write_lock(&app).await;
 
     let refused = app
         .post(
@@ -413,14 +406,7 @@ async fn a_write_queued_past_sqlites_busy_timeout_answers_503() {
 async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
     let app = spawn(crate::helpers::Backend::Sqlite).await;
     let (token, _) = app.user().await;
-    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
-        unreachable!("a SQLite app")
-    };
-    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("UPDATE users SET name = name WHERE id = -1")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_the_write_lock(&app).await;
 
     let (answer, ()) = tokio::join!(
         app.post("/api/v1/projects", &token, json!({"name": "waited"})),
@@ -433,4 +419,18 @@ async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
     let listed = app.get("/api/v1/projects", &token).await.expect(200);
     assert_eq!(listed.data()["items"][0]["name"], "waited");
     assert_eq!(listed.data()["total"], 1);
+}
+
+/// SQLite's one write lock, taken on a connection of the app's pool outside any request
+/// and held until the transaction is rolled back.
+async fn hold_the_write_lock(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Sqlite> {
+    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
+        unreachable!("a SQLite app")
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE users SET name = name WHERE id = -1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
 }
