@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use rusqlite::types::{Type, ValueRef};
-use serde::Serialize;
+use serde::{de::IgnoredAny, Serialize};
 use sqlx::{postgres::PgRow, FromRow, Row as _};
 
 use super::reader::{self, Readers};
@@ -32,7 +32,7 @@ pub enum Value {
     /// A timestamp column. sqlx stores `DateTime<Utc>` as chrono's RFC 3339 text with the
     /// fraction digits serde writes, and `+00:00` where serde writes `Z`.
     Time(&'static str),
-    /// A column holding JSON text, or null.
+    /// A column holding JSON text (as serde_json writes it), or null.
     Json(&'static str),
     /// A nested object.
     Object(Fields),
@@ -247,9 +247,11 @@ fn write_field(
             }
         }
         (Value::Json(_), ValueRef::Text(text)) => {
-            let json: serde_json::Value =
-                serde_json::from_slice(text).map_err(|err| unreadable(column, err))?;
-            write_json(out, &json, column)?
+            // Stored as serde_json wrote it (compact): checked to be one JSON value, then
+            // copied as it is rather than parsed into a tree and written again.
+            let text = utf8(text, column)?;
+            serde_json::from_str::<IgnoredAny>(text).map_err(|err| unreadable(column, err))?;
+            out.extend_from_slice(text.trim().as_bytes())
         }
         (_, value) => {
             return Err(rusqlite::Error::InvalidColumnType(
