@@ -15,7 +15,8 @@
 # /chat?limit=50, at 64 and 256 connections, then POST /projects (one INSERT each: writers
 # queue for SQLite's one write lock), `wrk -t2 --latency` on the same two cores.
 # Every row prints requests/s, p50, p99 and the ratio to /health's requests/s measured
-# in the same run by the same binary. RSS of each server: idle, then after everything.
+# in the same run by the same binary. RSS of each server: idle, right after everything,
+# and 3 s later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -141,6 +142,9 @@ run_backend() { # backend database-url sql-runner...
             measure "POST projects" "$conns" /api/v1/projects "" -s bench/wrk-post.lua
     done
     for i in "${!BINS[@]}"; do echo "$BACKEND bin$i loaded RSS $(rss_kb "${PIDS[$i]}") KiB"; done
+    # The server gives freed memory back once a burst is over (src/memory.rs).
+    sleep 3
+    for i in "${!BINS[@]}"; do echo "$BACKEND bin$i RSS 3 s after the load $(rss_kb "${PIDS[$i]}") KiB"; done
     cleanup
     PIDS=()
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod integrations;
 pub mod jobs;
 pub mod llm;
+pub mod memory;
 pub mod orchestrator;
 pub mod pagination;
 pub mod projects;

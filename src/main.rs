@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use codesherpa::{app, config::Config, telemetry};
+use codesherpa::{app, config::Config, memory, telemetry};
 use tokio::net::TcpListener;
 
 /// CodeSherpa API server.
@@ -43,7 +43,10 @@ async fn main() -> ExitCode {
             tracing::info!(database = db.backend(), "migrations applied");
         }),
         Command::Serve => match TcpListener::bind((config.host, config.port)).await {
-            Ok(listener) => app::run(config, listener, shutdown_signal()).await,
+            Ok(listener) => {
+                memory::trim_after_bursts();
+                app::run(config, listener, shutdown_signal()).await
+            }
             Err(err) => Err(err.into()),
         },
     };

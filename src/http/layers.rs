@@ -54,6 +54,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         .map_or("unmatched", MatchedPath::as_str);
     let status = response.status().as_u16();
     state.metrics.record(&method, route, status, elapsed);
+    crate::memory::request_finished();
     span.in_scope(|| {
         tracing::info!(
             status,
