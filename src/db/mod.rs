@@ -17,6 +17,10 @@ use sqlx::{
     Connection, PgPool, SqlitePool,
 };
 
+// Both pools are of a fixed size: they open every connection when the server starts and
+// reopen any that closes, so a burst of requests never waits for new ones (a PostgreSQL
+// connection takes milliseconds to open; bench/README.md, "First delta").
+
 /// How long a request waits for a connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -81,6 +85,7 @@ impl Db {
         if let Some(options) = postgres_options(url)? {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .min_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {
@@ -102,6 +107,7 @@ impl Db {
         let readers = reader::Readers::new(options.get_filename(), is_memory(url), max_connections);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
+            .min_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(busy::install(conn)))

@@ -326,6 +326,10 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
     })
     .await;
     let (token, _) = app.user().await;
+    // The operator's own session, outside every pool it kills.
+    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("operator session");
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for round in 0..20 {
         let writes = join_all((0..10).map(|i| {
@@ -337,13 +341,12 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
         }));
         let kill = async {
             tokio::time::sleep(Duration::from_millis(round % 5)).await;
-            codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+            sqlx::query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
             )
-            .execute(pool)
+            .execute(&mut operator)
             .await
-            .map(drop))
             .expect("terminate the server's sessions");
         };
         let (replies, ()) = tokio::join!(writes, kill);
