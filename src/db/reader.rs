@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// Connections for reading one SQLite database, at most `max` at a time.
+/// Connections for reading one SQLite database, at most [`readers`]`(max)` at a time.
 #[derive(Debug)]
 pub struct Readers {
     path: String,
@@ -43,7 +43,7 @@ impl Readers {
             path: filename.to_string_lossy().into_owned(),
             flags,
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(max as usize)),
+            permits: Arc::new(Semaphore::new(readers(max))),
         })
     }
 
@@ -90,6 +90,14 @@ impl Readers {
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
+}
+
+/// How many pages are read at once: `max`, but no more than twice the cores. A page of a
+/// cached database is CPU work; more readers than that only take turns on the cores, and
+/// measured slower (bench/README.md, "How many readers").
+fn readers(max: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (max as usize).min(2 * cores)
 }
 
 /// Binds `params` to a statement written with `$1`, `$2`… (SQLite reads them as named
