@@ -19,7 +19,7 @@ use sqlx::{
 
 // Both pools are of a fixed size: they open every connection when the server starts and
 // reopen any that closes, so a burst of requests never waits for new ones (a PostgreSQL
-// connection takes milliseconds to open; bench/README.md, "First delta").
+// connection takes milliseconds to open; bench/README.md, "Pools of a fixed size").
 
 /// How long a request waits for a connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
