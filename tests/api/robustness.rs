@@ -424,6 +424,51 @@ async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
     assert_eq!(listed.data()["total"], 1);
 }
 
+/// SQLite only: a write burst does not leave its write-ahead log on disk at its peak size.
+/// Once a checkpoint has emptied the log, the next write cuts the file back to the limit.
+#[tokio::test]
+async fn sqlites_write_ahead_log_is_cut_back_after_a_burst() {
+    let app = spawn(crate::helpers::Backend::Sqlite).await;
+    let (token, _) = app.user().await;
+    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
+        unreachable!("a SQLite app")
+    };
+    let log = format!("{}-wal", app.database_url.trim_start_matches("sqlite://"));
+    let log_size = || std::fs::metadata(&log).expect("write-ahead log").len();
+    let limit = codesherpa::db::WAL_SIZE_LIMIT;
+
+    sqlx::query("CREATE TABLE ballast (b BLOB)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO ballast SELECT randomblob(1048576) FROM n",
+    )
+    .bind((limit / 1_048_576 + 8) as i64)
+    .execute(pool)
+    .await
+    .unwrap();
+    assert!(
+        log_size() > limit,
+        "the burst grew the log to {}",
+        log_size()
+    );
+
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(pool)
+        .await
+        .unwrap();
+    app.post(
+        "/api/v1/projects",
+        &token,
+        json!({"name": "after the burst"}),
+    )
+    .await
+    .expect(201);
+    assert!(log_size() <= limit, "the log is still {} bytes", log_size());
+}
+
 /// SQLite's one write lock, taken on a connection of the app's pool outside any request
 /// and held until the transaction is rolled back.
 async fn hold_the_write_lock(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Sqlite> {
