@@ -17,10 +17,6 @@ use sqlx::{
     Connection, PgPool, SqlitePool,
 };
 
-// Both pools are of a fixed size: they open every connection when the server starts and
-// reopen any that closes, so a burst of requests never waits for new ones (a PostgreSQL
-// connection takes milliseconds to open; bench/README.md, "Pools of a fixed size").
-
 /// The most disk SQLite's write-ahead log keeps once a checkpoint has emptied it.
 pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
@@ -84,6 +80,10 @@ macro_rules! in_transaction {
 impl Db {
     /// Connects to `sqlite://…`, `sqlite:///./…` (SQLAlchemy style), `sqlite::memory:`
     /// or `postgres://…` / `postgresql://…`.
+    ///
+    /// Both pools are of a fixed size: they open `max_connections` at start and reopen any
+    /// that closes, so a burst of requests never waits for new ones (a PostgreSQL
+    /// connection takes milliseconds to open; bench/README.md, "Pools of a fixed size").
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, sqlx::Error> {
         if let Some(options) = postgres_options(url)? {
             let pool = PgPoolOptions::new()

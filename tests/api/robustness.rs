@@ -430,9 +430,7 @@ async fn a_write_behind_another_writer_goes_through_when_it_finishes() {
 async fn sqlites_write_ahead_log_is_cut_back_after_a_burst() {
     let app = spawn(crate::helpers::Backend::Sqlite).await;
     let (token, _) = app.user().await;
-    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
-        unreachable!("a SQLite app")
-    };
+    let pool = sqlite_pool(&app);
     let log = format!("{}-wal", app.database_url.trim_start_matches("sqlite://"));
     let log_size = || std::fs::metadata(&log).expect("write-ahead log").len();
     let limit = codesherpa::db::WAL_SIZE_LIMIT;
@@ -472,13 +470,21 @@ async fn sqlites_write_ahead_log_is_cut_back_after_a_burst() {
 /// SQLite's one write lock, taken on a connection of the app's pool outside any request
 /// and held until the transaction is rolled back.
 async fn hold_the_write_lock(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Sqlite> {
-    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
-        unreachable!("a SQLite app")
-    };
-    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let mut holder = sqlite_pool(app)
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .unwrap();
     sqlx::query("UPDATE users SET name = name WHERE id = -1")
         .execute(&mut *holder)
         .await
         .unwrap();
     holder
+}
+
+/// The pool of the test's own connections to a SQLite app's database.
+fn sqlite_pool(app: &TestApp) -> &sqlx::SqlitePool {
+    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
+        unreachable!("a SQLite app")
+    };
+    pool
 }
