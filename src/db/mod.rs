@@ -7,6 +7,7 @@ mod busy;
 pub mod owned;
 pub mod page;
 mod reader;
+mod wal;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -17,7 +18,8 @@ use sqlx::{
     Connection, PgPool, SqlitePool,
 };
 
-/// The most disk SQLite's write-ahead log keeps once a checkpoint has emptied it.
+/// The most disk SQLite's write-ahead log keeps: cut back to it when the log restarts,
+/// emptied by a checkpoint when it grows past it ([`wal`]).
 pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How long a request waits for a connection before answering 503.
@@ -107,15 +109,19 @@ impl Db {
         }
         // An embedded database cannot hang up: no liveness ping before each use.
         let options = sqlite_options(url)?;
-        let readers = reader::Readers::new(options.get_filename(), is_memory(url), max_connections);
+        let in_memory = is_memory(url);
+        let readers = reader::Readers::new(options.get_filename(), in_memory, max_connections);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .min_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .after_connect(|conn, _| Box::pin(busy::install(conn)))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        if !in_memory {
+            wal::watch(pool.clone(), options.get_filename().to_path_buf());
+        }
         Ok(Db::Sqlite(pool, readers))
     }
 
@@ -193,7 +199,8 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         .busy_timeout(busy::BUSY_TIMEOUT)
         // SQLite reuses its write-ahead log file rather than shrink it: after a sustained
         // write burst (where readers keep it from restarting) it stayed at its peak, 2.9 GB
-        // for a 33 MB database (bench/lists.sh). Cut back to this after each restart.
+        // for a 33 MB database (bench/lists.sh). Cut back to this after each restart; the
+        // log that never restarts is emptied by [`wal`].
         .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         .foreign_keys(true))
 }
