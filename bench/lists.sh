@@ -2,7 +2,9 @@
 # List endpoints (and concurrent writes) against the HTTP stack's ceiling, on SQLite then
 # PostgreSQL.
 #
-# Usage: [LISTS_BACKENDS=sqlite|postgres] bench/lists.sh [seconds-per-run] [BINARY ...]
+# Usage: bench/lists.sh [seconds-per-run] [BINARY ...]
+# Optional: LISTS_BACKENDS ("sqlite postgres"), LISTS_CONNECTIONS for the read rows ("64
+# 256"), LISTS_WRITE_CONNECTIONS for the POST rows ("64 256"; empty for none).
 #
 # With no binary it builds and measures the release server. With several (e.g. the
 # binary of main and the binary of a change), every one serves the same database at once
@@ -131,13 +133,13 @@ run_backend() { # backend database-url sql-runner...
     seed "$@"
     declare -ga CEILING=()
     measure health 64 /health
-    for conns in 64 256; do
+    for conns in ${LISTS_CONNECTIONS:-64 256}; do
         measure user/me "$conns" /api/v1/user/me auth
         measure agents "$conns" /api/v1/agents auth
         measure projects "$conns" /api/v1/projects auth
         measure chats "$conns" "/api/v1/chat?limit=50" auth
     done
-    for conns in 64 256; do
+    for conns in ${LISTS_WRITE_CONNECTIONS-64 256}; do
         TOKEN="$TOKEN" BODY='{"name":"bench write","repo_url":"https://github.com/acme/w"}' \
             measure "POST projects" "$conns" /api/v1/projects "" -s bench/wrk-post.lua
     done
