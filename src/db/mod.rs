@@ -110,7 +110,7 @@ impl Db {
         // An embedded database cannot hang up: no liveness ping before each use.
         let options = sqlite_options(url)?;
         let in_memory = is_memory(url);
-        let readers = reader::Readers::new(options.get_filename(), in_memory, max_connections);
+        let readers = reader::Readers::new(options.get_filename(), in_memory, max_connections)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .min_connections(max_connections)

@@ -3,7 +3,7 @@
 //!
 //! How the items become JSON depends on the backend, after profiling both
 //! (bench/README.md, "List pages"):
-//! - **SQLite** pages are read on a blocking thread with rusqlite ([`super::reader`]): the
+//! - **SQLite** pages are read on a reader thread with rusqlite ([`super::reader`]): the
 //!   count and the rows in one go, each row written as JSON straight from SQLite's values.
 //!   Read through sqlx, every row is a hand-off from the connection's worker thread to the
 //!   request's task, plus a decode and a re-encode of each field.
@@ -13,8 +13,6 @@
 //! SQLite's text must be what serde writes for the same struct, so each resource also
 //! describes its fields in [`Fields`], in its `Serialize` order; the tests compare every
 //! listed item with the same item read alone (serialised by serde), on both backends.
-
-use std::sync::Arc;
 
 use rusqlite::types::{Type, ValueRef};
 use serde::{de::IgnoredAny, Serialize};
@@ -155,7 +153,7 @@ pub fn from_rows<T: Serialize>(rows: Vec<Counted<T>>) -> Result<Page> {
 
 /// Reads one page on SQLite, binding `params` to `$1`, `$2`…
 pub async fn read_sqlite(
-    readers: &Arc<Readers>,
+    readers: &Readers,
     query: &PageQuery<'_>,
     params: Vec<rusqlite::types::Value>,
 ) -> Result<Page> {
