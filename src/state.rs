@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
+/// What [`AppState`] shares; its fields are read through the state (`state.db`).
 pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
