@@ -6,8 +6,9 @@
 //! that moment may never come, and the file grows with every commit (4.3 GB beside a 49 MB
 //! database after `bench/lists.sh`). `journal_size_limit` trims the file only once the log
 //! restarts. So a task looks at the file's size a few times a second and, past the limit,
+//! copies the log into the database (a `PASSIVE` checkpoint, holding no one back), then
 //! runs a `TRUNCATE` checkpoint: it holds new writers back until the readers are on the
-//! latest snapshot (list pages take milliseconds), copies the log into the database and
+//! latest snapshot (list pages take milliseconds), copies what was committed meanwhile and
 //! empties the file.
 
 use std::{

@@ -436,7 +436,7 @@ async fn sqlites_write_ahead_log_is_emptied_once_past_its_limit() {
     app.user().await;
     let pool = sqlite_pool(&app);
     let log = format!("{}-wal", app.database_url.trim_start_matches("sqlite://"));
-    let log_size = || std::fs::metadata(&log).map_or(0, |meta| meta.len());
+    let log_size = || std::fs::metadata(&log).expect("write-ahead log").len();
     let limit = codesherpa::db::WAL_SIZE_LIMIT;
     let megabytes = (limit / 1_048_576 + 8) as i64;
 
