@@ -172,6 +172,8 @@ pub struct Config {
     pub bcrypt_rounds: u32,
     /// How long an authenticated user's row may be reused (0 disables the cache).
     pub auth_cache_ttl: std::time::Duration,
+    /// Bytes of list pages an instance keeps while they are current (0 keeps none).
+    pub list_cache_bytes: u64,
     pub cors_origins: Vec<String>,
     pub host: IpAddr,
     pub port: u16,
@@ -260,6 +262,9 @@ impl Config {
                 1000,
                 from_str,
             )?),
+            list_cache_bytes: env
+                .parse::<u64>("LIST_CACHE_MB", 32, from_str)?
+                .saturating_mul(1 << 20),
             cors_origins: env
                 .get("CORS_ORIGINS")
                 .unwrap_or_else(|| "http://localhost:5173".into())
@@ -433,6 +438,7 @@ impl Config {
             refresh_token_expire_days: 7,
             bcrypt_rounds: 4,
             auth_cache_ttl: std::time::Duration::from_millis(1000),
+            list_cache_bytes: 32 << 20,
             cors_origins: vec!["http://localhost:5173".into()],
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,

@@ -3,12 +3,20 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use std::future::Future;
+
 use axum::{
+    body::Bytes,
     http::header::CONTENT_TYPE,
     response::{IntoResponse, Response},
 };
 
-use crate::{db::page, error::Result, validate::Violations};
+use crate::{
+    db::{page, pages::PageKey},
+    error::Result,
+    state::AppState,
+    validate::Violations,
+};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 100;
@@ -68,25 +76,32 @@ impl<T> Page<T> {
 /// A 200 answer in the envelope whose page was written by the database
 /// ([`crate::db::page`]): the same JSON as `ok(Page::new(…), message)`, with the items'
 /// text copied in as it came instead of decoded and encoded again.
-pub struct JsonPage {
-    pub page: page::Page,
-    pub request: PageRequest,
-    pub message: &'static str,
+pub struct JsonPage(Bytes);
+
+impl JsonPage {
+    /// The page `key` names, kept or read by `read` ([`crate::db::pages`]), in the envelope.
+    pub async fn serve(
+        state: &AppState,
+        key: PageKey,
+        message: &'static str,
+        read: impl Future<Output = Result<page::Page>>,
+    ) -> Result<JsonPage> {
+        let (limit, offset) = (key.limit, key.offset);
+        let message = serde_json::to_string(message).unwrap_or_default();
+        let body = move |page: page::Page| {
+            format!(
+                r#"{{"success":true,"data":{{"items":{},"total":{},"limit":{limit},"offset":{offset}}},"message":{message}}}"#,
+                page.items, page.total
+            )
+        };
+        let body = state.pages.get_or_read(&state.db, key, read, body).await?;
+        Ok(JsonPage(body))
+    }
 }
 
 impl IntoResponse for JsonPage {
     fn into_response(self) -> Response {
-        let JsonPage {
-            page,
-            request,
-            message,
-        } = self;
-        let message = serde_json::to_string(message).unwrap_or_default();
-        let body = format!(
-            r#"{{"success":true,"data":{{"items":{},"total":{},"limit":{},"offset":{}}},"message":{message}}}"#,
-            page.items, page.total, request.limit, request.offset
-        );
-        ([(CONTENT_TYPE, "application/json")], body).into_response()
+        ([(CONTENT_TYPE, "application/json")], self.0).into_response()
     }
 }
 

@@ -5,7 +5,7 @@ use std::{ops::Deref, sync::Arc};
 use crate::{
     auth::{password::Passwords, tokens::TokenKeys},
     config::Config,
-    db::Db,
+    db::{pages::Pages, Db},
     http::{metrics::Metrics, rate_limit::Limits},
     integrations::github::GithubClient,
     jobs::Queue,
@@ -32,6 +32,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub user_cache: Arc<UserCache>,
+    /// List pages kept while current.
+    pub pages: Pages,
     pub providers: Providers,
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
@@ -60,6 +62,7 @@ impl AppState {
                 redis.clone(),
             )),
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
+            pages: Pages::new(config.list_cache_bytes),
             providers,
             whatsapp: Arc::new(crate::integrations::whatsapp::Whatsapp::new(
                 &config.whatsapp,

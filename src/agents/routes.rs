@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     auth::AuthUser,
+    db::pages::{List, PageKey},
     error::{
         created, ok,
         responses::{Authenticated, JsonBody, ServerErrors},
@@ -124,11 +125,14 @@ pub async fn list(
     Query(params): Query<PageParams>,
 ) -> Result<impl IntoResponse> {
     let page = params.validate()?;
-    Ok(JsonPage {
-        page: store::list(&state.db, user.id, page).await?,
-        request: page,
-        message: "Agents retrieved",
-    })
+    let key = PageKey::new(user.id, List::Agents, page);
+    JsonPage::serve(
+        &state,
+        key,
+        "Agents retrieved",
+        store::list(&state.db, user.id, page),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),

@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{store, Chat};
 use crate::{
     auth::AuthUser,
+    db::pages::{List, PageKey},
     error::responses::{Authenticated, JsonBody, Limited, ServerErrors},
     error::{code_for, created, ok, Error, ErrorBody, Result},
     extract::{optional_integer, Id, Json, Query},
@@ -231,11 +232,16 @@ pub async fn list(
         agent_id: query.agent_id,
         project_id: query.project_id,
     };
-    Ok(JsonPage {
-        page: store::list(&state.db, user.id, &filter, page).await?,
-        request: page,
-        message: "Chats retrieved",
-    })
+    let key = PageKey {
+        filter: Some((
+            filter.session_id.clone(),
+            filter.agent_id,
+            filter.project_id,
+        )),
+        ..PageKey::new(user.id, List::Chats, page)
+    };
+    let read = store::list(&state.db, user.id, &filter, page);
+    JsonPage::serve(&state, key, "Chats retrieved", read).await
 }
 
 #[utoipa::path(get, path = "/api/v1/chat/sessions", tag = "chat", security(("bearer" = [])),

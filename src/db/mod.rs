@@ -6,6 +6,7 @@
 mod busy;
 pub mod owned;
 pub mod page;
+pub mod pages;
 mod reader;
 mod wal;
 

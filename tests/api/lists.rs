@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn, TestApp};
+use crate::helpers::{spawn, spawn_with, TestApp};
 
 /// Text that JSON must escape or carry as it is.
 const AWKWARD: &str = "quote \" backslash \\ tab \t newline \n bell \u{7} é 漢字 🦀 </script>";
@@ -162,4 +162,118 @@ db_test!(async fn listed_chats_are_the_chats_read_alone(backend) {
     assert_eq!(past_the_end.data()["total"], 3);
     let none = app.get("/api/v1/chat?session_id=nothing-here", &token).await.expect(200);
     assert_eq!(none.data(), &json!({"items": [], "total": 0, "limit": 50, "offset": 0}));
+});
+
+/// Runs one statement on the app's database, as an operator or another writer would.
+async fn execute(app: &TestApp, sql: &str) {
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query(sql)
+        .execute(pool)
+        .await
+        .map(drop))
+    .unwrap();
+}
+
+fn names(page: &crate::helpers::Reply) -> Vec<String> {
+    page.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            item["name"]
+                .as_str()
+                .or(item["message"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+// Pages are kept per instance (`src/db/pages.rs`); every list must still show every write
+// at once, whoever made it: this instance, another one on the same database, or SQL that
+// went round the server.
+db_test!(async fn kept_pages_show_every_write_at_once_whoever_wrote_it(backend) {
+    let app = spawn(backend).await;
+    let other = app.sibling(|_| {}).await;
+    let (token, _) = app.user().await;
+    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    let agents = "/api/v1/agents?limit=3";
+    let projects = "/api/v1/projects";
+
+    // Read twice, so the page is kept, then written on the other instance.
+    for _ in 0..2 {
+        app.get(agents, &token).await.expect(200);
+        app.get(projects, &token).await.expect(200);
+    }
+    let agent = other.post("/api/v1/agents", &token, json!({"name": "from the other instance"})).await.expect(201);
+    assert_eq!(names(&app.get(agents, &token).await.expect(200))[0], "from the other instance");
+    let project = other.post("/api/v1/projects", &token, json!({"name": "first"})).await.expect(201);
+    assert_eq!(names(&app.get(projects, &token).await.expect(200)), ["first"]);
+    let renamed = format!("/api/v1/projects/{}", project.data()["id"]);
+    other.put(&renamed, &token, json!({"name": "renamed"})).await.expect(200);
+    assert_eq!(names(&app.get(projects, &token).await.expect(200)), ["renamed"]);
+
+    // Writes that went round the server: insert, update, delete.
+    execute(&app, &format!("UPDATE agents SET name = 'renamed by SQL' WHERE id = {}", agent.data()["id"])).await;
+    assert_eq!(names(&app.get(agents, &token).await.expect(200))[0], "renamed by SQL");
+    execute(&app, &format!("DELETE FROM agents WHERE id = {}", agent.data()["id"])).await;
+    assert!(!names(&app.get(agents, &token).await.expect(200)).contains(&"renamed by SQL".to_owned()));
+    execute(&app, &format!(
+        "INSERT INTO projects (user_id, name, auto_review, created_at, updated_at) \
+         SELECT user_id, 'by SQL', auto_review, created_at, updated_at FROM projects WHERE user_id = {user_id}"
+    )).await;
+    let listed = app.get(projects, &token).await.expect(200);
+    assert_eq!(names(&listed), ["by SQL", "renamed"]);
+    assert_eq!(listed.data()["total"], 2);
+    other.delete(&renamed, &token).await.expect(200);
+    assert_eq!(names(&app.get(projects, &token).await.expect(200)), ["by SQL"]);
+
+    // Chat history, filtered and not, through both instances.
+    let session = "/api/v1/chat?session_id=kept";
+    for _ in 0..2 {
+        assert_eq!(app.get(session, &token).await.expect(200).data()["total"], 0);
+        app.get("/api/v1/chat", &token).await.expect(200);
+    }
+    other.post("/api/v1/chat", &token, json!({"message": "hello", "session_id": "kept"})).await.expect(201);
+    assert_eq!(names(&app.get(session, &token).await.expect(200)), ["hello"]);
+    assert_eq!(names(&app.get("/api/v1/chat", &token).await.expect(200)), ["hello"]);
+    execute(&app, "UPDATE chats SET message = 'edited' WHERE session_id = 'kept'").await;
+    assert_eq!(names(&app.get(session, &token).await.expect(200)), ["edited"]);
+    drop(other);
+});
+
+// The reverse: while nothing is written, the kept page is what is served — shown by
+// changing a row and putting its list's revision back, which no real writer can do.
+db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
+    let kept = app.get("/api/v1/projects", &token).await.expect(200);
+    let revision = format!("SELECT revision FROM list_revisions WHERE user_id = {user_id} AND list = 'projects'");
+    let (before,): (i64,) = codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(&revision).fetch_one(pool).await).unwrap();
+    assert!(before > 0, "the write raised the revision");
+
+    execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
+    execute(&app, &format!("UPDATE list_revisions SET revision = {before} WHERE user_id = {user_id} AND list = 'projects'")).await;
+    assert_eq!(app.get("/api/v1/projects", &token).await.expect(200).body, kept.body, "kept while the revision stands");
+
+    execute(&app, &format!("UPDATE list_revisions SET revision = {} WHERE user_id = {user_id} AND list = 'projects'", before + 1)).await;
+    assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
+
+    // Kept per page and per user: another page of the list, and another user, read their own.
+    assert_eq!(app.get("/api/v1/projects?offset=1", &token).await.expect(200).data()["items"], json!([]));
+    let (stranger, _) = app.user().await;
+    assert_eq!(app.get("/api/v1/projects", &stranger).await.expect(200).data()["total"], 0);
+});
+
+// With `LIST_CACHE_MB=0` no page is kept: the same answers, each read afresh.
+db_test!(async fn lists_answer_alike_with_no_pages_kept(backend) {
+    let app = spawn_with(backend, |config| config.list_cache_bytes = 0).await;
+    let (token, _) = app.user().await;
+    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
+    app.get("/api/v1/projects", &token).await.expect(200);
+    execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
+    execute(&app, &format!("UPDATE list_revisions SET revision = 1 WHERE user_id = {user_id}")).await;
+    assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
 });
