@@ -3,16 +3,24 @@
 -- WhatsApp, an operator's SQL. An instance keeps a list page with the count it read
 -- before the page and serves it again only while the count is the same (src/db/pages.rs).
 -- Users are never deleted by the API and their ids are never reused, so no foreign key.
+--
+-- The revision is the sum of a list's rows here: each transaction counts on one of 16
+-- (by its id), so concurrent writes of one user lock different rows instead of taking
+-- turns at one (one row measured PostgreSQL's `POST /projects` at a third of its rate).
+-- The sum still grows by every commit and by nothing else. SQLite, with one writer at a
+-- time, counts on shard 0.
 CREATE TABLE list_revisions (
-    user_id  BIGINT NOT NULL,
-    list     TEXT   NOT NULL,
-    revision BIGINT NOT NULL,
-    PRIMARY KEY (user_id, list)
+    user_id  BIGINT   NOT NULL,
+    list     TEXT     NOT NULL,
+    shard    SMALLINT NOT NULL,
+    revision BIGINT   NOT NULL,
+    PRIMARY KEY (user_id, list, shard)
 );
 
 CREATE FUNCTION revise_list(owner BIGINT, list TEXT) RETURNS VOID LANGUAGE sql AS $$
-    INSERT INTO list_revisions AS r (user_id, list, revision) VALUES (owner, list, 1)
-    ON CONFLICT (user_id, list) DO UPDATE SET revision = r.revision + 1
+    INSERT INTO list_revisions AS r (user_id, list, shard, revision)
+    VALUES (owner, list, pg_current_xact_id()::text::bigint % 16, 1)
+    ON CONFLICT (user_id, list, shard) DO UPDATE SET revision = r.revision + 1
 $$;
 
 CREATE FUNCTION revise_list_of_row() RETURNS TRIGGER LANGUAGE plpgsql AS $$

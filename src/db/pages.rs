@@ -16,7 +16,6 @@ use std::future::Future;
 
 use axum::body::Bytes;
 use quick_cache::{sync::Cache, Weighter};
-use rusqlite::OptionalExtension;
 
 use super::{page::Page, Db};
 use crate::{error::Result, pagination::PageRequest};
@@ -130,9 +129,10 @@ impl Pages {
     }
 }
 
-/// The list's revision: 0 until its first write.
+/// The list's revision (the sum of its shards): 0 until its first write.
 async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
-    const SQL: &str = "SELECT revision FROM list_revisions WHERE user_id = $1 AND list = $2";
+    const SQL: &str = "SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions \
+                       WHERE user_id = $1 AND list = $2";
     let list = list.name();
     let revision = match db {
         Db::Sqlite(_, readers) => {
@@ -140,7 +140,6 @@ async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
                 .read(move |conn| {
                     conn.prepare_cached(SQL)?
                         .query_row((user_id, list), |row| row.get(0))
-                        .optional()
                 })
                 .await?
         }
@@ -148,9 +147,9 @@ async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
             sqlx::query_scalar(SQL)
                 .bind(user_id)
                 .bind(list)
-                .fetch_optional(pool)
+                .fetch_one(pool)
                 .await?
         }
     };
-    Ok(revision.unwrap_or(0))
+    Ok(revision)
 }

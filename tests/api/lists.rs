@@ -249,15 +249,18 @@ db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
     let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
     let kept = app.get("/api/v1/projects", &token).await.expect(200);
-    let revision = format!("SELECT revision FROM list_revisions WHERE user_id = {user_id} AND list = 'projects'");
+    let projects = format!("user_id = {user_id} AND list = 'projects'");
+    let revision = format!("SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions WHERE {projects}");
     let (before,): (i64,) = codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(&revision).fetch_one(pool).await).unwrap();
     assert!(before > 0, "the write raised the revision");
 
     execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
-    execute(&app, &format!("UPDATE list_revisions SET revision = {before} WHERE user_id = {user_id} AND list = 'projects'")).await;
+    // The revision put back as it was: one shard holding the old sum.
+    execute(&app, &format!("DELETE FROM list_revisions WHERE {projects}")).await;
+    execute(&app, &format!("INSERT INTO list_revisions (user_id, list, shard, revision) VALUES ({user_id}, 'projects', 0, {before})")).await;
     assert_eq!(app.get("/api/v1/projects", &token).await.expect(200).body, kept.body, "kept while the revision stands");
 
-    execute(&app, &format!("UPDATE list_revisions SET revision = {} WHERE user_id = {user_id} AND list = 'projects'", before + 1)).await;
+    execute(&app, &format!("UPDATE list_revisions SET revision = revision + 1 WHERE {projects}")).await;
     assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
 
     // Kept per page and per user: another page of the list, and another user, read their own.
