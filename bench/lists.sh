@@ -133,7 +133,7 @@ run_backend() { # backend database-url sql-runner...
     seed "$@"
     declare -ga CEILING=()
     measure health 64 /health
-    for conns in ${LISTS_CONNECTIONS:-64 256}; do
+    for conns in ${LISTS_CONNECTIONS-64 256}; do
         measure user/me "$conns" /api/v1/user/me auth
         measure agents "$conns" /api/v1/agents auth
         measure projects "$conns" /api/v1/projects auth

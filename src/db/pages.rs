@@ -135,13 +135,16 @@ async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
                        WHERE user_id = $1 AND list = $2";
     let list = list.name();
     let revision = match db {
+        // One row by its key: read in place unless SQLite is busy.
         Db::Sqlite(_, readers) => {
-            readers
-                .read(move |conn| {
-                    conn.prepare_cached(SQL)?
-                        .query_row((user_id, list), |row| row.get(0))
-                })
-                .await?
+            let read = move |conn: &rusqlite::Connection| {
+                conn.prepare_cached(SQL)?
+                    .query_row((user_id, list), |row| row.get(0))
+            };
+            match readers.read_now(read) {
+                Some(revision) => revision?,
+                None => readers.read(read).await?,
+            }
         }
         Db::Postgres(pool) => {
             sqlx::query_scalar(SQL)

@@ -29,10 +29,19 @@ type Job = Box<dyn FnOnce(rusqlite::Result<&Connection>) + Send>;
 /// takes the next queued one without sleeping, and keeps its connection (and its warm
 /// caches), where a pool call per page meant a wake-up per page and a connection passed
 /// from thread to thread (bench/README.md, "Reader threads").
-#[derive(Debug)]
 pub struct Readers {
     /// Taken by [`Readers::close`]: the threads end once the queue is empty.
     queue: Mutex<Option<flume::Sender<Job>>>,
+    /// Connections for [`Readers::read_now`], one per caller at a time, opened as needed.
+    idle: Mutex<Vec<Connection>>,
+    path: String,
+    flags: OpenFlags,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").field("path", &self.path).finish()
+    }
 }
 
 impl Readers {
@@ -57,6 +66,9 @@ impl Readers {
         }
         Ok(Arc::new(Readers {
             queue: Mutex::new(Some(queue)),
+            idle: Mutex::default(),
+            path,
+            flags,
         }))
     }
 
@@ -80,6 +92,33 @@ impl Readers {
             .await
             .map_err(|_| Error::Internal("sqlite read: the reader stopped".into()))?
             .map_err(from_rusqlite)
+    }
+
+    /// Runs `read` here, on the caller's thread, if SQLite can answer at once: for reads of
+    /// a few microseconds (one row by its key), which cost less than the hand-off to a
+    /// reader thread and back. Its connection never waits for a lock: `None` when the
+    /// database is busy (the caller then queues the read, which may wait).
+    pub fn read_now<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T>> {
+        let kept = self.idle.lock().expect("readers lock").pop();
+        let conn = match kept.map_or_else(|| self.connect_now(), Ok) {
+            Ok(conn) => conn,
+            Err(err) => return Some(Err(from_rusqlite(err))),
+        };
+        let answer = read(&conn);
+        self.idle.lock().expect("readers lock").push(conn);
+        match answer {
+            Err(err) if busy(&err) => None,
+            answer => Some(answer.map_err(from_rusqlite)),
+        }
+    }
+
+    fn connect_now(&self) -> rusqlite::Result<Connection> {
+        let conn = connect(&self.path, self.flags)?;
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        Ok(conn)
     }
 
     /// Lets the threads end (and close their connections) once the queued reads are done.
@@ -139,10 +178,16 @@ pub fn bind(
 /// SQLite still busy after its busy timeout is an overload that passes (503), as on the
 /// sqlx side; anything else is a bug (500, logged, never shown).
 fn from_rusqlite(err: rusqlite::Error) -> Error {
-    match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            Error::Unavailable("Service temporarily unavailable")
-        }
-        _ => Error::Internal(format!("sqlite read: {err}")),
+    if busy(&err) {
+        Error::Unavailable("Service temporarily unavailable")
+    } else {
+        Error::Internal(format!("sqlite read: {err}"))
     }
+}
+
+fn busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
