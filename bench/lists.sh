@@ -13,9 +13,10 @@
 #
 # Data: one user with 50 agents (4 built-in + 46, each with a ~600-byte system prompt),
 # 50 projects and 50 chats with ~1 KB responses and a small structured `result`.
-# Rows: GET /health (no auth, no database: the ceiling), /user/me, /agents, /projects,
-# /chat?limit=50, at 64 and 256 connections, then POST /projects (one INSERT each: writers
-# queue for SQLite's one write lock), `wrk -t2 --latency` on the same two cores.
+# Rows: GET /health (no auth, no database: the ceiling), /agents/{id} (one row by its key),
+# then /user/me, /agents, /projects, /chat?limit=50 at 64 and 256 connections, then POST
+# /projects (one INSERT each: writers queue for SQLite's one write lock), `wrk -t2
+# --latency` on the same two cores.
 # Every row prints requests/s, p50, p99 and the ratio to /health's requests/s measured
 # in the same run by the same binary. RSS of each server: idle, right after everything,
 # and 3 s later; on SQLite the sizes of the database and its write-ahead log after the load.
@@ -133,6 +134,10 @@ run_backend() { # backend database-url sql-runner...
     seed "$@"
     declare -ga CEILING=()
     measure health 64 /health
+    # One row by its key (and serde): what any request that asks the database costs at least.
+    local agent_id
+    agent_id=$(api GET "/agents?limit=1" | python3 -c "import json,sys; print(json.load(sys.stdin)['data']['items'][0]['id'])")
+    measure "agent/{id}" 64 "/api/v1/agents/$agent_id" auth
     for conns in ${LISTS_CONNECTIONS-64 256}; do
         measure user/me "$conns" /api/v1/user/me auth
         measure agents "$conns" /api/v1/agents auth

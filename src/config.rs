@@ -263,7 +263,7 @@ impl Config {
                 from_str,
             )?),
             list_cache_bytes: env
-                .parse::<u64>("LIST_CACHE_MB", 32, from_str)?
+                .parse::<u64>("LIST_CACHE_MB", 16, from_str)?
                 .saturating_mul(1 << 20),
             cors_origins: env
                 .get("CORS_ORIGINS")
@@ -438,7 +438,7 @@ impl Config {
             refresh_token_expire_days: 7,
             bcrypt_rounds: 4,
             auth_cache_ttl: std::time::Duration::from_millis(1000),
-            list_cache_bytes: 32 << 20,
+            list_cache_bytes: 16 << 20,
             cors_origins: vec!["http://localhost:5173".into()],
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
@@ -731,6 +731,7 @@ mod tests {
         assert_eq!(config.rate_limit_auth_per_minute, 20);
         assert_eq!(config.rate_limit_ai_per_minute, 60);
         assert_eq!(config.cors_origins, vec!["http://localhost:5173"]);
+        assert_eq!(config.list_cache_bytes, 16 << 20);
         assert_eq!(config.secret_key.len(), 64, "a random development key");
         assert_eq!(config.secret_key_replaced, Some("is not set"));
         assert_eq!(config.secret_key_previous, None);
@@ -794,6 +795,12 @@ mod tests {
         let err = config(&[("PORT", "eighty")]).expect_err("must refuse");
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("eighty"));
+        let err = config(&[("LIST_CACHE_MB", "-1")]).expect_err("must refuse");
+        assert_eq!(err.name, "LIST_CACHE_MB");
+        assert_eq!(
+            config(&[("LIST_CACHE_MB", "0")]).unwrap().list_cache_bytes,
+            0
+        );
         assert_eq!(
             config(&[("BCRYPT_ROUNDS", "3")])
                 .expect_err("must refuse")
