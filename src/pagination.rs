@@ -1,9 +1,9 @@
 //! `limit`/`offset` paging and the `{items, total, limit, offset}` list shape.
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-
-use std::future::Future;
 
 use axum::{
     body::Bytes,
@@ -87,8 +87,8 @@ impl JsonPage {
         read: impl Future<Output = Result<page::Page>>,
     ) -> Result<JsonPage> {
         let (limit, offset) = (key.limit, key.offset);
-        let message = serde_json::to_string(message).unwrap_or_default();
         let body = move |page: page::Page| {
+            let message = serde_json::to_string(message).unwrap_or_default();
             format!(
                 r#"{{"success":true,"data":{{"items":{},"total":{},"limit":{limit},"offset":{offset}}},"message":{message}}}"#,
                 page.items, page.total

@@ -2,7 +2,7 @@
 //!
 //! Every write to a list's rows raises the list's revision in the same transaction (a
 //! database trigger, so no writer can forget it: migration `0006_list_revisions`). A
-//! request reads its list's revision (one primary-key row), and the page kept with that
+//! request reads its list's revision (a few rows by their key), and the page kept with that
 //! revision is the page it would read: nothing written since, on any instance, by any
 //! writer. Otherwise the page is read and kept with the revision read *before* it, so a
 //! page is never older than its revision; a write committed between the two reads makes
@@ -135,7 +135,7 @@ async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
                        WHERE user_id = $1 AND list = $2";
     let list = list.name();
     let revision = match db {
-        // One row by its key: read in place unless SQLite is busy.
+        // A few rows by their key: read in place unless SQLite is busy.
         Db::Sqlite(_, readers) => {
             let read = move |conn: &rusqlite::Connection| {
                 conn.prepare_cached(SQL)?

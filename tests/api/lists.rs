@@ -1,4 +1,4 @@
-//! List pages are written by the database (`src/db/json.rs`), single items by serde: every
+//! List pages are written by the database (`src/db/page.rs`), single items by serde: every
 //! listed item must be the same JSON as the item read alone, whatever its content.
 
 use chrono::{DateTime, Utc};
