@@ -173,6 +173,36 @@ async fn execute(app: &TestApp, sql: &str) {
     .unwrap();
 }
 
+async fn user_id(app: &TestApp, token: &str) -> i64 {
+    app.get("/api/v1/user/me", token).await.expect(200).data()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The user's projects list's revision (the sum of its shards).
+async fn projects_revision(app: &TestApp, user_id: i64) -> i64 {
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions \
+         WHERE user_id = {user_id} AND list = 'projects'"
+    );
+    let (revision,): (i64,) =
+        codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(&sql).fetch_one(pool).await).unwrap();
+    revision
+}
+
+/// Sets the projects list's revision back to `revision` (one shard holding it), which no
+/// real writer can do: a page kept at `revision` is current again.
+async fn put_back_projects_revision(app: &TestApp, user_id: i64, revision: i64) {
+    execute(
+        app,
+        &format!("DELETE FROM list_revisions WHERE user_id = {user_id} AND list = 'projects'"),
+    )
+    .await;
+    execute(app, &format!(
+        "INSERT INTO list_revisions (user_id, list, shard, revision) VALUES ({user_id}, 'projects', 0, {revision})"
+    )).await;
+}
+
 fn names(page: &crate::helpers::Reply) -> Vec<String> {
     page.data()["items"]
         .as_array()
@@ -195,7 +225,7 @@ db_test!(async fn kept_pages_show_every_write_at_once_whoever_wrote_it(backend) 
     let app = spawn(backend).await;
     let other = app.sibling(|_| {}).await;
     let (token, _) = app.user().await;
-    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    let user_id = user_id(&app, &token).await;
     let agents = "/api/v1/agents?limit=3";
     let projects = "/api/v1/projects";
 
@@ -246,21 +276,17 @@ db_test!(async fn kept_pages_show_every_write_at_once_whoever_wrote_it(backend) 
 db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
     let app = spawn(backend).await;
     let (token, _) = app.user().await;
-    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    let user_id = user_id(&app, &token).await;
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
     let kept = app.get("/api/v1/projects", &token).await.expect(200);
-    let projects = format!("user_id = {user_id} AND list = 'projects'");
-    let revision = format!("SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions WHERE {projects}");
-    let (before,): (i64,) = codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(&revision).fetch_one(pool).await).unwrap();
+    let before = projects_revision(&app, user_id).await;
     assert!(before > 0, "the write raised the revision");
 
     execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
-    // The revision put back as it was: one shard holding the old sum.
-    execute(&app, &format!("DELETE FROM list_revisions WHERE {projects}")).await;
-    execute(&app, &format!("INSERT INTO list_revisions (user_id, list, shard, revision) VALUES ({user_id}, 'projects', 0, {before})")).await;
+    put_back_projects_revision(&app, user_id, before).await;
     assert_eq!(app.get("/api/v1/projects", &token).await.expect(200).body, kept.body, "kept while the revision stands");
 
-    execute(&app, &format!("UPDATE list_revisions SET revision = revision + 1 WHERE {projects}")).await;
+    put_back_projects_revision(&app, user_id, before + 1).await;
     assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
 
     // Kept per page and per user: another page of the list, and another user, read their own.
@@ -273,10 +299,11 @@ db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
 db_test!(async fn lists_answer_alike_with_no_pages_kept(backend) {
     let app = spawn_with(backend, |config| config.list_cache_bytes = 0).await;
     let (token, _) = app.user().await;
-    let user_id = app.get("/api/v1/user/me", &token).await.expect(200).data()["id"].as_i64().unwrap();
+    let user_id = user_id(&app, &token).await;
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
     app.get("/api/v1/projects", &token).await.expect(200);
+    let before = projects_revision(&app, user_id).await;
     execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
-    execute(&app, &format!("UPDATE list_revisions SET revision = 1 WHERE user_id = {user_id}")).await;
+    put_back_projects_revision(&app, user_id, before).await;
     assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
 });
