@@ -111,6 +111,16 @@ impl Error {
         Error::Internal(err.to_string())
     }
 
+    /// `err` for each of the requests one query answered: the status and message the
+    /// query's own request would get.
+    pub fn shared(err: &sqlx::Error) -> Self {
+        if is_outage(err) {
+            Error::Unavailable("Service temporarily unavailable")
+        } else {
+            Error::Internal(format!("database error: {err}"))
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,

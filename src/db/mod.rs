@@ -8,6 +8,7 @@ pub mod owned;
 pub mod page;
 pub mod pages;
 mod reader;
+mod revisions;
 mod wal;
 
 use std::{str::FromStr, sync::Arc, time::Duration};

@@ -17,7 +17,7 @@ use std::future::Future;
 use axum::body::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::{page::Page, Db};
+use super::{page::Page, revisions::Revisions, Db};
 use crate::{error::Result, pagination::PageRequest};
 
 /// The lists kept, named as their revisions are (the triggers' `list` column).
@@ -29,7 +29,7 @@ pub enum List {
 }
 
 impl List {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             List::Agents => "agents",
             List::Projects => "projects",
@@ -85,6 +85,7 @@ impl Weighter<PageKey, Kept> for BySize {
 /// The pages this instance keeps, at most `capacity` bytes of them; none when 0.
 pub struct Pages {
     cache: Option<Cache<PageKey, Kept, BySize>>,
+    revisions: Revisions,
 }
 
 impl Pages {
@@ -95,6 +96,7 @@ impl Pages {
             .max(16);
         Pages {
             cache: (capacity > 0).then(|| Cache::with_weighter(items, capacity, BySize)),
+            revisions: Revisions::default(),
         }
     }
 
@@ -110,7 +112,7 @@ impl Pages {
         let Some(cache) = &self.cache else {
             return Ok(body(read.await?).into());
         };
-        let revision = revision(db, key.user_id, key.list).await?;
+        let revision = self.revisions.read(db, key.user_id, key.list).await?;
         if let Some(kept) = cache.get(&key).filter(|kept| kept.revision == revision) {
             return Ok(kept.body);
         }
@@ -127,32 +129,4 @@ impl Pages {
         }
         Ok(body)
     }
-}
-
-/// The list's revision (the sum of its shards): 0 until its first write.
-async fn revision(db: &Db, user_id: i64, list: List) -> Result<i64> {
-    const SQL: &str = "SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions \
-                       WHERE user_id = $1 AND list = $2";
-    let list = list.name();
-    let revision = match db {
-        // A few rows by their key: read in place unless SQLite is busy.
-        Db::Sqlite(_, readers) => {
-            let read = move |conn: &rusqlite::Connection| {
-                conn.prepare_cached(SQL)?
-                    .query_row((user_id, list), |row| row.get(0))
-            };
-            match readers.read_now(read) {
-                Some(revision) => revision?,
-                None => readers.read(read).await?,
-            }
-        }
-        Db::Postgres(pool) => {
-            sqlx::query_scalar(SQL)
-                .bind(user_id)
-                .bind(list)
-                .fetch_one(pool)
-                .await?
-        }
-    };
-    Ok(revision)
 }

@@ -179,27 +179,27 @@ async fn user_id(app: &TestApp, token: &str) -> i64 {
         .unwrap()
 }
 
-/// The user's projects list's revision (the sum of its shards).
-async fn projects_revision(app: &TestApp, user_id: i64) -> i64 {
+/// The revision of one of the user's lists (the sum of its shards).
+async fn revision(app: &TestApp, user_id: i64, list: &str) -> i64 {
     let sql = format!(
         "SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM list_revisions \
-         WHERE user_id = {user_id} AND list = 'projects'"
+         WHERE user_id = {user_id} AND list = '{list}'"
     );
     let (revision,): (i64,) =
         codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(&sql).fetch_one(pool).await).unwrap();
     revision
 }
 
-/// Sets the projects list's revision back to `revision` (one shard holding it), which no
+/// Sets one of the user's lists' revision to `revision` (one shard holding it), which no
 /// real writer can do: a page kept at `revision` is current again.
-async fn put_back_projects_revision(app: &TestApp, user_id: i64, revision: i64) {
+async fn put_back_revision(app: &TestApp, user_id: i64, list: &str, revision: i64) {
     execute(
         app,
-        &format!("DELETE FROM list_revisions WHERE user_id = {user_id} AND list = 'projects'"),
+        &format!("DELETE FROM list_revisions WHERE user_id = {user_id} AND list = '{list}'"),
     )
     .await;
     execute(app, &format!(
-        "INSERT INTO list_revisions (user_id, list, shard, revision) VALUES ({user_id}, 'projects', 0, {revision})"
+        "INSERT INTO list_revisions (user_id, list, shard, revision) VALUES ({user_id}, '{list}', 0, {revision})"
     )).await;
 }
 
@@ -279,14 +279,14 @@ db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
     let user_id = user_id(&app, &token).await;
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
     let kept = app.get("/api/v1/projects", &token).await.expect(200);
-    let before = projects_revision(&app, user_id).await;
+    let before = revision(&app, user_id, "projects").await;
     assert!(before > 0, "the write raised the revision");
 
     execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
-    put_back_projects_revision(&app, user_id, before).await;
+    put_back_revision(&app, user_id, "projects", before).await;
     assert_eq!(app.get("/api/v1/projects", &token).await.expect(200).body, kept.body, "kept while the revision stands");
 
-    put_back_projects_revision(&app, user_id, before + 1).await;
+    put_back_revision(&app, user_id, "projects", before + 1).await;
     assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
 
     // Kept per page and per user: another page of the list, and another user, read their own.
@@ -302,8 +302,58 @@ db_test!(async fn lists_answer_alike_with_no_pages_kept(backend) {
     let user_id = user_id(&app, &token).await;
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);
     app.get("/api/v1/projects", &token).await.expect(200);
-    let before = projects_revision(&app, user_id).await;
+    let before = revision(&app, user_id, "projects").await;
     execute(&app, &format!("UPDATE projects SET name = 'after' WHERE user_id = {user_id}")).await;
-    put_back_projects_revision(&app, user_id, before).await;
+    put_back_revision(&app, user_id, "projects", before).await;
     assert_eq!(names(&app.get("/api/v1/projects", &token).await.expect(200)), ["after"]);
+});
+
+// On PostgreSQL the revisions asked while one query is out are read by the next, together
+// (`src/db/revisions.rs`): each request must still get its own list's revision, read after
+// it asked. Six lists of two users stand at the same revision with their pages kept; one
+// of them is written, and many requests for all six, at once, must show that write and
+// only there.
+db_test!(async fn lists_asked_at_once_each_show_their_own_writes(backend) {
+    let app = spawn(backend).await;
+    let mut lists = Vec::new();
+    for user in ["first", "second"] {
+        let (token, _) = app.user().await;
+        let user_id = user_id(&app, &token).await;
+        app.post("/api/v1/agents", &token, json!({"name": format!("{user}'s agent")})).await.expect(201);
+        app.post("/api/v1/projects", &token, json!({"name": format!("{user}'s project")})).await.expect(201);
+        app.post("/api/v1/chat", &token, json!({"message": format!("{user}'s chat")})).await.expect(201);
+        for (list, path, table, column) in [
+            ("agents", "/api/v1/agents", "agents", "name"),
+            ("projects", "/api/v1/projects", "projects", "name"),
+            ("chats", "/api/v1/chat", "chats", "message"),
+        ] {
+            lists.push((user_id, token.clone(), list, path, table, column));
+        }
+    }
+
+    for (round, written) in lists.iter().enumerate() {
+        let standing = 100 * (round as i64 + 1);
+        let mut kept = Vec::new();
+        for (user_id, token, list, path, ..) in &lists {
+            put_back_revision(&app, *user_id, list, standing).await;
+            kept.push(app.get(path, token).await.expect(200).body);
+        }
+        let (user_id, _, _, _, table, column) = written;
+        let changed = format!("changed in round {round}");
+        execute(&app, &format!(
+            "UPDATE {table} SET {column} = '{changed}' WHERE user_id = {user_id} AND {column} LIKE '%''s %'"
+        )).await;
+
+        let asked = (0..8).flat_map(|_| lists.iter().enumerate()).map(|(i, (_, token, _, path, ..))| {
+            let app = &app;
+            async move { (i, app.get(path, token).await.expect(200)) }
+        });
+        for (i, reply) in futures_util::future::join_all(asked).await {
+            if i == round {
+                assert!(names(&reply).contains(&changed), "round {round}: the written list shows its write");
+            } else {
+                assert_eq!(reply.body, kept[i], "round {round}: list {i} is the page kept at its revision");
+            }
+        }
+    }
 });

@@ -1,0 +1,158 @@
+//! Reading lists' revisions ([`super::pages`]): in place on SQLite, and on PostgreSQL
+//! many requests' revisions in one query.
+//!
+//! On PostgreSQL a kept page costs one round trip, the revision's, and that round trip
+//! was the whole cost of a list request (a list served from its kept page ran exactly as
+//! fast as one row read by its key: bench/README.md, "Stop 18"). So the revisions asked
+//! while one query is out are read together by the next: one query answers every request
+//! waiting, whoever's list it asks for. Each answer is still read *after* its request
+//! asked (a query never answers a request that arrived once it had started), so it shows
+//! every write committed before the request arrived, exactly as a query of its own would.
+
+use std::{
+    collections::HashMap,
+    mem,
+    sync::{Arc, Mutex},
+};
+
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use super::{pages::List, Db};
+use crate::error::{Error, Result};
+
+/// A request's list (its user's id and which list), and where its revision goes.
+type Waiting = (i64, List, oneshot::Sender<Result<i64>>);
+
+/// The revisions asked and not yet read, and whether a query is reading some.
+#[derive(Default)]
+struct Asked {
+    reading: bool,
+    waiting: Vec<Waiting>,
+}
+
+/// Revision reads of one instance.
+#[derive(Default)]
+pub struct Revisions {
+    asked: Arc<Mutex<Asked>>,
+}
+
+impl Revisions {
+    /// The list's revision (the sum of its shards): 0 until its first write.
+    pub async fn read(&self, db: &Db, user_id: i64, list: List) -> Result<i64> {
+        const SQL: &str = "SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) \
+                           FROM list_revisions WHERE user_id = $1 AND list = $2";
+        match db {
+            // A few rows by their key: read in place unless SQLite is busy.
+            Db::Sqlite(_, readers) => {
+                let list = list.name();
+                let read = move |conn: &rusqlite::Connection| {
+                    conn.prepare_cached(SQL)?
+                        .query_row((user_id, list), |row| row.get(0))
+                };
+                match readers.read_now(read) {
+                    Some(revision) => revision,
+                    None => readers.read(read).await,
+                }
+            }
+            Db::Postgres(pool) => self.read_together(pool, user_id, list).await,
+        }
+    }
+
+    /// Asks for the revision and waits for the next query, starting one if none is out.
+    async fn read_together(&self, pool: &PgPool, user_id: i64, list: List) -> Result<i64> {
+        let (answer, revision) = oneshot::channel();
+        let start = {
+            let mut asked = self.asked.lock().expect("revisions lock");
+            asked.waiting.push((user_id, list, answer));
+            !mem::replace(&mut asked.reading, true)
+        };
+        if start {
+            // Its own task: a request that goes away does not take the others' answers.
+            let reading = Reading {
+                asked: self.asked.clone(),
+                finished: false,
+            };
+            tokio::spawn(read_while_asked(reading, pool.clone()));
+        }
+        revision
+            .await
+            .map_err(|_| Error::internal("revision read stopped"))?
+    }
+}
+
+/// Queries while revisions are asked, each query reading all asked so far.
+async fn read_while_asked(mut reading: Reading, pool: PgPool) {
+    loop {
+        let waiting = {
+            let mut asked = reading.asked.lock().expect("revisions lock");
+            if asked.waiting.is_empty() {
+                asked.reading = false;
+                reading.finished = true;
+                return;
+            }
+            mem::take(&mut asked.waiting)
+        };
+        answer(&pool, waiting).await;
+    }
+}
+
+/// One query for every list asked (each once), and each request its list's revision.
+async fn answer(pool: &PgPool, waiting: Vec<Waiting>) {
+    const SQL: &str = "SELECT CAST(k.n AS BIGINT), CAST(COALESCE(SUM(r.revision), 0) AS BIGINT) \
+                       FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY AS k(user_id, list, n) \
+                       LEFT JOIN list_revisions r ON r.user_id = k.user_id AND r.list = k.list \
+                       GROUP BY k.n";
+    let mut lists: HashMap<(i64, List), usize> = HashMap::new();
+    let (mut users, mut names) = (Vec::new(), Vec::new());
+    for &(user_id, list, _) in &waiting {
+        lists.entry((user_id, list)).or_insert_with(|| {
+            users.push(user_id);
+            names.push(list.name());
+            users.len()
+        });
+    }
+    let read: Result<HashMap<i64, i64>, sqlx::Error> = sqlx::query_as(SQL)
+        .bind(users)
+        .bind(names)
+        .fetch_all(pool)
+        .await
+        .map(|rows: Vec<(i64, i64)>| rows.into_iter().collect());
+    if let Err(err) = &read {
+        tracing::error!(error = %err, lists = lists.len(), "reading list revisions failed");
+    }
+    for (user_id, list, answer) in waiting {
+        let revision = match &read {
+            Ok(revisions) => {
+                let n = lists[&(user_id, list)] as i64;
+                revisions
+                    .get(&n)
+                    .copied()
+                    .ok_or_else(|| Error::internal("revision missing from its query"))
+            }
+            Err(err) => Err(Error::shared(err)),
+        };
+        // A request that went away needs no answer.
+        let _ = answer.send(revision);
+    }
+}
+
+/// Held by the task reading revisions; if the task stops unfinished (a panic, the runtime
+/// shutting down) the requests waiting fail rather than wait forever, and the next request
+/// starts a new task.
+struct Reading {
+    asked: Arc<Mutex<Asked>>,
+    finished: bool,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.reading = false;
+            asked.waiting.clear();
+        }
+    }
+}
