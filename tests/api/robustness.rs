@@ -369,6 +369,53 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
         .expect(201);
 }
 
+/// PostgreSQL only: lists read their revisions together (src/db/revisions.rs), so one
+/// killed session fails every request its query answered: each must get the 503 its own
+/// query would have, and the lists must recover.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL: set TEST_POSTGRES_URL when building the tests"
+)]
+async fn lists_read_together_answer_503_on_killed_sessions_and_recover() {
+    let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
+        config.database_max_connections = 4;
+        config.auth_cache_ttl = Duration::from_secs(60);
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("operator session");
+    // The user is cached from here on: a list's one query is its revision's.
+    app.get("/api/v1/projects", &token).await.expect(200);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..10 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut operator)
+        .await
+        .expect("terminate the server's sessions");
+        for reply in join_all((0..10).map(|_| app.get("/api/v1/projects", &token))).await {
+            let status = reply.status.as_u16();
+            *statuses.entry(status).or_default() += 1;
+            reply.expect(status);
+        }
+    }
+    assert!(
+        statuses.keys().all(|status| [200, 503].contains(status)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains_key(&503),
+        "a killed session failed some reads: {statuses:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.get("/api/v1/projects", &token).await.expect(200);
+}
+
 /// SQLite only: a write that waits longer than the busy timeout (5 s) for the one writer
 /// is an overload that passes, answered 503 in the envelope, never a 500; nothing of it
 /// is written, and the server writes again once the lock is free.
