@@ -2,12 +2,13 @@
 //!
 //! Every write to a list's rows raises the list's revision in the same transaction (a
 //! database trigger, so no writer can forget it: migration `0006_list_revisions`). A
-//! request reads its list's revision (a few rows by their key), and the page kept with that
-//! revision is the page it would read: nothing written since, on any instance, by any
-//! writer. Otherwise the page is read and kept with the revision read *before* it, so a
-//! page is never older than its revision; a write committed between the two reads makes
-//! the next request's revision differ, and it reads again. A revision only grows (user
-//! ids are never reused), so a kept page can never match a later state by accident.
+//! request reads its list's revision (a few rows by their key: [`super::revisions`]),
+//! and the page kept with that revision is the page it would read: nothing written
+//! since, on any instance, by any writer. Otherwise the page is read and kept with the
+//! revision read *before* it, so a page is never older than its revision; a write
+//! committed between the two reads makes the next request's revision differ, and it
+//! reads again. A revision only grows (user ids are never reused), so a kept page can
+//! never match a later state by accident.
 //!
 //! What it saves is the page's query and its JSON (on PostgreSQL a 50-row page costs the
 //! database ~150 µs of CPU, the revision a few µs): bench/README.md, "Stop 18".
