@@ -18,7 +18,7 @@ use std::{
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use super::{pages::List, Db};
+use super::{pages::List, Db, ACQUIRE_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// A request's list (its user's id and which list), and where its revision goes.
@@ -75,9 +75,12 @@ impl Revisions {
             };
             tokio::spawn(read_while_asked(reading, pool.clone()));
         }
-        revision
-            .await
-            .map_err(|_| Error::internal("revision read stopped"))?
+        // A request waits for the query out before its own: bounded as a pool's wait is,
+        // so a database that does not answer gets a 503 after 5 s, not after two queries'.
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, revision).await {
+            Ok(answer) => answer.map_err(|_| Error::internal("revision read stopped"))?,
+            Err(_) => Err(Error::Unavailable("Service temporarily unavailable")),
+        }
     }
 }
 

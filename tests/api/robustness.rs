@@ -416,6 +416,49 @@ async fn lists_read_together_answer_503_on_killed_sessions_and_recover() {
     app.get("/api/v1/projects", &token).await.expect(200);
 }
 
+/// PostgreSQL only: while the revisions' table cannot be read (an operator's `LOCK
+/// TABLE`, a migration), list requests wait for the query out before their own; each
+/// must still answer 503 in the envelope within the pool's 5 s, and lists come back once
+/// the table can be read again.
+#[tokio::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "PostgreSQL: set TEST_POSTGRES_URL when building the tests"
+)]
+async fn lists_answer_503_within_5_s_while_revisions_cannot_be_read() {
+    let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
+        config.auth_cache_ttl = Duration::from_secs(60);
+    })
+    .await;
+    let (token, _) = app.user().await;
+    app.get("/api/v1/projects", &token).await.expect(200);
+    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("operator session");
+    sqlx::query("BEGIN").execute(&mut operator).await.unwrap();
+    sqlx::query("LOCK TABLE list_revisions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut operator)
+        .await
+        .unwrap();
+    // Two waves: the second asks while the first's query is out, blocked.
+    let wave = || join_all((0..5).map(|_| app.get("/api/v1/projects", &token)));
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(wave(), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wave().await
+    });
+    let waited = started.elapsed();
+    for reply in first.into_iter().chain(second) {
+        assert_eq!(reply.body["code"], "service_unavailable", "{}", reply.body);
+        reply.expect(503);
+    }
+    // The second wave's requests answer 5 s after they asked, not after the blocked
+    // query's 5 s and then their own.
+    assert!(waited < Duration::from_secs(8), "answered after {waited:?}");
+    sqlx::query("COMMIT").execute(&mut operator).await.unwrap();
+    app.get("/api/v1/projects", &token).await.expect(200);
+}
+
 /// SQLite only: a write that waits longer than the busy timeout (5 s) for the one writer
 /// is an overload that passes, answered 503 in the envelope, never a 500; nothing of it
 /// is written, and the server writes again once the lock is free.
