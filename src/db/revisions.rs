@@ -101,7 +101,12 @@ async fn read_while_asked(mut reading: Reading, pool: PgPool) {
 }
 
 /// One query for every list asked (each once), and each request its list's revision.
-async fn answer(pool: &PgPool, waiting: Vec<Waiting>) {
+async fn answer(pool: &PgPool, mut waiting: Vec<Waiting>) {
+    // Requests that went away (or stopped waiting) need no revision.
+    waiting.retain(|(.., answer)| !answer.is_closed());
+    if waiting.is_empty() {
+        return;
+    }
     const SQL: &str = "SELECT CAST(k.n AS BIGINT), CAST(COALESCE(SUM(r.revision), 0) AS BIGINT) \
                        FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY AS k(user_id, list, n) \
                        LEFT JOIN list_revisions r ON r.user_id = k.user_id AND r.list = k.list \
@@ -135,7 +140,7 @@ async fn answer(pool: &PgPool, waiting: Vec<Waiting>) {
             }
             Err(err) => Err(Error::shared(err)),
         };
-        // A request that went away needs no answer.
+        // A request that went away meanwhile needs no answer.
         let _ = answer.send(revision);
     }
 }
