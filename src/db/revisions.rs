@@ -102,15 +102,15 @@ async fn read_while_asked(mut reading: Reading, pool: PgPool) {
 
 /// One query for every list asked (each once), and each request its list's revision.
 async fn answer(pool: &PgPool, mut waiting: Vec<Waiting>) {
+    const SQL: &str = "SELECT CAST(k.n AS BIGINT), CAST(COALESCE(SUM(r.revision), 0) AS BIGINT) \
+                       FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY AS k(user_id, list, n) \
+                       LEFT JOIN list_revisions r ON r.user_id = k.user_id AND r.list = k.list \
+                       GROUP BY k.n";
     // Requests that went away (or stopped waiting) need no revision.
     waiting.retain(|(.., answer)| !answer.is_closed());
     if waiting.is_empty() {
         return;
     }
-    const SQL: &str = "SELECT CAST(k.n AS BIGINT), CAST(COALESCE(SUM(r.revision), 0) AS BIGINT) \
-                       FROM UNNEST($1::BIGINT[], $2::TEXT[]) WITH ORDINALITY AS k(user_id, list, n) \
-                       LEFT JOIN list_revisions r ON r.user_id = k.user_id AND r.list = k.list \
-                       GROUP BY k.n";
     let mut lists: HashMap<(i64, List), usize> = HashMap::new();
     let (mut users, mut names) = (Vec::new(), Vec::new());
     for &(user_id, list, _) in &waiting {
