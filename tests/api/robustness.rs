@@ -312,6 +312,33 @@ db_test!(async fn edits_during_generations_never_leave_an_agent_processing(backe
     }
 });
 
+/// A PostgreSQL session of the operator's own, outside every pool it kills.
+async fn operator_session(app: &TestApp) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("operator session")
+}
+
+/// Kills every session of the app's database but the operator's, as a failover would.
+async fn kill_server_sessions(operator: &mut sqlx::PgConnection) {
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(operator)
+    .await
+    .expect("terminate the server's sessions");
+}
+
+/// Counts the replies by status, each one in the envelope whatever its status.
+fn tally(replies: Vec<Reply>, statuses: &mut std::collections::BTreeMap<u16, usize>) {
+    for reply in replies {
+        let status = reply.status.as_u16();
+        *statuses.entry(status).or_default() += 1;
+        reply.expect(status);
+    }
+}
+
 /// PostgreSQL only: it kills the server's own database sessions, as a failover or an
 /// operator's `pg_terminate_backend` would, while writes are in flight.
 #[tokio::test]
@@ -326,10 +353,7 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
     })
     .await;
     let (token, _) = app.user().await;
-    // The operator's own session, outside every pool it kills.
-    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
-        .await
-        .expect("operator session");
+    let mut operator = operator_session(&app).await;
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for round in 0..20 {
         let writes = join_all((0..10).map(|i| {
@@ -341,20 +365,10 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
         }));
         let kill = async {
             tokio::time::sleep(Duration::from_millis(round % 5)).await;
-            sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .execute(&mut operator)
-            .await
-            .expect("terminate the server's sessions");
+            kill_server_sessions(&mut operator).await;
         };
         let (replies, ()) = tokio::join!(writes, kill);
-        for reply in replies {
-            *statuses.entry(reply.status.as_u16()).or_default() += 1;
-            let status = reply.status.as_u16();
-            reply.expect(status);
-        }
+        tally(replies, &mut statuses);
     }
     assert!(
         statuses.keys().all(|status| [201, 503].contains(status)),
@@ -384,25 +398,14 @@ async fn lists_read_together_answer_503_on_killed_sessions_and_recover() {
     })
     .await;
     let (token, _) = app.user().await;
-    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
-        .await
-        .expect("operator session");
+    let mut operator = operator_session(&app).await;
     // The user is cached from here on: a list's one query is its revision's.
     app.get("/api/v1/projects", &token).await.expect(200);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for _ in 0..10 {
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .execute(&mut operator)
-        .await
-        .expect("terminate the server's sessions");
-        for reply in join_all((0..10).map(|_| app.get("/api/v1/projects", &token))).await {
-            let status = reply.status.as_u16();
-            *statuses.entry(status).or_default() += 1;
-            reply.expect(status);
-        }
+        kill_server_sessions(&mut operator).await;
+        let reads = join_all((0..10).map(|_| app.get("/api/v1/projects", &token))).await;
+        tally(reads, &mut statuses);
     }
     assert!(
         statuses.keys().all(|status| [200, 503].contains(status)),
@@ -432,9 +435,7 @@ async fn lists_answer_503_within_5_s_while_revisions_cannot_be_read() {
     .await;
     let (token, _) = app.user().await;
     app.get("/api/v1/projects", &token).await.expect(200);
-    let mut operator = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
-        .await
-        .expect("operator session");
+    let mut operator = operator_session(&app).await;
     sqlx::query("BEGIN").execute(&mut operator).await.unwrap();
     sqlx::query("LOCK TABLE list_revisions IN ACCESS EXCLUSIVE MODE")
         .execute(&mut operator)
