@@ -1,13 +1,17 @@
 //! Start-up: connect, migrate, assemble the router and serve until told to stop.
 
-use std::future::Future;
+use std::{convert::Infallible, future::Future};
 
-use axum::{extract::DefaultBodyLimit, http::HeaderValue, middleware, Router};
-use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower_http::{
-    catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer,
+use axum::{
+    extract::{DefaultBodyLimit, Request},
+    middleware,
+    response::Response,
+    Router,
 };
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
+use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
 
 use crate::{
     agents, auth, chat,
@@ -15,9 +19,8 @@ use crate::{
     db::Db,
     docs, health,
     http::{
-        body_deadline,
-        layers::{self, SECURITY_HEADERS},
-        rate_limit, serve,
+        edge::{EdgeLayer, RememberRouteLayer},
+        layers, rate_limit, serve,
     },
     integrations, jobs,
     llm::Providers,
@@ -96,7 +99,7 @@ pub async fn run(
     );
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
-    serve::serve(listener, router(state), header_timeout, async move {
+    serve::serve(listener, app(state), header_timeout, async move {
         shutdown.await;
         // WebSockets are long-lived: tell them to close (1001) so draining can finish.
         closing.cancel();
@@ -108,8 +111,31 @@ pub async fn run(
     Ok(())
 }
 
-/// The whole HTTP surface with its middleware.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface with its middleware, as the service each connection serves.
+pub fn app(
+    state: AppState,
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
+    let body_limit = state.config.body_limit_bytes;
+    ServiceBuilder::new()
+        .layer(EdgeLayer(state.clone()))
+        .layer(layers::cors(&state.config.cors_origins))
+        .layer(CatchPanicLayer::custom(layers::panic_response))
+        // Uploads and GitHub's webhook have their own, larger limits; every other
+        // body is held to `body_limit` by the extractors (DefaultBodyLimit).
+        .layer(RequestBodyLimitLayer::new(
+            body_limit
+                .max(state.config.upload_limit_bytes)
+                .max(integrations::github::routes::BODY_LIMIT),
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .service(router(state))
+}
+
+/// Every route, each telling [`EdgeLayer`] its template.
+fn router(state: AppState) -> Router {
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         rate_limit::limit_auth,
@@ -123,42 +149,12 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::routes::router())
         .merge(crate::integrations::whatsapp::router())
         .merge(integrations::github::routes::router());
-    let body_limit = state.config.body_limit_bytes;
-
-    let mut app = Router::new()
+    Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
         .merge(ws::router())
         .merge(docs::router())
         .merge(crate::console::router())
-        .route_layer(middleware::from_fn(layers::remember_route));
-    for (name, value) in SECURITY_HEADERS {
-        app = app.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
-    app.layer(
-        ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                layers::observe,
-            ))
-            .layer(layers::cors(&state.config.cors_origins))
-            .layer(middleware::from_fn(layers::envelope_errors))
-            .layer(CatchPanicLayer::custom(layers::panic_response))
-            .layer(middleware::from_fn_with_state(
-                state.clone(),
-                body_deadline::limit,
-            ))
-            // Uploads and GitHub's webhook have their own, larger limits; every other
-            // body is held to `body_limit` by the extractors (DefaultBodyLimit).
-            .layer(RequestBodyLimitLayer::new(
-                body_limit
-                    .max(state.config.upload_limit_bytes)
-                    .max(integrations::github::routes::BODY_LIMIT),
-            ))
-            .layer(DefaultBodyLimit::max(body_limit)),
-    )
-    .with_state(state)
+        .route_layer(RememberRouteLayer)
+        .with_state(state)
 }

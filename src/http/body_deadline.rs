@@ -10,19 +10,20 @@ use std::{
         Arc,
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Request, State},
+    extract::Request,
     http::{header, HeaderValue, StatusCode},
-    middleware::Next,
     response::Response,
 };
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::{error::status_envelope, state::AppState};
+use super::layers::answer_instead;
+use crate::error::status_envelope;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the request body was not received in time")]
@@ -59,25 +60,40 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let expired = Arc::new(AtomicBool::new(false));
-    let deadline = Box::pin(tokio::time::sleep(state.config.body_timeout));
-    let flag = expired.clone();
-    let req = req.map(move |inner| {
-        Body::new(DeadlineBody {
-            inner,
-            deadline,
-            expired: flag,
-        })
-    });
-    let response = next.run(req).await;
-    if !expired.load(Ordering::Relaxed) {
-        return response;
+/// Whether a request's body missed its deadline.
+pub struct Deadline(Arc<AtomicBool>);
+
+impl Deadline {
+    pub fn expired(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
-    // Whatever the handler made of the failed read, the client was too slow.
-    let mut timed_out = status_envelope(
-        StatusCode::REQUEST_TIMEOUT,
-        "The request body was not received in time",
+}
+
+/// Holds `req`'s body to `timeout`, counted from now. A request that has no body (most
+/// reads) needs no timer.
+pub fn watch(req: &mut Request, timeout: Duration) -> Option<Deadline> {
+    if req.body().is_end_stream() {
+        return None;
+    }
+    let expired = Arc::new(AtomicBool::new(false));
+    let body = std::mem::take(req.body_mut());
+    *req.body_mut() = Body::new(DeadlineBody {
+        inner: body,
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        expired: expired.clone(),
+    });
+    Some(Deadline(expired))
+}
+
+/// Whatever the handler made of the failed read, the client was too slow: 408, and the
+/// connection closed.
+pub fn timed_out(response: Response) -> Response {
+    let mut timed_out = answer_instead(
+        response,
+        status_envelope(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body was not received in time",
+        ),
     );
     timed_out
         .headers_mut()

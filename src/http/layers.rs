@@ -1,25 +1,22 @@
-//! Middleware: request ids and logging, metrics, the envelope for framework-level
-//! failures, panics, security headers and CORS.
+//! What the HTTP layers do: request ids, the envelope for framework-level failures,
+//! panics, security headers and CORS (assembled in `edge` and `app`).
 
-use std::{any::Any, time::Instant};
+use std::any::Any;
 
 use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{header, HeaderName, HeaderValue, Method, StatusCode},
-    middleware::Next,
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::Response,
 };
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
-use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{error::status_envelope, extract::has_content_type, state::AppState};
+use crate::{error::status_envelope, extract::has_content_type};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     /// The id of the request being handled, for error messages that name it.
-    static REQUEST_ID: String;
+    pub(super) static REQUEST_ID: String;
 }
 
 /// The id of the request this task is handling, if any.
@@ -27,43 +24,13 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Gives every request an id (the caller's, when it is sane), a span carrying it, one log
-/// line when answered, and a metrics sample. Query strings are never logged: `/ws` takes
-/// its token there.
-pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
+/// The request's id: the caller's `x-request-id` when it is sane, a new UUID otherwise.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
         .get(&X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .filter(|id| is_sane_request_id(id))
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-    let id_header = HeaderValue::from_str(&request_id).expect("sanitised request id");
-    req.headers_mut().insert(X_REQUEST_ID, id_header.clone());
-
-    let method = req.method().clone();
-    let span = tracing::info_span!("request", %method, path = %req.uri().path(), %request_id);
-    let started = Instant::now();
-    let mut response = REQUEST_ID
-        .scope(request_id, next.run(req).instrument(span.clone()))
-        .await;
-    let elapsed = started.elapsed();
-
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let status = response.status().as_u16();
-    state.metrics.record(&method, route, status, elapsed);
-    crate::memory::request_finished();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1e3,
-            "request completed"
-        )
-    });
-    response.headers_mut().insert(X_REQUEST_ID, id_header);
-    response
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
 }
 
 fn is_sane_request_id(id: &str) -> bool {
@@ -73,33 +40,29 @@ fn is_sane_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Route layer: hands the matched route template to `observe` via the response.
-pub async fn remember_route(req: Request, next: Next) -> Response {
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(matched);
-    }
-    response
-}
-
 /// Wraps any non-JSON error answer (unknown route, wrong method, a layer's refusal) in
-/// the envelope, keeping headers such as `Allow` and `Retry-After`.
-pub async fn envelope_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+/// the envelope, keeping its headers (`Allow`, `Retry-After`, CORS).
+pub fn envelope_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || has_content_type(response.headers(), "application/json")
     {
         return response;
     }
-    let mut enveloped = status_envelope(status, default_message(status));
-    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
-        if let Some(value) = response.headers().get(&name) {
-            enveloped.headers_mut().insert(name, value.clone());
-        }
+    answer_instead(response, status_envelope(status, default_message(status)))
+}
+
+/// `replacement`'s status and body with `original`'s headers and extensions (those the
+/// layers beneath set: CORS, `Allow`, the matched route), less those describing the body.
+pub fn answer_instead(original: Response, replacement: Response) -> Response {
+    let (mut parts, _) = original.into_parts();
+    let (new, body) = replacement.into_parts();
+    parts.status = new.status;
+    for name in [header::CONTENT_LENGTH, header::CONTENT_ENCODING] {
+        parts.headers.remove(name);
     }
-    enveloped
+    parts.headers.extend(new.headers);
+    Response::from_parts(parts, body)
 }
 
 fn default_message(status: StatusCode) -> &'static str {

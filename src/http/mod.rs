@@ -2,6 +2,7 @@
 //! failures, security headers, CORS and rate limiting.
 
 pub mod body_deadline;
+pub mod edge;
 pub mod layers;
 pub mod metrics;
 pub mod rate_limit;

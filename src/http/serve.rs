@@ -1,9 +1,9 @@
 //! The accept loop: hyper's connection builder with a timer, so slow clients cannot hold
 //! connections (`axum::serve` offers no header timeout), plus graceful draining.
 
-use std::{future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, time::Duration};
 
-use axum::{extract::ConnectInfo, http::Request, Router};
+use axum::{extract::ConnectInfo, http::Request, response::Response};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -11,7 +11,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for open connections
 /// to finish (WebSockets are told to close by whoever fires `shutdown`).
@@ -20,12 +20,15 @@ use tower::ServiceExt;
 /// counted from when the server starts waiting for them: a fresh connection, and an idle
 /// keep-alive connection between requests, are closed once it runs out. HTTP/2
 /// connections are pinged at that interval and closed when a ping goes unanswered.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     header_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

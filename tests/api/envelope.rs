@@ -81,3 +81,31 @@ db_test!(async fn security_headers_and_cors(backend) {
     let foreign = preflight("https://evil.example").await.unwrap();
     assert!(foreign.headers().get("access-control-allow-origin").is_none());
 });
+
+// Answers made by the framework (unknown route, wrong method) carry the same headers as a
+// handler's: security headers, CORS for a listed origin, the request id.
+db_test!(async fn framework_answers_carry_security_and_cors_headers(backend) {
+    let app = spawn(backend).await;
+    let origin = "http://localhost:5173";
+    let requests = [
+        (app.client.get(app.url("/nothing/here")), 404),
+        (app.client.delete(app.url("/health")), 405),
+    ];
+    for (request, status) in requests {
+        let reply = app.send(request.header("origin", origin).header("x-request-id", "edge-1")).await;
+        let reply = reply.expect(status);
+        assert_eq!(reply.body["success"], false, "{status}: {}", reply.body);
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("access-control-allow-origin", origin),
+            ("x-request-id", "edge-1"),
+            ("content-type", "application/json"),
+        ] {
+            assert_eq!(reply.headers.get(name).map(|v| v.to_str().unwrap()), Some(value), "{status}: {name}");
+        }
+        assert!(reply.headers.contains_key("content-security-policy"), "{status}");
+        assert!(reply.headers.contains_key("strict-transport-security"), "{status}");
+    }
+});
