@@ -96,32 +96,38 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     }
     check.finish()?;
 
-    let agent = match input.agent_id {
-        Some(id) => Some(
-            agents::store::get(&state.db, user_id, id)
-                .await?
-                .ok_or(Error::NotFound("Agent"))?,
-        ),
-        None => None,
-    };
-    let project = match input.project_id {
-        Some(id) => Some(
-            projects::store::get(&state.db, user_id, id)
-                .await?
-                .ok_or(Error::NotFound("Project"))?,
-        ),
-        None => None,
-    };
     let session_id = input
         .session_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let history = chats::history(
-        &state.db,
-        user_id,
-        &session_id,
-        state.config.llm.history_token_budget,
-    )
-    .await?;
+    // Independent reads, so at once: on PostgreSQL each is a round trip, and a chat's
+    // first token waits for them. Their errors are looked at in a fixed order.
+    let (agent, project, history) = tokio::join!(
+        async {
+            match input.agent_id {
+                Some(id) => agents::store::get(&state.db, user_id, id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match input.project_id {
+                Some(id) => projects::store::get(&state.db, user_id, id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        chats::history(
+            &state.db,
+            user_id,
+            &session_id,
+            state.config.llm.history_token_budget,
+        ),
+    );
+    let agent = agent?
+        .map(|found| found.ok_or(Error::NotFound("Agent")))
+        .transpose()?;
+    let project = project?
+        .map(|found| found.ok_or(Error::NotFound("Project")))
+        .transpose()?;
+    let history = history?;
     let snippets = match &project {
         Some(project) => retrieval::snippets(&state.db, project.id, &message).await?,
         None => Vec::new(),

@@ -228,4 +228,12 @@ db_test!(async fn stream_refuses_bad_input_before_streaming(backend) {
     let reply = app.post("/api/v1/chat/stream", &token, json!({"message": ""})).await.expect(422);
     assert_eq!(reply.code(), "validation_error");
     app.post("/api/v1/chat/stream", &token, json!({"message": "x", "agent_id": 999999})).await.expect(404);
+    // Agent, project and history are read at once; the answer still names the agent first.
+    for _ in 0..5 {
+        let both = json!({"message": "x", "agent_id": 999999, "project_id": 999999});
+        let reply = app.post("/api/v1/chat/stream", &token, both).await.expect(404);
+        assert!(reply.body["message"].as_str().unwrap().starts_with("Agent"), "{}", reply.body);
+    }
+    let project = app.post("/api/v1/chat", &token, json!({"message": "x", "project_id": 999999})).await.expect(404);
+    assert!(project.body["message"].as_str().unwrap().starts_with("Project"), "{}", project.body);
 });
