@@ -4,19 +4,39 @@
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, RwLock,
+    },
     time::{Duration, Instant},
 };
 
+use axum::http::StatusCode;
+use tokio::sync::watch;
+
 use super::{store, User};
-use crate::{db::Db, error::Result};
+use crate::{db::Db, error::Error, error::Result};
 
 /// Beyond this many users the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
 
+/// A finished load as the requests that waited for it see it: the row, or whether its
+/// failure was an outage (503); and the count of forgets when it began.
+#[derive(Clone)]
+struct Loaded {
+    user: Result<Option<User>, bool>,
+    forgotten: u64,
+}
+
 pub struct UserCache {
     ttl: Duration,
     entries: RwLock<HashMap<i64, (Instant, User)>>,
+    /// Loads in flight: requests that miss while a user's row is being read (a burst on a
+    /// cold or expired entry) take that read's result instead of each reading the row.
+    loads: Mutex<HashMap<i64, watch::Receiver<Option<Loaded>>>>,
+    /// Moved by every [`UserCache::forget`]: a row read before a change made through this
+    /// instance is neither cached nor handed to requests that came after the change.
+    forgotten: AtomicU64,
 }
 
 impl UserCache {
@@ -25,6 +45,8 @@ impl UserCache {
         UserCache {
             ttl,
             entries: RwLock::default(),
+            loads: Mutex::default(),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -32,29 +54,104 @@ impl UserCache {
         if self.ttl.is_zero() {
             return store::find_by_id(db, id).await;
         }
-        if let Some((loaded, user)) = self.entries.read().expect("cache lock").get(&id) {
-            if loaded.elapsed() < self.ttl {
-                return Ok(Some(user.clone()));
+        if let Some(user) = self.fresh(id) {
+            return Ok(Some(user));
+        }
+        let forgotten = self.forgotten.load(Ordering::Acquire);
+        let waiting = {
+            let mut loads = self.loads.lock().expect("loads lock");
+            match loads.get(&id) {
+                Some(load) => Ok(load.clone()),
+                None => {
+                    let (done, load) = watch::channel(None);
+                    loads.insert(id, load);
+                    Err(done)
+                }
+            }
+        };
+        let mut load = match waiting {
+            Ok(load) => load,
+            Err(done) => return self.lead(db, id, done).await,
+        };
+        if let Ok(loaded) = load.wait_for(Option::is_some).await {
+            let Loaded {
+                user,
+                forgotten: since,
+            } = loaded.clone().expect("a finished load");
+            // The load began before this request: its row stands unless the user changed
+            // since (a failure stands as it is).
+            match user {
+                Ok(user) if since == forgotten => return Ok(user),
+                Ok(_) => {}
+                Err(true) => return Err(Error::Unavailable("Service temporarily unavailable")),
+                Err(false) => return Err(Error::internal("reading the user failed")),
             }
         }
+        // The load went away unfinished, or the user changed meanwhile: read it anew.
+        self.load(db, id).await.map(|(user, _)| user)
+    }
+
+    /// Reads the row for every request that asks while it is being read.
+    async fn lead(
+        &self,
+        db: &Db,
+        id: i64,
+        done: watch::Sender<Option<Loaded>>,
+    ) -> Result<Option<User>> {
+        let _registered = Registered { cache: self, id };
+        let read = self.load(db, id).await;
+        let (user, forgotten) = match &read {
+            Ok((user, forgotten)) => (Ok(user.clone()), *forgotten),
+            Err(err) => (Err(err.status() == StatusCode::SERVICE_UNAVAILABLE), 0),
+        };
+        done.send_replace(Some(Loaded { user, forgotten }));
+        read.map(|(user, _)| user)
+    }
+
+    fn fresh(&self, id: i64) -> Option<User> {
+        let entries = self.entries.read().expect("cache lock");
+        let (loaded, user) = entries.get(&id)?;
+        (loaded.elapsed() < self.ttl).then(|| user.clone())
+    }
+
+    /// Reads the row and caches it unless a change was made meanwhile; also returns the
+    /// count of forgets it began at.
+    async fn load(&self, db: &Db, id: i64) -> Result<(Option<User>, u64)> {
+        let forgotten = self.forgotten.load(Ordering::Acquire);
         let user = store::find_by_id(db, id).await?;
         let mut entries = self.entries.write().expect("cache lock");
         match &user {
-            Some(user) => {
+            Some(user) if self.forgotten.load(Ordering::Acquire) == forgotten => {
                 if entries.len() >= MAX_ENTRIES {
                     entries.clear();
                 }
                 entries.insert(id, (Instant::now(), user.clone()));
             }
-            None => {
+            _ => {
                 entries.remove(&id);
             }
         }
-        Ok(user)
+        Ok((user, forgotten))
     }
 
     /// Drops a user whose row this instance just changed.
     pub fn forget(&self, id: i64) {
-        self.entries.write().expect("cache lock").remove(&id);
+        let mut entries = self.entries.write().expect("cache lock");
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        entries.remove(&id);
+    }
+}
+
+/// A load in flight, listed until it ends (finished, failed or dropped with its request).
+struct Registered<'a> {
+    cache: &'a UserCache,
+    id: i64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut loads) = self.cache.loads.lock() {
+            loads.remove(&self.id);
+        }
     }
 }

@@ -128,6 +128,28 @@ db_test!(async fn deactivation_made_elsewhere_bites_within_the_cache_ttl(backend
     assert_eq!(me_status(&app, &token).await, (403, "forbidden".into()));
 });
 
+// Reads that miss the cache together share one read of the row, and a read begun before a
+// change through the API never outlives it: whatever was in flight when a rename
+// returned, every request after it sees the new name (even with a long TTL).
+db_test!(async fn reads_in_flight_never_outlive_a_change_through_the_api(backend) {
+    let app = spawn_with(backend, |config| config.auth_cache_ttl = std::time::Duration::from_secs(60)).await;
+    let (token, _) = app.user().await;
+    let me = || async { app.get("/api/v1/user/me", &token).await.expect(200).data()["name"].clone() };
+    let rename = |name: String| app.put("/api/v1/user/me", &token, json!({"name": name}));
+    for round in 0..20 {
+        // Forgotten by this rename, the row is read anew by the burst that follows...
+        rename(format!("Before {round}")).await.expect(200);
+        let name = format!("After {round}");
+        let readers = futures_util::future::join_all((0..24).map(|_| me()));
+        // ...while the next rename commits.
+        let (seen, renamed) = tokio::join!(readers, rename(name.clone()));
+        renamed.expect(200);
+        assert!(seen.iter().all(|name| name.is_string()), "{seen:?}");
+        let after = futures_util::future::join_all((0..8).map(|_| me())).await;
+        assert!(after.iter().all(|seen| *seen == json!(name)), "round {round}: {after:?}");
+    }
+});
+
 db_test!(async fn forged_and_foreign_tokens_are_rejected(backend) {
     let app = spawn(backend).await;
     let (token, login) = app.user().await;
