@@ -121,6 +121,16 @@ impl Error {
         }
     }
 
+    /// This error as a request that waited for the failed work gets it: the same status,
+    /// for the reasons a shared read fails (an outage, a database error).
+    pub fn for_waiter(&self) -> Self {
+        match self {
+            Error::Database(err) => Error::shared(err),
+            Error::Unavailable(message) => Error::Unavailable(message),
+            other => Error::internal(other),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,

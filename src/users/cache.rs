@@ -11,20 +11,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::http::StatusCode;
 use tokio::sync::watch;
 
 use super::{store, User};
-use crate::{db::Db, error::Error, error::Result};
+use crate::{db::Db, error::Result};
 
 /// Beyond this many users the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
 
-/// A finished load as the requests that waited for it see it: the row, or whether its
-/// failure was an outage (503); and the count of forgets when it began.
-#[derive(Clone)]
+/// A finished load as the requests that waited for it see it: the row or the failure, and
+/// the count of forgets when it began.
 struct Loaded {
-    user: Result<Option<User>, bool>,
+    user: Result<Option<User>>,
     forgotten: u64,
 }
 
@@ -73,19 +71,21 @@ impl UserCache {
             Ok(load) => load,
             Err(done) => return self.lead(db, id, done).await,
         };
-        if let Ok(loaded) = load.wait_for(Option::is_some).await {
-            let Loaded {
-                user,
-                forgotten: since,
-            } = loaded.clone().expect("a finished load");
-            // The load began before this request: its row stands unless the user changed
-            // since (a failure stands as it is).
-            match user {
-                Ok(user) if since == forgotten => return Ok(user),
-                Ok(_) => {}
-                Err(true) => return Err(Error::Unavailable("Service temporarily unavailable")),
-                Err(false) => return Err(Error::internal("reading the user failed")),
-            }
+        // The load began before this request: its row stands unless the user changed since
+        // (a failure stands as it is).
+        let shared = match load.wait_for(Option::is_some).await {
+            Ok(loaded) => match loaded.as_ref().expect("a finished load") {
+                Loaded {
+                    user: Ok(user),
+                    forgotten: since,
+                } if *since == forgotten => Some(Ok(user.clone())),
+                Loaded { user: Ok(_), .. } => None,
+                Loaded { user: Err(err), .. } => Some(Err(err.for_waiter())),
+            },
+            Err(_) => None,
+        };
+        if let Some(answer) = shared {
+            return answer;
         }
         // The load went away unfinished, or the user changed meanwhile: read it anew.
         self.load(db, id).await.map(|(user, _)| user)
@@ -100,11 +100,17 @@ impl UserCache {
     ) -> Result<Option<User>> {
         let _registered = Registered { cache: self, id };
         let read = self.load(db, id).await;
-        let (user, forgotten) = match &read {
-            Ok((user, forgotten)) => (Ok(user.clone()), *forgotten),
-            Err(err) => (Err(err.status() == StatusCode::SERVICE_UNAVAILABLE), 0),
+        let loaded = match &read {
+            Ok((user, forgotten)) => Loaded {
+                user: Ok(user.clone()),
+                forgotten: *forgotten,
+            },
+            Err(err) => Loaded {
+                user: Err(err.for_waiter()),
+                forgotten: 0,
+            },
         };
-        done.send_replace(Some(Loaded { user, forgotten }));
+        done.send_replace(Some(loaded));
         read.map(|(user, _)| user)
     }
 
