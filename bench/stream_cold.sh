@@ -10,7 +10,8 @@
 #   me        50 concurrent GET /user/me on new connections (accept, auth, the HTTP stack)
 #   projects  50 concurrent POST /projects (the database's write path)
 #   chat      50 concurrent POST /chat (the whole path, provider connections included)
-# SQLite; results in bench/results/stream-cold-*.log.
+# SQLite, or PostgreSQL with STREAM_BACKEND=postgres (a new database per run);
+# results in bench/results/stream-cold-*.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +29,19 @@ OUT="bench/results"
 mkdir -p "$OUT"
 MOCK="127.0.0.1:${BENCH_MOCK_PORT:-9931}"
 BASE="http://127.0.0.1:${BENCH_PORT:-8198}"
+PG_ADMIN="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_DB="codesherpa_stream_cold"
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+fresh_database() { # prints the DATABASE_URL of an empty database
+    if [ "${STREAM_BACKEND:-sqlite}" = postgres ]; then
+        PGOPTIONS=--client-min-messages=warning psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" -c "CREATE DATABASE $PG_DB" >/dev/null
+        echo "${PG_ADMIN%/*}/$PG_DB"
+    else
+        rm -f "$OUT"/stream-cold.db*
+        echo "sqlite://$OUT/stream-cold.db?mode=rwc"
+    fi
+}
 trap cleanup EXIT
 
 # 50 concurrent requests of one kind, each on a connection of its own.
@@ -68,10 +80,10 @@ EOF
 }
 
 for mode in "${MODES[@]}"; do
-    rm -f "$OUT"/stream-cold.db*
+    DATABASE_URL="$(fresh_database)"
     "$SSE" mock "$MOCK" 20 20 > "$OUT/stream-cold-mock.log" 2>&1 &
     PIDS=($!)
-    DATABASE_URL="sqlite://$OUT/stream-cold.db?mode=rwc" PORT="${BASE##*:}" HOST=127.0.0.1 \
+    DATABASE_URL="$DATABASE_URL" PORT="${BASE##*:}" HOST=127.0.0.1 \
         RUST_LOG=warn SECRET_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
         RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_AI_PER_MINUTE=0 BCRYPT_ROUNDS=4 \
         DATABASE_MAX_CONNECTIONS=16 LLM_PROVIDER=openai OPENAI_BASE_URL="http://$MOCK/v1" \
@@ -83,8 +95,9 @@ for mode in "${MODES[@]}"; do
         sleep 1
     fi
     for round in 1 2; do
-        echo "$mode, round $round: $("$SSE" load "$BASE" 50 1000 20)"
+        echo "${STREAM_BACKEND:-sqlite}, $mode, round $round: $("$SSE" load "$BASE" 50 1000 20)"
     done
     cleanup
 done
 rm -f "$OUT"/stream-cold.db*
+[ "${STREAM_BACKEND:-sqlite}" != postgres ] || psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
