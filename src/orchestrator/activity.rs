@@ -6,12 +6,21 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use tokio::sync::watch;
+
 use crate::{agents::Agent, db::now, db::Db, with_pool};
 
 #[derive(Default)]
 pub struct AgentActivity {
-    /// agent id → (generations in flight, status to return to)
-    busy: Mutex<HashMap<i64, (usize, String)>>,
+    busy: Mutex<HashMap<i64, Busy>>,
+}
+
+/// An agent in use: its generations in flight, the status to return to, and the write
+/// that marked it `processing` (its channel closes when the write is done).
+struct Busy {
+    generations: usize,
+    resting: String,
+    marked: watch::Receiver<()>,
 }
 
 /// Held while an agent works; `finish` (or, as a last resort, drop) restores its status.
@@ -19,31 +28,40 @@ pub struct Working {
     activity: Arc<AgentActivity>,
     db: Db,
     agent_id: i64,
+    marked: watch::Receiver<()>,
     done: bool,
 }
 
 impl AgentActivity {
-    pub async fn begin(self: &Arc<Self>, db: &Db, agent: &Agent) -> Working {
-        let first = {
-            let mut busy = self.busy.lock().expect("activity lock");
-            let entry = busy.entry(agent.id).or_insert_with(|| {
-                let resting = if agent.status == "processing" {
-                    "active"
-                } else {
-                    agent.status.as_str()
-                };
-                (0, resting.to_owned())
+    /// Counts a generation in. The first marks the agent `processing` on a task of its own,
+    /// so the provider is asked while the write commits (on PostgreSQL a commit waits for
+    /// the disk); `Working::marked` waits for it before anything is shown to a client.
+    pub fn begin(self: &Arc<Self>, db: &Db, agent: &Agent) -> Working {
+        let mut busy = self.busy.lock().expect("activity lock");
+        let entry = busy.entry(agent.id).or_insert_with(|| {
+            let (written, marked) = watch::channel(());
+            let (db, agent_id) = (db.clone(), agent.id);
+            tokio::spawn(async move {
+                set_status(&db, agent_id, "processing").await;
+                drop(written);
             });
-            entry.0 += 1;
-            entry.0 == 1
-        };
-        if first {
-            set_status(db, agent.id, "processing").await;
-        }
+            let resting = if agent.status == "processing" {
+                "active"
+            } else {
+                agent.status.as_str()
+            };
+            Busy {
+                generations: 0,
+                resting: resting.to_owned(),
+                marked,
+            }
+        });
+        entry.generations += 1;
         Working {
             activity: self.clone(),
             db: db.clone(),
             agent_id: agent.id,
+            marked: entry.marked.clone(),
             done: false,
         }
     }
@@ -52,16 +70,22 @@ impl AgentActivity {
     fn end(&self, agent_id: i64) -> Option<String> {
         let mut busy = self.busy.lock().expect("activity lock");
         let entry = busy.get_mut(&agent_id)?;
-        entry.0 -= 1;
-        (entry.0 == 0)
-            .then(|| busy.remove(&agent_id).map(|(_, resting)| resting))
+        entry.generations -= 1;
+        (entry.generations == 0)
+            .then(|| busy.remove(&agent_id).map(|busy| busy.resting))
             .flatten()
     }
 }
 
 impl Working {
+    /// Returns once the agent's `processing` status is stored (or its write has failed).
+    pub async fn marked(&self) {
+        wait_written(self.marked.clone()).await;
+    }
+
     pub async fn finish(mut self) {
         self.done = true;
+        self.marked().await;
         if let Some(resting) = self.activity.end(self.agent_id) {
             restore_status(&self.db, self.agent_id, &resting).await;
         }
@@ -74,12 +98,20 @@ impl Drop for Working {
             return;
         }
         if let Some(resting) = self.activity.end(self.agent_id) {
-            let (db, agent_id) = (self.db.clone(), self.agent_id);
+            let (db, agent_id, marked) = (self.db.clone(), self.agent_id, self.marked.clone());
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { restore_status(&db, agent_id, &resting).await });
+                runtime.spawn(async move {
+                    wait_written(marked).await;
+                    restore_status(&db, agent_id, &resting).await;
+                });
             }
         }
     }
+}
+
+/// Nothing is ever sent on the channel: it closes when the write is over.
+async fn wait_written(mut marked: watch::Receiver<()>) {
+    while marked.changed().await.is_ok() {}
 }
 
 /// No generation runs this long; an agent still `processing` after it was left so by a

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::{
+    activity::Working,
     answer::{combine, Outcome, Output},
     plan::{plan, Worker},
 };
@@ -163,17 +164,22 @@ pub async fn execute(
                 agent: worker.name.clone(),
             })
             .await;
-        if let Some(agent) = &worker.agent {
-            working.push(state.activity.begin(&state.db, agent).await);
-        }
+        let agent = worker.agent.as_ref();
+        working.push(agent.map(|agent| state.activity.begin(&state.db, agent)));
     }
-    let outputs = join_all(
-        workers
-            .into_iter()
-            .map(|worker| run(state, &prepared, worker, events, &seq, cancel)),
-    )
+    let outputs = join_all(workers.into_iter().zip(&working).map(|(worker, working)| {
+        run(
+            state,
+            &prepared,
+            worker,
+            working.as_ref(),
+            events,
+            &seq,
+            cancel,
+        )
+    }))
     .await;
-    for guard in working {
+    for guard in working.into_iter().flatten() {
         guard.finish().await;
     }
     let chat = combine(&prepared, outputs, routing_usage, started)?;
@@ -239,6 +245,7 @@ async fn run(
     state: &AppState,
     prepared: &Prepared,
     worker: Worker,
+    mut working: Option<&Working>,
     events: &mpsc::Sender<ChatEvent>,
     seq: &AtomicU64,
     cancel: &CancellationToken,
@@ -282,6 +289,10 @@ async fn run(
         match chunk {
             None => break,
             Some(Ok(Chunk::Delta(text))) => {
+                // A client that sees the answer begin sees the agent `processing`.
+                if let Some(working) = working.take() {
+                    working.marked().await;
+                }
                 output.text.push_str(&text);
                 let seq = seq.fetch_add(1, Ordering::Relaxed);
                 let _ = events

@@ -343,10 +343,9 @@ async fn review_chat(
         },
     };
     let started = Instant::now();
-    let working = match &agent {
-        Some(agent) => Some(state.activity.begin(&state.db, agent).await),
-        None => None,
-    };
+    let working = agent
+        .as_ref()
+        .map(|agent| state.activity.begin(&state.db, agent));
     let completion = llm::complete(provider.as_ref(), request, state.config.llm.timeout).await;
     if let Some(working) = working {
         working.finish().await;
