@@ -8,6 +8,11 @@
 //! `mock … 20 20 40` spreads each stream's first token over 20–60 ms (a uniform extra of up
 //! to 40 ms), so the streams of a wave do not all get their first token at the same
 //! instant; the mock names the delay in that token and `load` subtracts that one.
+//!
+//! The mock also names how long it really held the request before its first token (its
+//! timer wakes up to a millisecond late, more on a busy machine); `load` reports the
+//! overhead a second time with that subtracted instead: the time that is not the
+//! provider's.
 
 use std::{
     sync::Arc,
@@ -36,12 +41,17 @@ async fn mock(address: &str, tokens: usize, delay_ms: u64, first_jitter_ms: u64)
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move || async move {
+            let arrived = Instant::now();
             let first_ms = delay_ms + rand::random_range(0..=first_jitter_ms);
             let pieces = futures_util::stream::iter(0..=tokens).then(move |i| async move {
                 if i < tokens {
                     let wait = if i == 0 { first_ms } else { delay_ms };
                     tokio::time::sleep(Duration::from_millis(wait)).await;
-                    let text = if i == 0 { format!("waited{first_ms}ms ") } else { format!("token{i} ") };
+                    let text = if i == 0 {
+                        format!("waited{first_ms}ms held{}us ", arrived.elapsed().as_micros())
+                    } else {
+                        format!("token{i} ")
+                    };
                     let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
                     Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
                 } else {
@@ -98,27 +108,37 @@ async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) 
             let mut text = String::new();
             let mut first_delta = None;
             let mut first_wait = None;
+            let mut held = None;
             while let Some(chunk) = body.next().await {
                 text.push_str(&String::from_utf8_lossy(&chunk.map_err(|e| e.to_string())?));
                 if first_delta.is_none() && text.contains("event: delta") {
                     first_delta = Some(sent.elapsed());
                 }
                 if first_wait.is_none() {
-                    first_wait = waited(&text);
+                    first_wait = named(&text, "waited", "ms").map(Duration::from_millis);
+                    held = named(&text, "held", "us").map(Duration::from_micros);
                 }
             }
             if !text.contains("event: response") {
                 return Err("no response event".to_owned());
             }
             let first = first_delta.ok_or_else(|| "no delta".to_owned())?;
-            Ok(first.saturating_sub(first_wait.unwrap_or(Duration::from_millis(mock_delay_ms))))
+            let nominal = first_wait.unwrap_or(Duration::from_millis(mock_delay_ms));
+            Ok((
+                first.saturating_sub(nominal),
+                first.saturating_sub(held.unwrap_or(nominal)),
+            ))
         }));
     }
     let mut firsts = Vec::new();
+    let mut exacts = Vec::new();
     let mut errors = 0;
     for (index, task) in tasks.into_iter().enumerate() {
         match task.await.unwrap() {
-            Ok(first) => firsts.push((index, first.as_secs_f64() * 1e3)),
+            Ok((first, exact)) => {
+                firsts.push((index, first.as_secs_f64() * 1e3));
+                exacts.push(exact.as_secs_f64() * 1e3);
+            }
             Err(err) => {
                 errors += 1;
                 if errors <= 3 {
@@ -137,8 +157,9 @@ async fn load(base: &str, concurrency: usize, total: usize, mock_delay_ms: u64) 
             .filter(|(i, _)| *i >= concurrency)
             .map(|(_, ms)| *ms),
     );
+    let exact = Percentiles::of(exacts.into_iter());
     println!(
-        "streams {total} (concurrency {concurrency}): ok {}, errors {errors}, {:.1} s; first-delta overhead {all}; after the first wave {warm}",
+        "streams {total} (concurrency {concurrency}): ok {}, errors {errors}, {:.1} s; first-delta overhead {all}; after the first wave {warm}; less the mock's actual hold {exact}",
         firsts.len(),
         elapsed.as_secs_f64(),
     );
@@ -176,8 +197,8 @@ impl std::fmt::Display for Percentiles {
 }
 
 /// The first-token delay a jittering mock names in its first token (`waited37ms`).
-fn waited(text: &str) -> Option<Duration> {
-    let rest = &text[text.find("waited")? + "waited".len()..];
-    let digits = &rest[..rest.find("ms")?];
-    digits.parse().ok().map(Duration::from_millis)
+/// The number the mock wrote between `label` and `unit`, as in `waited20ms`.
+fn named(text: &str, label: &str, unit: &str) -> Option<u64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    rest[..rest.find(unit)?].parse().ok()
 }
