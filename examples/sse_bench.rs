@@ -196,8 +196,8 @@ impl std::fmt::Display for Percentiles {
     }
 }
 
-/// The first-token delay a jittering mock names in its first token (`waited37ms`).
-/// The number the mock wrote between `label` and `unit`, as in `waited20ms`.
+/// A number the mock names in its first token between `label` and `unit`: the first-token
+/// delay it chose (`waited37ms`), the time it really held the request (`held37012us`).
 fn named(text: &str, label: &str, unit: &str) -> Option<u64> {
     let rest = &text[text.find(label)? + label.len()..];
     rest[..rest.find(unit)?].parse().ok()
