@@ -109,9 +109,10 @@ impl Drop for Working {
     }
 }
 
-/// Nothing is ever sent on the channel: it closes when the write is over.
+/// Nothing is ever sent on the channel, so `changed` returns only when it closes: when
+/// the write is over.
 async fn wait_written(mut marked: watch::Receiver<()>) {
-    while marked.changed().await.is_ok() {}
+    let _ = marked.changed().await;
 }
 
 /// No generation runs this long; an agent still `processing` after it was left so by a
