@@ -179,6 +179,84 @@ db_test!(async fn a_generation_still_restores_an_untouched_agent(backend) {
     assert_eq!(agent_status(&app, &token, id).await, "active");
 });
 
+/// Holds a lock that stops the agent's status write — its row on PostgreSQL, the
+/// database's write lock on SQLite — until `release` fires; `held` fires once it is taken.
+async fn hold_agent_row(
+    db: codesherpa::db::Db,
+    agent_id: i64,
+    held: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+) {
+    let postgres = matches!(db, codesherpa::db::Db::Postgres(_));
+    codesherpa::with_pool!(&db, |pool| {
+        let mut conn = pool.acquire().await.unwrap();
+        if postgres {
+            sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+            sqlx::query("SELECT id FROM agents WHERE id = $1 FOR UPDATE")
+                .bind(agent_id)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        } else {
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        held.send(()).unwrap();
+        let _ = release.await;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    });
+}
+
+db_test!(async fn the_first_delta_waits_until_the_agent_is_stored_processing(backend) {
+    let base = slow_openai().await; // a piece every 100 ms
+    let app = spawn_with(backend, move |config| {
+        config.llm.provider = ProviderKind::OpenAi;
+        config.llm.openai_base_url = base;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let agent = app.post("/api/v1/agents", &token, json!({"name": "Marked"})).await.expect(201);
+    let id = agent.data()["id"].as_i64().unwrap();
+    let (held, taken) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn(hold_agent_row(app.db.clone(), id, held, released));
+    taken.await.unwrap();
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/chat/stream"))
+        .bearer_auth(&token)
+        .json(&json!({"message": "a long answer please", "agent_id": id}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    // The provider streams pieces all along; none is shown while the mark cannot be stored.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, body.next()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(seen.contains("event: status"), "the generation never began: {seen}");
+    assert!(!seen.contains("event: delta"), "a delta before the agent was marked: {seen}");
+
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    let first_delta = |seen: &str| {
+        let start = seen.find("event: delta")?;
+        seen[start..].find("\n\n").map(|end| seen[start..start + end].to_owned())
+    };
+    while first_delta(&seen).is_none() {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    assert_eq!(agent_status(&app, &token, id).await, "processing");
+    // Nothing the provider sent meanwhile is lost.
+    let first = first_delta(&seen).unwrap();
+    assert!(first.contains(r#""content":"piece0 ""#), "{first}");
+});
+
 db_test!(async fn kill_9_under_write_load_loses_no_acknowledged_write(backend) {
     // `spawn` provides (and finally drops) a migrated database; the binary serves it.
     let app = spawn(backend).await;
