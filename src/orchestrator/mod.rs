@@ -97,9 +97,11 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
     }
     check.finish()?;
 
-    let session_id = input
-        .session_id
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // A conversation the client did not name is new: it has no history to read.
+    let (session_id, continued) = match input.session_id {
+        Some(id) => (id, true),
+        None => (uuid::Uuid::new_v4().to_string(), false),
+    };
     // Independent reads, so at once: on PostgreSQL each is a round trip, and a chat's
     // first token waits for them. Their errors are looked at in a fixed order.
     let (agent, project, history) = tokio::join!(
@@ -115,12 +117,13 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
                 None => Ok(None),
             }
         },
-        chats::history(
-            &state.db,
-            user_id,
-            &session_id,
-            state.config.llm.history_token_budget,
-        ),
+        async {
+            if !continued {
+                return Ok(Vec::new());
+            }
+            let budget = state.config.llm.history_token_budget;
+            chats::history(&state.db, user_id, &session_id, budget).await
+        },
     );
     let agent = agent?
         .map(|found| found.ok_or(Error::NotFound("Agent")))
