@@ -11,7 +11,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -129,6 +129,23 @@ fn sse_event(kind: &str, data: serde_json::Value) -> Event {
     Event::default().event(kind).data(data.to_string())
 }
 
+/// A `status` or `delta` event: the event's own fields and the session's id.
+fn progress_event(event: &ChatEvent, session_id: &str) -> Event {
+    #[derive(Serialize)]
+    struct Progress<'a> {
+        #[serde(flatten)]
+        event: &'a ChatEvent,
+        session_id: &'a str,
+    }
+    let kind = match event {
+        ChatEvent::Status { .. } => "status",
+        ChatEvent::Delta { .. } => "delta",
+    };
+    let data = serde_json::to_string(&Progress { event, session_id })
+        .expect("a chat event serialises");
+    Event::default().event(kind).data(data)
+}
+
 #[utoipa::path(post, path = "/api/v1/chat/stream", tag = "chat", security(("bearer" = [])),
     request_body = ChatRequest,
     responses(
@@ -161,10 +178,7 @@ pub async fn stream(
         // Dropped with the response body when the client goes away: cancels the generation.
         let _on_disconnect = on_disconnect;
         while let Some(event) = events.recv().await {
-            let mut data = serde_json::to_value(&event).unwrap_or_default();
-            data["session_id"] = json!(session_id);
-            let kind = data["type"].as_str().unwrap_or("status").to_owned();
-            yield Ok::<_, Infallible>(sse_event(&kind, data));
+            yield Ok::<_, Infallible>(progress_event(&event, &session_id));
         }
         yield Ok(match done.await {
             Ok(Ok(chat)) => sse_event("response", json!({
