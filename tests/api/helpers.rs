@@ -413,6 +413,15 @@ impl TestApp {
     }
 }
 
+/// An agent's `status` as its owner reads it.
+pub async fn agent_status(app: &TestApp, token: &str, id: i64) -> Value {
+    app.get(&format!("/api/v1/agents/{id}"), token)
+        .await
+        .expect(200)
+        .data()["status"]
+        .clone()
+}
+
 /// Splits a server-sent-events body into (event name, JSON data) pairs.
 pub fn sse_events(body: &str) -> Vec<(String, Value)> {
     body.split("\n\n")

@@ -13,7 +13,7 @@ use wiremock::{
     Mock, MockServer, ResponseTemplate,
 };
 
-use crate::helpers::{slow_openai, spawn_with, Backend, TestApp};
+use crate::helpers::{agent_status, slow_openai, spawn_with, Backend, TestApp};
 
 /// An OpenAI `chat.completion.chunk` stream: one chunk per piece, usage, then `[DONE]`.
 fn openai_sse(pieces: &[&str], usage: (u64, u64)) -> String {
@@ -54,14 +54,6 @@ async fn user_with_agent(app: &TestApp) -> (String, i64) {
         .await
         .expect(201);
     (token, agent.data()["id"].as_i64().unwrap())
-}
-
-async fn agent_status(app: &TestApp, token: &str, id: i64) -> Value {
-    app.get(&format!("/api/v1/agents/{id}"), token)
-        .await
-        .expect(200)
-        .data()["status"]
-        .clone()
 }
 
 fn request_messages(request: &wiremock::Request) -> Vec<(String, String)> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use codesherpa::config::ProviderKind;
 
-use crate::helpers::{slow_openai, spawn, spawn_with, Reply, ServerProcess, TestApp};
+use crate::helpers::{agent_status, slow_openai, spawn, spawn_with, Reply, ServerProcess, TestApp};
 
 /// Everything one user does in one round, all at once.
 async fn round(
@@ -113,14 +113,6 @@ db_test!(async fn mixed_concurrent_writes_never_answer_5xx(backend) {
         .count();
     assert_eq!(logouts, 5 * 8);
 });
-
-async fn agent_status(app: &TestApp, token: &str, id: i64) -> Value {
-    app.get(&format!("/api/v1/agents/{id}"), token)
-        .await
-        .expect(200)
-        .data()["status"]
-        .clone()
-}
 
 db_test!(async fn a_status_set_during_a_generation_is_not_overwritten(backend) {
     let base = slow_openai().await;
