@@ -141,8 +141,8 @@ fn progress_event(event: &ChatEvent, session_id: &str) -> Event {
         ChatEvent::Status { .. } => "status",
         ChatEvent::Delta { .. } => "delta",
     };
-    let data = serde_json::to_string(&Progress { event, session_id })
-        .expect("a chat event serialises");
+    let data =
+        serde_json::to_string(&Progress { event, session_id }).expect("a chat event serialises");
     Event::default().event(kind).data(data)
 }
 
