@@ -195,13 +195,8 @@ db_test!(async fn stream_sends_status_deltas_then_the_stored_chat(backend) {
     let app = spawn(backend).await;
     let (token, _) = app.user().await;
     let response = app
-        .client
-        .post(app.url("/api/v1/chat/stream"))
-        .bearer_auth(&token)
-        .json(&json!({"message": "hello there", "session_id": "s-1"}))
-        .send()
-        .await
-        .unwrap();
+        .chat_stream(&token, json!({"message": "hello there", "session_id": "s-1"}))
+        .await;
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let events = sse_events(&response.text().await.unwrap());

@@ -367,6 +367,17 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// `POST /chat/stream`, its events left unread.
+    pub async fn chat_stream(&self, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/chat/stream"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.call(Method::GET, path, Some(token), None).await
     }
@@ -411,6 +422,16 @@ impl TestApp {
         let token = login.data()["access_token"].as_str().unwrap().to_owned();
         (token, login.data().clone())
     }
+}
+
+/// A server whose provider is [`slow_openai`]: generations that last a minute.
+pub async fn spawn_on_slow_openai(backend: Backend) -> TestApp {
+    let base = slow_openai().await;
+    spawn_with(backend, move |config| {
+        config.llm.provider = codesherpa::config::ProviderKind::OpenAi;
+        config.llm.openai_base_url = base;
+    })
+    .await
 }
 
 /// An agent's `status` as its owner reads it.

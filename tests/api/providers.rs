@@ -13,7 +13,7 @@ use wiremock::{
     Mock, MockServer, ResponseTemplate,
 };
 
-use crate::helpers::{agent_status, slow_openai, spawn_with, Backend, TestApp};
+use crate::helpers::{agent_status, spawn_on_slow_openai, spawn_with, Backend, TestApp};
 
 /// An OpenAI `chat.completion.chunk` stream: one chunk per piece, usage, then `[DONE]`.
 fn openai_sse(pieces: &[&str], usage: (u64, u64)) -> String {
@@ -189,21 +189,11 @@ db_test!(async fn structured_replies_are_validated_and_kept(backend) {
 });
 
 db_test!(async fn disconnecting_cancels_and_keeps_the_partial_answer(backend) {
-    let base = slow_openai().await;
-    let app = spawn_with(backend, move |config| {
-        config.llm.provider = ProviderKind::OpenAi;
-        config.llm.openai_base_url = base;
-    })
-    .await;
+    let app = spawn_on_slow_openai(backend).await;
     let (token, agent) = user_with_agent(&app).await;
     let response = app
-        .client
-        .post(app.url("/api/v1/chat/stream"))
-        .bearer_auth(&token)
-        .json(&json!({"message": "write a long story", "agent_id": agent, "session_id": "cancel-me"}))
-        .send()
-        .await
-        .unwrap();
+        .chat_stream(&token, json!({"message": "write a long story", "agent_id": agent, "session_id": "cancel-me"}))
+        .await;
     let mut body = response.bytes_stream();
     let mut seen = String::new();
     while seen.matches("event: delta").count() < 3 {
@@ -393,13 +383,8 @@ db_test!(async fn provider_error_bodies_never_reach_clients(backend) {
 
         // The streamed route and the WebSocket say no more.
         let streamed = app
-            .client
-            .post(app.url("/api/v1/chat/stream"))
-            .bearer_auth(&token)
-            .json(&json!({"message": "hi", "agent_id": agent}))
-            .send()
+            .chat_stream(&token, json!({"message": "hi", "agent_id": agent}))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -464,13 +449,11 @@ async fn interrupting_openai() -> (String, std::sync::Arc<std::sync::Mutex<Vec<V
 /// Streams a chat and hangs up once `until` has been seen.
 async fn stream_then_hang_up(app: &TestApp, token: &str, agent: i64, message: &str, until: &str) {
     let response = app
-        .client
-        .post(app.url("/api/v1/chat/stream"))
-        .bearer_auth(token)
-        .json(&json!({"message": message, "agent_id": agent, "session_id": "interrupted"}))
-        .send()
-        .await
-        .unwrap();
+        .chat_stream(
+            token,
+            json!({"message": message, "agent_id": agent, "session_id": "interrupted"}),
+        )
+        .await;
     let mut body = response.bytes_stream();
     let mut seen = String::new();
     while !seen.contains(until) {

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use codesherpa::config::ProviderKind;
 
-use crate::helpers::{agent_status, slow_openai, spawn, spawn_with, Reply, ServerProcess, TestApp};
+use crate::helpers::{
+    agent_status, spawn, spawn_on_slow_openai, spawn_with, Reply, ServerProcess, TestApp,
+};
 
 /// Everything one user does in one round, all at once.
 async fn round(
@@ -115,12 +117,7 @@ db_test!(async fn mixed_concurrent_writes_never_answer_5xx(backend) {
 });
 
 db_test!(async fn a_status_set_during_a_generation_is_not_overwritten(backend) {
-    let base = slow_openai().await;
-    let app = spawn_with(backend, move |config| {
-        config.llm.provider = ProviderKind::OpenAi;
-        config.llm.openai_base_url = base;
-    })
-    .await;
+    let app = spawn_on_slow_openai(backend).await;
     let (token, _) = app.user().await;
     let agent = app
         .post("/api/v1/agents", &token, json!({"name": "Busy", "system_prompt": "Answer."}))
@@ -128,13 +125,8 @@ db_test!(async fn a_status_set_during_a_generation_is_not_overwritten(backend) {
         .expect(201);
     let id = agent.data()["id"].as_i64().unwrap();
     let response = app
-        .client
-        .post(app.url("/api/v1/chat/stream"))
-        .bearer_auth(&token)
-        .json(&json!({"message": "a long answer please", "agent_id": id, "session_id": "cas"}))
-        .send()
-        .await
-        .unwrap();
+        .chat_stream(&token, json!({"message": "a long answer please", "agent_id": id, "session_id": "cas"}))
+        .await;
     let mut body = response.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("event: delta") {
@@ -202,12 +194,7 @@ async fn hold_agent_row(
 }
 
 db_test!(async fn the_first_delta_waits_until_the_agent_is_stored_processing(backend) {
-    let base = slow_openai().await; // a piece every 100 ms
-    let app = spawn_with(backend, move |config| {
-        config.llm.provider = ProviderKind::OpenAi;
-        config.llm.openai_base_url = base;
-    })
-    .await;
+    let app = spawn_on_slow_openai(backend).await; // a piece every 100 ms
     let (token, _) = app.user().await;
     let agent = app.post("/api/v1/agents", &token, json!({"name": "Marked"})).await.expect(201);
     let id = agent.data()["id"].as_i64().unwrap();
@@ -217,13 +204,8 @@ db_test!(async fn the_first_delta_waits_until_the_agent_is_stored_processing(bac
     taken.await.unwrap();
 
     let response = app
-        .client
-        .post(app.url("/api/v1/chat/stream"))
-        .bearer_auth(&token)
-        .json(&json!({"message": "a long answer please", "agent_id": id}))
-        .send()
-        .await
-        .unwrap();
+        .chat_stream(&token, json!({"message": "a long answer please", "agent_id": id}))
+        .await;
     let mut body = response.bytes_stream();
     let mut seen = String::new();
     // The provider streams pieces all along; none is shown while the mark cannot be stored.

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use codesherpa::config::ProviderKind;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -15,7 +14,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::helpers::{slow_openai, spawn, spawn_with, TestApp, TEST_SECRET};
+use crate::helpers::{spawn, spawn_on_slow_openai, spawn_with, TestApp, TEST_SECRET};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -183,12 +182,7 @@ db_test!(async fn several_chats_share_one_socket(backend) {
 });
 
 db_test!(async fn cancel_keeps_the_partial_answer(backend) {
-    let base = slow_openai().await;
-    let app = spawn_with(backend, move |config| {
-        config.llm.provider = ProviderKind::OpenAi;
-        config.llm.openai_base_url = base;
-    })
-    .await;
+    let app = spawn_on_slow_openai(backend).await;
     let (token, _) = app.user().await;
     let agent = app.post("/api/v1/agents", &token, json!({"name": "Writer"})).await.expect(201);
     let agent_id = agent.data()["id"].as_i64().unwrap();
