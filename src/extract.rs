@@ -104,21 +104,27 @@ pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     })
 }
 
-/// serde says "missing field `x`" at the parent's path; name the field itself instead,
-/// and drop serde_json's " at line L column C" suffix.
+/// serde says "missing field `x`" and "duplicate field `x`" (a parameter repeated in a
+/// query string, a key repeated in a body) at the parent's path; name the field itself
+/// instead, and drop serde_json's " at line L column C" suffix.
 fn field_error(path: String, message: &str) -> FieldError {
     let message = message
         .rfind(" at line ")
         .map_or(message, |at| &message[..at]);
-    if let Some(name) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'))
-    {
-        let field = match path.as_str() {
-            "." | "" => name.to_owned(),
-            parent => format!("{parent}.{name}"),
-        };
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix('`'))
+            .map(|name| match path.as_str() {
+                "." | "" => name.to_owned(),
+                parent => format!("{parent}.{name}"),
+            })
+    };
+    if let Some(field) = named("missing field `") {
         return FieldError::new(field, "field required");
+    }
+    if let Some(field) = named("duplicate field `") {
+        return FieldError::new(field, "must be given once");
     }
     let field = if path == "." { "body".into() } else { path };
     FieldError::new(field, message)
@@ -190,6 +196,35 @@ mod tests {
                 assert!(!errors[0].message.contains("line"));
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Paging {
+        limit: Option<i64>,
+    }
+
+    #[test]
+    fn a_repeated_field_is_named() {
+        for (err, field) in [
+            (
+                parse_form::<Paging>(b"limit=1&limit=2").err().unwrap(),
+                "limit",
+            ),
+            (
+                parse_json::<Login>(br#"{"email":"a","email":"b","password":"c"}"#)
+                    .err()
+                    .unwrap(),
+                "email",
+            ),
+        ] {
+            match err {
+                Error::Validation(errors) => {
+                    assert_eq!(errors, vec![FieldError::new(field, "must be given once")])
+                }
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 

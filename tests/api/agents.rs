@@ -114,7 +114,8 @@ db_test!(async fn agent_lists_page_newest_first(backend) {
     assert_eq!(all.data()["limit"], 50);
     assert_eq!(all.data()["items"].as_array().unwrap().len(), 9);
 
-    for (query, field) in [("limit=101", "limit"), ("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset")] {
+    let bad = [("limit=101", "limit"), ("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset"), ("limit=1&limit=2", "limit"), ("offset=0&offset=1", "offset")];
+    for (query, field) in bad {
         let reply = app.get(&format!("/api/v1/agents?{query}"), &token).await.expect(422);
         assert_eq!(reply.error_fields(), [field], "{query}");
     }
