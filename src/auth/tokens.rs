@@ -59,7 +59,9 @@ impl TokenKeys {
         refresh_days: i64,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        // Expired means expired (SPEC §7): every instance issues and checks with the same
+        // clock source, so there is no skew to forgive.
+        validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),

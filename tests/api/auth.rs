@@ -169,6 +169,7 @@ db_test!(async fn forged_and_foreign_tokens_are_rejected(backend) {
         ("alg none", unsigned),
         ("tampered payload", tampered),
         ("expired", sign(&claims(&sub, "access", -600), Algorithm::HS256, TEST_SECRET)),
+        ("expired a second ago", sign(&claims(&sub, "access", -1), Algorithm::HS256, TEST_SECRET)),
         ("other algorithm", sign(&claims(&sub, "access", 600), Algorithm::HS512, TEST_SECRET)),
         ("other secret", sign(&claims(&sub, "access", 600), Algorithm::HS256, "another-secret-of-at-least-32-bytes!!")),
         ("refresh as access", login["refresh_token"].as_str().unwrap().to_owned()),
