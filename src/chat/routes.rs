@@ -50,7 +50,7 @@ pub struct ChatRequest {
     )]
     pub message: String,
     /// Continue a conversation; omitted, a new session starts and its id is returned.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_:.+@-]*$")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9_:.+@/#-]*$")]
     pub session_id: Option<String>,
     /// Ask this agent; omitted, the orchestrator picks the specialist(s).
     #[serde(default, deserialize_with = "optional_integer")]

@@ -73,11 +73,16 @@ pub struct Prepared {
 const MESSAGE_MAX: usize = 32_000;
 const CODE_CONTEXT_MAX: usize = 200_000;
 
+/// Wide enough for every session the server starts itself, so any of them can be
+/// continued: a UUID, `whatsapp:<number>`, and `github:{owner}/{repo}#{number}` (an owner
+/// of up to 39 characters and a repository of up to 100).
+const SESSION_ID_MAX: usize = 200;
+
 fn valid_session_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
+    (1..=SESSION_ID_MAX).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_:.+@".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"-_:.+@/#".contains(&b))
 }
 
 /// Checks the request and gathers its context; fails before any generation starts.
@@ -91,7 +96,7 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
         if !valid_session_id(id) {
             check.add(
                 "session_id",
-                "must be 1 to 128 letters, digits or - _ : . + @",
+                "must be 1 to 200 letters, digits or - _ : . + @ / #",
             );
         }
     }

@@ -141,6 +141,14 @@ db_test!(async fn chat_input_is_validated_and_isolated(backend) {
     assert_eq!(reply.error_fields(), ["message"]);
     let reply = app.post("/api/v1/chat", &alice, json!({"message": "hi", "session_id": "bad session id!"})).await.expect(422);
     assert_eq!(reply.error_fields(), ["session_id"]);
+    let too_long = format!("github:{}/r#1", "o".repeat(200));
+    let reply = app.post("/api/v1/chat", &alice, json!({"message": "hi", "session_id": too_long})).await.expect(422);
+    assert_eq!(reply.error_fields(), ["session_id"]);
+    // A pull request's review session (the server names it so) can be continued.
+    let review = "github:acme-corp/widget.rs#7";
+    app.post("/api/v1/chat", &alice, json!({"message": "and the tests?", "session_id": review})).await.expect(201);
+    let listed = app.get("/api/v1/chat?session_id=github%3Aacme-corp%2Fwidget.rs%237", &alice).await.expect(200);
+    assert_eq!(listed.data()["items"][0]["session_id"], review);
 
     let alices_agent = agent_id(&app, &alice, "code_review").await;
     let project = app.post("/api/v1/projects", &alice, json!({"name": "p"})).await.expect(201);
