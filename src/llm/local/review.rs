@@ -314,6 +314,18 @@ mod tests {
     }
 
     #[test]
+    fn code_pasted_from_a_phone_is_reviewed() {
+        let message = "Please review this code:\n+ result = eval(data)\n+ password = \"abc12345\"";
+        let review = review(&Source::find(message, None).unwrap());
+        let lines: Vec<u32> = review.findings.iter().map(|f| f.line).collect();
+        assert!(
+            lines.contains(&2) && lines.contains(&3),
+            "{:?}",
+            review.findings
+        );
+    }
+
+    #[test]
     fn parameterised_sql_is_not_flagged() {
         let snippet = "cursor.execute(\"SELECT * FROM users WHERE id = %s\", (user_id,))\nrows = cursor.fetchall()";
         let review = review(&Source::find("review", Some(snippet)).unwrap());

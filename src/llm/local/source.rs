@@ -1,6 +1,10 @@
 //! Finding the code in a message: unified diffs (with new-file line numbers), fenced
 //! blocks or a plain snippet.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 /// One line the author wrote, where it now stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
@@ -76,11 +80,29 @@ fn fenced_blocks(message: &str) -> Option<String> {
     (!blocks.is_empty()).then(|| blocks.join("\n"))
 }
 
+/// A line of code (perhaps marked `+`/`-` as in a diff without headers): a definition or
+/// declaration keyword, an assignment, a call ending the line, or a line ending in `;`,
+/// `{` or `}`.
+static CODE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^\s*[+-]?\s*(?:(?:def|fn|func|function|class|import|return|let|const|var|pub|public|private|package|#include)\b|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*(?:[-+*/]?=|:=)\s*[^=\s]|.*[A-Za-z_]\w*\([^()]*\)\s*;?\s*$|.*[;{}]\s*$)",
+    )
+    .expect("valid pattern")
+});
+
+/// Code pasted without a fence (as a phone sends it): at least two lines of code, and at
+/// least half of the message's lines, or two of the signals of code anywhere in it.
 fn looks_like_code(text: &str) -> bool {
     let signals = [
         "{", "}", "();", "def ", "fn ", "=>", "import ", "return ", "@@ ",
     ];
-    text.lines().count() >= 2 && signals.iter().filter(|s| text.contains(*s)).count() >= 2
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() < 2 {
+        return false;
+    }
+    let code = lines.iter().filter(|l| CODE_LINE.is_match(l)).count();
+    (code >= 2 && code * 2 >= lines.len())
+        || signals.iter().filter(|s| text.contains(*s)).count() >= 2
 }
 
 fn is_diff(text: &str) -> bool {
@@ -196,5 +218,24 @@ diff --git a/gone.py b/gone.py
             }
         );
         assert!(Source::find("hello there, how are you?", None).is_none());
+    }
+
+    #[test]
+    fn unfenced_code_is_found_and_prose_is_not() {
+        for code in [
+            "Please review this code:\n+ result = eval(data)\n+ password = \"abc12345\"",
+            "total = price * qty\nprint(total)",
+            "const user = await db.find(id);\nres.send(user);",
+        ] {
+            assert!(Source::find(code, None).is_some(), "{code}");
+        }
+        for prose in [
+            "hello there, how are you?",
+            "What does x = 1 mean?\nAnd why is it slow?",
+            "Can you explain closures?\nI read about them yesterday.\nThanks!",
+            "Review my pull request please.\nIt changes the login flow.",
+        ] {
+            assert!(Source::find(prose, None).is_none(), "{prose}");
+        }
     }
 }
