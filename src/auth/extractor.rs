@@ -5,7 +5,6 @@ use axum::{
     http::{header, request::Parts, HeaderMap},
 };
 
-use super::tokens::TokenKind;
 use crate::{
     error::{Error, Result},
     state::AppState,
@@ -29,16 +28,16 @@ impl FromRequestParts<AppState> for AuthUser {
 /// Checks an access token and loads its user, refusing deactivated accounts. Also
 /// returns the token's expiry (Unix seconds), which a WebSocket enforces.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<(User, i64)> {
-    let claims = state.tokens.verify(token, TokenKind::Access)?;
+    let token = state.tokens.verify_access(token)?;
     let user = state
         .user_cache
-        .get(&state.db, claims.user_id()?)
+        .get(&state.db, token.user_id)
         .await?
         .ok_or(Error::Unauthorized("Invalid token"))?;
     if !user.is_active {
         return Err(Error::Forbidden("Account is deactivated"));
     }
-    Ok((user, claims.exp))
+    Ok((user, token.exp))
 }
 
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {

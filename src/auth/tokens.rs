@@ -1,7 +1,10 @@
 //! JWT access and refresh tokens (HS256 only).
 
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, encode, get_current_timestamp, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -35,6 +38,17 @@ impl Claims {
     }
 }
 
+/// What a request needs of a verified access token: whose it is and until when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: i64,
+    /// Unix seconds.
+    pub exp: i64,
+}
+
+/// How many verified access tokens an instance remembers (~250 bytes each).
+const VERIFIED_CAPACITY: usize = 16_384;
+
 pub struct Issued {
     pub token: String,
     pub jti: String,
@@ -47,6 +61,12 @@ pub struct TokenKeys {
     /// `SECRET_KEY_PREVIOUS`: tokens signed before a key rotation still verify.
     previous: Option<DecodingKey>,
     validation: Validation,
+    /// Access tokens verified before, by their text. Whether a token's signature,
+    /// algorithm, kind and subject check out never changes for a given text and keys, so
+    /// each is decoded and its HMAC computed once per instance; its expiry is still
+    /// checked on every use. Only tokens that verified enter, so made-up tokens cannot
+    /// crowd out real ones.
+    verified: Cache<Box<str>, Verified>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -68,6 +88,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             previous: previous.map(|key| DecodingKey::from_secret(key.as_bytes())),
             validation,
+            verified: Cache::new(VERIFIED_CAPACITY),
             access_ttl: Duration::minutes(access_minutes),
             refresh_ttl: Duration::days(refresh_days),
         }
@@ -96,6 +117,28 @@ impl TokenKeys {
             jti,
             expires_at,
         })
+    }
+
+    /// An access token's user and expiry, after [`TokenKeys::verify`]'s checks (the
+    /// expiry against the clock on every call, the rest once per token).
+    pub fn verify_access(&self, token: &str) -> Result<Verified> {
+        let verified = match self.verified.get(token) {
+            Some(verified) => verified,
+            None => {
+                let claims = self.verify(token, TokenKind::Access)?;
+                let verified = Verified {
+                    user_id: claims.user_id()?,
+                    exp: claims.exp,
+                };
+                self.verified.insert(token.into(), verified);
+                verified
+            }
+        };
+        // `Validation`'s own test, with no leeway: expired once `exp` has passed.
+        if verified.exp < get_current_timestamp() as i64 {
+            return Err(Error::Unauthorized("Token has expired"));
+        }
+        Ok(verified)
     }
 
     /// Verifies signature, algorithm, expiry and the token's kind.
@@ -146,6 +189,46 @@ mod tests {
         let token = keys().issue(7, TokenKind::Access, None).unwrap().token;
         let other = TokenKeys::new("o".repeat(32).as_str(), None, 30, 7);
         assert!(other.verify(&token, TokenKind::Access).is_err());
+    }
+
+    #[test]
+    fn verified_access_tokens_are_remembered_but_still_expire() {
+        let keys = keys();
+        let now = get_current_timestamp() as i64;
+        let signed = |exp: i64, kind: TokenKind| {
+            let claims = Claims {
+                sub: "7".into(),
+                exp,
+                iat: now,
+                jti: "j".into(),
+                kind,
+                fam: None,
+            };
+            encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap()
+        };
+        let soon = signed(now + 1, TokenKind::Access);
+        let expected = Verified {
+            user_id: 7,
+            exp: now + 1,
+        };
+        assert_eq!(keys.verify_access(&soon).unwrap(), expected);
+        assert_eq!(keys.verified.len(), 1);
+        assert_eq!(keys.verify_access(&soon).unwrap(), expected, "from memory");
+
+        // Refused tokens are not remembered.
+        let mut tampered = soon.clone();
+        tampered.pop();
+        for refused in [tampered, signed(now + 600, TokenKind::Refresh)] {
+            assert!(keys.verify_access(&refused).is_err());
+        }
+        assert_eq!(keys.verified.len(), 1);
+
+        // A remembered token stops working once its `exp` has passed.
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert!(matches!(
+            keys.verify_access(&soon),
+            Err(Error::Unauthorized("Token has expired"))
+        ));
     }
 
     #[test]
