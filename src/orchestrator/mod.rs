@@ -166,12 +166,14 @@ pub async fn execute(
     let seq = AtomicU64::new(0);
     let mut working = Vec::new();
     for worker in &workers {
-        let _ = events
-            .send(ChatEvent::Status {
-                content: "thinking",
-                agent: worker.name.clone(),
-            })
-            .await;
+        if !worker.announced {
+            let _ = events
+                .send(ChatEvent::Status {
+                    content: "thinking",
+                    agent: worker.name.clone(),
+                })
+                .await;
+        }
         let agent = worker.agent.as_ref();
         working.push(agent.map(|agent| state.activity.begin(&state.db, agent)));
     }

@@ -21,6 +21,9 @@ pub(super) struct Worker {
     pub(super) task: Task,
     pub(super) system_prompt: String,
     pub(super) model: Option<String>,
+    /// Its `thinking` status was already sent (the orchestrator answering small talk
+    /// itself, right after routing), so the client does not get it twice.
+    pub(super) announced: bool,
 }
 
 impl Worker {
@@ -42,6 +45,7 @@ impl Worker {
             agent: Some(agent),
             task,
             system_prompt,
+            announced: false,
         }
     }
 
@@ -57,6 +61,7 @@ impl Worker {
             task: task_for(role),
             system_prompt: def.system_prompt.into(),
             model: None,
+            announced: false,
         }
     }
 }
@@ -103,6 +108,7 @@ pub(super) async fn plan(
     if specialists.is_empty() {
         let mut small_talk = orchestrator;
         small_talk.task = Task::Chat;
+        small_talk.announced = true;
         small_talk.system_prompt =
             "You are CodeSherpa, a friendly assistant for developers. Answer briefly; \
             offer to review, explain or document code."

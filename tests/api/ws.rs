@@ -162,6 +162,13 @@ db_test!(async fn chats_stream_in_order_with_their_request_id(backend) {
     assert!(reply["request_id"].is_string(), "a request id is made up when none is given");
     let history = app.get(&format!("/api/v1/chat?session_id={session}"), &token).await.expect(200);
     assert_eq!(history.data()["total"], 2);
+
+    // Small talk is answered by the orchestrator that routed it: one status, not two.
+    send(&mut socket, json!({"type": "chat", "message": "hello", "request_id": "h1"})).await;
+    let frames = until_done(&mut socket, "h1").await;
+    let statuses: Vec<&Value> = frames.iter().filter(|f| f["type"] == "status").collect();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0]["agent"], frames.last().unwrap()["chat"]["agent"]);
 });
 
 db_test!(async fn several_chats_share_one_socket(backend) {
