@@ -67,9 +67,10 @@ row() { # name pid connections url [header]
             function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0;
                              if (v ~ /s$/) return v * 1000; return v }
             /requests in/ {requests=$1} /Requests\/sec/ {rps=$2}
-            /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)}
-            END {printf "%-26s c=%-4s %7d rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us CPU/request\n",
-                        name, conns, rps, p50, p99, 1e6 * ticks / hz / requests}'
+            /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /Non-2xx/ {errors=$NF}
+            END {printf "%-26s c=%-4s %7d rps  p50 %6.2f ms  p99 %6.2f ms  %5.1f us CPU/request%s\n",
+                        name, conns, rps, p50, p99, 1e6 * ticks / hz / requests,
+                        errors ? "  non-2xx " errors : ""}'
 }
 
 for round in $(seq 1 "${ROUNDS:-3}"); do
