@@ -17,8 +17,11 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 
-const BODY: &str =
-    r#"{"success":true,"data":{"status":"ok","version":"0.1.0"},"message":"Service is running"}"#;
+const BODY: &str = concat!(
+    r#"{"success":true,"data":{"status":"ok","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""},"message":"Service is running"}"#
+);
 
 #[tokio::main]
 async fn main() {
