@@ -96,7 +96,7 @@ pub async fn prepare(state: &AppState, user_id: i64, input: ChatInput) -> Result
         if !valid_session_id(id) {
             check.add(
                 "session_id",
-                "must be 1 to 200 letters, digits or - _ : . + @ / #",
+                format!("must be 1 to {SESSION_ID_MAX} letters, digits or - _ : . + @ / #"),
             );
         }
     }
