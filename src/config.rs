@@ -134,6 +134,22 @@ pub struct GithubConfig {
     pub review_max_diff_bytes: usize,
     /// Reviews run at once in one instance.
     pub review_concurrency: usize,
+    /// `https://github.com`, or the Enterprise host: where users authorize (OAuth web flow).
+    pub web_url: String,
+    /// The GitHub App's or OAuth App's client credentials; unset: connecting answers 503.
+    pub oauth: Option<GithubOAuth>,
+    /// Scopes asked for in the OAuth web flow (`repo` for an OAuth App that must see
+    /// private repositories; a GitHub App needs none).
+    pub oauth_scope: Option<String>,
+    /// This server's address as browsers reach it: GitHub sends them back to
+    /// `{public_url}/api/v1/integrations/github/callback`.
+    pub public_url: String,
+}
+
+#[derive(Clone)]
+pub struct GithubOAuth {
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 #[derive(Clone)]
@@ -152,6 +168,12 @@ impl fmt::Debug for GithubConfig {
             )
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("app_id", &self.app.as_ref().map(|app| &app.id))
+            .field("web_url", &self.web_url)
+            .field(
+                "client_id",
+                &self.oauth.as_ref().map(|oauth| &oauth.client_id),
+            )
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -491,6 +513,10 @@ impl Config {
                 app: None,
                 review_max_diff_bytes: 400 * 1024,
                 review_concurrency: 4,
+                web_url: "http://127.0.0.1:9".into(),
+                oauth: None,
+                oauth_scope: None,
+                public_url: "http://localhost:8000".into(),
             },
         }
     }
@@ -524,16 +550,43 @@ fn github_config<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<GithubConfig, ConfigError> {
     let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
-    let api_url = non_empty("GITHUB_API_URL")
-        .unwrap_or_else(|| "https://api.github.com".into())
-        .trim_end_matches('/')
-        .to_owned();
-    if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-        return Err(ConfigError {
-            name: "GITHUB_API_URL",
-            reason: "must be an http(s) URL".into(),
-        });
-    }
+    let http_url = |name: &'static str, default: String| {
+        let url = non_empty(name)
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_owned();
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(url)
+        } else {
+            Err(ConfigError {
+                name,
+                reason: "must be an http(s) URL".into(),
+            })
+        }
+    };
+    let api_url = http_url("GITHUB_API_URL", "https://api.github.com".into())?;
+    let web_url = http_url("GITHUB_WEB_URL", "https://github.com".into())?;
+    let port = non_empty("PORT").unwrap_or_else(|| "8000".into());
+    let public_url = http_url("PUBLIC_URL", format!("http://localhost:{port}"))?;
+    let oauth = match (non_empty("GITHUB_CLIENT_ID"), non_empty("GITHUB_CLIENT_SECRET")) {
+        (Some(client_id), Some(client_secret)) => Some(GithubOAuth {
+            client_id,
+            client_secret,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError {
+                name: "GITHUB_CLIENT_SECRET",
+                reason: "GITHUB_CLIENT_ID is set: set its client secret too".into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                name: "GITHUB_CLIENT_ID",
+                reason: "a client secret is set without its client id".into(),
+            })
+        }
+    };
     let private_key_pem = match (
         non_empty("GITHUB_APP_PRIVATE_KEY"),
         non_empty("GITHUB_APP_PRIVATE_KEY_FILE"),
@@ -581,6 +634,10 @@ fn github_config<F: Fn(&str) -> Option<String>>(
         token: non_empty("GITHUB_TOKEN"),
         app,
         review_max_diff_bytes: env.parse("GITHUB_REVIEW_MAX_DIFF_BYTES", 400 * 1024, positive)?,
+        web_url,
+        oauth,
+        oauth_scope: non_empty("GITHUB_OAUTH_SCOPE"),
+        public_url,
         review_concurrency: env.parse("GITHUB_REVIEW_CONCURRENCY", 4, positive)?,
     })
 }

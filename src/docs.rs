@@ -63,6 +63,11 @@ envelope_schema!(
 );
 envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
 envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
+envelope_schema!(
+    GithubAuthorizationResponse,
+    github::connect::Authorization
+);
+envelope_schema!(GithubIdentityResponse, github::identity::GithubIdentity);
 
 /// `{success: true, data: null, message}`.
 #[derive(ToSchema)]
@@ -122,6 +127,11 @@ pub struct OAuth2Form {
         crate::integrations::whatsapp::webhook::receive,
         github::webhook::receive,
         github::routes::list,
+        github::access::recheck,
+        github::connect::connect,
+        github::connect::callback,
+        github::connect::show,
+        github::connect::disconnect,
         crate::console::index,
         crate::console::asset,
     ),
@@ -142,7 +152,7 @@ pub struct OAuth2Form {
         (name = "realtime", description = "WebSocket chat and broadcasts"),
         (name = "operations", description = "Health and metrics"),
         (name = "whatsapp", description = "WhatsApp: linking a phone, and Meta's webhook"),
-        (name = "integrations", description = "GitHub pull-request reviews"),
+        (name = "integrations", description = "GitHub: connecting an account, proven repository access, pull-request reviews"),
     )
 )]
 pub struct ApiDoc;

@@ -41,6 +41,8 @@ pub struct Shared {
     pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
     pub jobs: Queue,
     pub github: GithubClient,
+    /// Seals users' GitHub tokens at rest.
+    pub github_tokens: crate::integrations::github::sealed::Sealer,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -76,6 +78,10 @@ impl AppState {
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
             github: GithubClient::new(&config.github),
+            github_tokens: crate::integrations::github::sealed::Sealer::new(
+                &config.secret_key,
+                config.secret_key_previous.as_deref(),
+            ),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,

@@ -21,10 +21,9 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{has_content_type, parse_json, read_body, Id},
-    integrations::github::{linked_repository, GithubError},
+    integrations::github::{access, linked_repository, Credential, GithubError},
     jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
     state::AppState,
-    with_pool,
 };
 
 pub const SYNC_JOB: &str = "codebase.sync";
@@ -214,24 +213,30 @@ async fn run(state: &AppState, job: Job) -> Outcome {
         return Outcome::failed("unreadable sync job");
     };
     let id = payload.project_id;
-    let repo_url: Option<(Option<String>,)> = match with_pool!(&state.db, |pool| {
-        sqlx::query_as("SELECT repo_url FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-    }) {
-        Ok(row) => row,
+    let project = match crate::projects::store::find(&state.db, id).await {
+        Ok(project) => project,
         Err(_) => return Outcome::retry("database unavailable"),
     };
     // A project deleted since: nothing left to do.
-    let Some((repo_url,)) = repo_url else {
+    let Some(project) = project else {
         return Outcome::Done;
     };
-    let Some(repository) = repo_url
+    let Some(repository) = project
+        .repo_url
         .as_deref()
         .and_then(|url| linked_repository(url, state.github.api_url()))
     else {
         return Outcome::failed("the project links no GitHub repository");
+    };
+    let project = match access::fresh(state, project).await {
+        Ok(project) => project,
+        Err(_) => return Outcome::retry("database unavailable"),
+    };
+    // The server's credentials serve verified projects only; others read what anyone can.
+    let credential = if project.repo_access.is_verified() {
+        Credential::Server(payload.installation_id)
+    } else {
+        Credential::Anonymous
     };
     if index::mark(&state.db, id, SyncStatus::Running, None)
         .await
@@ -239,15 +244,14 @@ async fn run(state: &AppState, job: Job) -> Outcome {
     {
         return Outcome::retry("database unavailable");
     }
-    let installation = payload.installation_id;
     let git_ref = match payload.git_ref {
         Some(git_ref) => git_ref,
-        None => match default_branch(state, &repository, installation).await {
+        None => match default_branch(state, &repository, credential).await {
             Ok(branch) => branch,
             Err(outcome) => return outcome,
         },
     };
-    let tarball = match download(state, &repository, &git_ref, installation).await {
+    let tarball = match download(state, &repository, &git_ref, credential).await {
         Ok(bytes) => bytes,
         Err(outcome) => return outcome,
     };
@@ -273,17 +277,17 @@ struct RepositoryInfo {
 async fn default_branch(
     state: &AppState,
     repository: &str,
-    installation: Option<i64>,
+    credential: Credential<'_>,
 ) -> Result<String, Outcome> {
     let path = format!("/repos/{repository}");
     match state
         .github
-        .get_json::<RepositoryInfo>(&path, installation)
+        .get_json_as::<RepositoryInfo>(&path, credential)
         .await
     {
         Ok((info, _)) if valid_ref(&info.default_branch) => Ok(info.default_branch),
         Ok(_) => Ok("HEAD".into()),
-        Err(err) => Err(github_outcome(&err)),
+        Err(err) => Err(github_outcome(&err, credential)),
     }
 }
 
@@ -292,14 +296,14 @@ async fn download(
     state: &AppState,
     repository: &str,
     git_ref: &str,
-    installation: Option<i64>,
+    credential: Credential<'_>,
 ) -> Result<Vec<u8>, Outcome> {
     let path = format!("/repos/{repository}/tarball/{git_ref}");
     let response = state
         .github
-        .get_raw(&path, installation)
+        .get_raw(&path, credential)
         .await
-        .map_err(|err| github_outcome(&err))?;
+        .map_err(|err| github_outcome(&err, credential))?;
     let limit = state.config.upload_limit_bytes;
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
@@ -317,12 +321,16 @@ async fn download(
 
 /// The queue's verdict on a GitHub failure, with a reason fit to show the project's owner
 /// (GitHub's own message stays in the logs).
-fn github_outcome(err: &GithubError) -> Outcome {
+fn github_outcome(err: &GithubError, credential: Credential<'_>) -> Outcome {
     tracing::warn!(error = %err, "GitHub call for a sync failed");
     let reason = match err.status() {
-        Some(404) => {
-            "repository or ref not found (a private repository needs GitHub credentials)".to_owned()
+        Some(404) if matches!(credential, Credential::Anonymous) => {
+            "repository or ref not found without credentials: a private repository is synced \
+             only once the project's repository access is verified (connect GitHub, then check \
+             again)"
+                .to_owned()
         }
+        Some(404) => "repository or ref not found".to_owned(),
         Some(401 | 403) => "GitHub refused access to the repository".to_owned(),
         Some(status) => format!("GitHub answered {status}"),
         None => "GitHub could not be reached".to_owned(),

@@ -34,6 +34,8 @@ pub enum Value {
     Json(&'static str),
     /// A nested object.
     Object(Fields),
+    /// A nested object, or null when its first column is null.
+    NullableObject(Fields),
 }
 
 /// An item's fields: JSON key and how to write it.
@@ -192,7 +194,7 @@ pub async fn read_sqlite(
 fn column_names(fields: Fields, names: &mut Vec<&'static str>) {
     for (_, value) in fields {
         match value {
-            Value::Object(nested) => column_names(nested, names),
+            Value::Object(nested) | Value::NullableObject(nested) => column_names(nested, names),
             Value::Column(name) | Value::Bool(name) | Value::Time(name) | Value::Json(name) => {
                 names.push(name)
             }
@@ -216,6 +218,15 @@ fn write_object(
         out.push(b':');
         if let Value::Object(nested) = value {
             write_object(out, nested, row, column)?;
+        } else if let Value::NullableObject(nested) = value {
+            if row.get_ref(*column)? == ValueRef::Null {
+                out.extend_from_slice(b"null");
+                let mut names = Vec::new();
+                column_names(nested, &mut names);
+                *column += names.len();
+            } else {
+                write_object(out, nested, row, column)?;
+            }
         } else {
             write_field(out, value, row.get_ref(*column)?, *column)?;
             *column += 1;

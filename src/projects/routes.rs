@@ -17,6 +17,7 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
+    integrations::github::{access, parse_repo_url, RepoUrl},
     pagination::{JsonPage, PageParams},
     state::AppState,
     validate::Violations,
@@ -40,7 +41,9 @@ pub struct CreateProject {
     pub name: String,
     #[schema(max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
-    /// An http(s) URL; blank means none.
+    /// An http(s) URL; blank means none. On github.com (or the GitHub Enterprise host) it
+    /// must be `https://github.com/{owner}/{repo}` (optional `.git` or `/`): owners of
+    /// letters, digits and `-`, names of letters, digits, `.`, `_`, `-` (not `.` or `..`).
     #[schema(
         example = "https://github.com/acme/payments-service",
         max_length = 500,
@@ -64,20 +67,31 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 5_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
-    /// An http(s) URL; blank or `null` means none.
+    /// An http(s) URL; blank or `null` means none. On github.com (or the GitHub Enterprise
+    /// host) it must be `https://github.com/{owner}/{repo}` (optional `.git` or `/`).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/][^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     pub repo_url: Option<Option<String>>,
     pub auto_review: Option<bool>,
 }
 
-fn validated(fields: ProjectFields) -> Result<ProjectFields> {
+fn validated(state: &AppState, fields: ProjectFields) -> Result<ProjectFields> {
     let mut check = Violations::default();
+    let repo_url = check.http_url("repo_url", fields.repo_url.as_deref());
+    let on_github = match repo_url.as_deref().map(|url| parse_repo_url(url, state.github.api_url())) {
+        Some(Ok(RepoUrl::Github(_))) => true,
+        Some(Err(rule)) => {
+            check.add("repo_url", rule);
+            false
+        }
+        Some(Ok(RepoUrl::Elsewhere)) | None => false,
+    };
     let fields = ProjectFields {
         name: check.text("name", &fields.name, 1, 200),
         description: check.optional_text("description", fields.description.as_deref(), 5_000),
-        repo_url: check.http_url("repo_url", fields.repo_url.as_deref()),
+        repo_url,
         auto_review: fields.auto_review,
+        on_github,
     };
     check.finish()?;
     Ok(fields)
@@ -117,13 +131,18 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Json(input): Json<CreateProject>,
 ) -> Result<impl IntoResponse> {
-    let fields = validated(ProjectFields {
-        name: input.name,
-        description: input.description,
-        repo_url: input.repo_url,
-        auto_review: input.auto_review.unwrap_or(true),
-    })?;
+    let fields = validated(
+        &state,
+        ProjectFields {
+            name: input.name,
+            description: input.description,
+            repo_url: input.repo_url,
+            auto_review: input.auto_review.unwrap_or(true),
+            on_github: false,
+        },
+    )?;
     let project = store::create(&state.db, user.id, fields).await?;
+    let project = access::check(&state, project).await?;
     Ok(created(project, "Project created"))
 }
 
@@ -157,15 +176,25 @@ pub async fn update(
     Json(input): Json<UpdateProject>,
 ) -> Result<impl IntoResponse> {
     let current = owned(&state, user.id, id).await?;
-    let fields = validated(ProjectFields {
-        name: input.name.unwrap_or(current.name),
-        description: input.description.unwrap_or(current.description),
-        repo_url: input.repo_url.unwrap_or(current.repo_url),
-        auto_review: input.auto_review.unwrap_or(current.auto_review),
-    })?;
+    let fields = validated(
+        &state,
+        ProjectFields {
+            name: input.name.unwrap_or(current.name),
+            description: input.description.unwrap_or(current.description),
+            repo_url: input.repo_url.unwrap_or(current.repo_url.clone()),
+            auto_review: input.auto_review.unwrap_or(current.auto_review),
+            on_github: false,
+        },
+    )?;
+    let changed = fields.repo_url != current.repo_url;
     let project = store::update(&state.db, user.id, id, fields)
         .await?
         .ok_or(Error::NotFound("Project"))?;
+    let project = if changed {
+        access::check(&state, project).await?
+    } else {
+        project
+    };
     Ok(ok(project, "Project updated"))
 }
 

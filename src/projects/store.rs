@@ -11,11 +11,12 @@ use crate::{
     with_pool,
 };
 
-use super::Project;
+use super::{Project, RepoAccess};
 
 const COLUMNS: &str = "id, user_id, name, description, repo_url, auto_review, created_at, \
                        updated_at, sync_status, sync_commit, sync_files, sync_skipped, synced_at, \
-                       sync_reason";
+                       sync_reason, repo_access_status, repo_access_login, \
+                       repo_access_checked_at, repo_access_reason";
 
 /// The writable fields of a project, already validated.
 pub struct ProjectFields {
@@ -23,6 +24,8 @@ pub struct ProjectFields {
     pub description: Option<String>,
     pub repo_url: Option<String>,
     pub auto_review: bool,
+    /// Whether `repo_url` names a GitHub repository (its access starts unverified).
+    pub on_github: bool,
 }
 
 /// A [`Project`] as its `Serialize` derive writes it, for SQLite's list pages.
@@ -46,6 +49,15 @@ const JSON: page::Fields = &[
             ("reason", Value::Column("sync_reason")),
         ]),
     ),
+    (
+        "repo_access",
+        Value::NullableObject(&[
+            ("status", Value::Column("repo_access_status")),
+            ("login", Value::Column("repo_access_login")),
+            ("checked_at", Value::Time("repo_access_checked_at")),
+            ("reason", Value::Column("repo_access_reason")),
+        ]),
+    ),
 ];
 
 pub async fn list(db: &Db, user_id: i64, page: PageRequest) -> Result<page::Page> {
@@ -56,18 +68,26 @@ pub async fn get(db: &Db, user_id: i64, id: i64) -> Result<Option<Project>> {
     owned::get(db, "projects", COLUMNS, user_id, id).await
 }
 
+/// The access a new or changed `repo_url` starts with.
+fn fresh_access(fields: &ProjectFields) -> Option<&'static str> {
+    fields.on_github.then_some(RepoAccess::UNVERIFIED)
+}
+
 pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Project> {
     let sql = format!(
         "INSERT INTO projects (user_id, name, description, repo_url, auto_review, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $6, $5, $5) RETURNING {COLUMNS}"
+         updated_at, repo_access_status) VALUES ($1, $2, $3, $4, $6, $5, $5, $7) \
+         RETURNING {COLUMNS}"
     );
+    let access = fresh_access(&fields);
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(user_id)
-        .bind(fields.name)
-        .bind(fields.description)
-        .bind(fields.repo_url)
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.repo_url)
         .bind(now())
         .bind(fields.auto_review)
+        .bind(access)
         .fetch_one(pool)
         .await)?)
 }
@@ -78,19 +98,102 @@ pub async fn update(
     id: i64,
     fields: ProjectFields,
 ) -> Result<Option<Project>> {
+    // A changed repo_url starts over: whatever was proven was proven for another URL.
     let sql = format!(
-        "UPDATE projects SET name = $1, description = $2, repo_url = $3, updated_at = $4, \
-         auto_review = $7 WHERE id = $5 AND user_id = $6 RETURNING {COLUMNS}"
+        "UPDATE projects SET name = $1, description = $2, updated_at = $4, auto_review = $7, \
+         repo_access_status = CASE WHEN {same} THEN repo_access_status ELSE $8 END, \
+         repo_access_login = CASE WHEN {same} THEN repo_access_login END, \
+         repo_access_checked_at = CASE WHEN {same} THEN repo_access_checked_at END, \
+         repo_access_reason = CASE WHEN {same} THEN repo_access_reason END, \
+         repo_verified_at = CASE WHEN {same} THEN repo_verified_at END, \
+         repo_url = $3 WHERE id = $5 AND user_id = $6 RETURNING {COLUMNS}",
+        same = "repo_url IS NOT DISTINCT FROM $3"
     );
+    let access = fresh_access(&fields);
+    let sql = match db {
+        // SQLite spells "not distinct" as IS.
+        Db::Sqlite(..) => sql.replace("IS NOT DISTINCT FROM", "IS"),
+        Db::Postgres(_) => sql,
+    };
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(fields.name)
-        .bind(fields.description)
-        .bind(fields.repo_url)
+        .bind(&fields.name)
+        .bind(&fields.description)
+        .bind(&fields.repo_url)
         .bind(now())
         .bind(id)
         .bind(user_id)
         .bind(fields.auto_review)
+        .bind(access)
         .fetch_optional(pool)
+        .await)?)
+}
+
+/// The outcome of a repository access check.
+pub struct AccessCheck<'a> {
+    pub status: &'static str,
+    pub login: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+/// Records a check of `repo_url`'s access, unless the project's URL changed meanwhile
+/// (then the check was for another repository and is dropped). The first verification is
+/// kept as `repo_verified_at`: the earliest-verified project of a repository gets its
+/// reviews.
+pub async fn record_access(
+    db: &Db,
+    project_id: i64,
+    repo_url: &str,
+    check: AccessCheck<'_>,
+) -> Result<Option<Project>> {
+    let sql = format!(
+        "UPDATE projects SET repo_access_status = $3, repo_access_login = $4, \
+         repo_access_reason = $5, repo_access_checked_at = $6, \
+         repo_verified_at = CASE WHEN $3 = 'verified' THEN COALESCE(repo_verified_at, $6) END \
+         WHERE id = $1 AND repo_url = $2 RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(project_id)
+        .bind(repo_url)
+        .bind(check.status)
+        .bind(check.login)
+        .bind(check.reason)
+        .bind(now())
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Withdraws every verification of the user's projects (their GitHub identity is gone).
+pub async fn unverify_all(db: &Db, user_id: i64, reason: &str) -> Result<()> {
+    const SQL: &str = "UPDATE projects SET repo_access_status = 'unverified', \
+                       repo_access_reason = $2, repo_access_login = NULL, \
+                       repo_verified_at = NULL WHERE user_id = $1 AND repo_access_status IS NOT NULL";
+    with_pool!(db, |pool| sqlx::query(SQL)
+        .bind(user_id)
+        .bind(reason)
+        .execute(pool)
+        .await
+        .map(drop))?;
+    Ok(())
+}
+
+/// A project by id alone, for background work that acts for its owner.
+pub async fn find(db: &Db, id: i64) -> Result<Option<Project>> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// The user's projects that name a GitHub repository.
+pub async fn on_github(db: &Db, user_id: i64) -> Result<Vec<Project>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE user_id = $1 AND repo_access_status IS NOT NULL \
+         ORDER BY id"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
+        .bind(user_id)
+        .fetch_all(pool)
         .await)?)
 }
 

@@ -67,6 +67,18 @@ impl GithubError {
     }
 }
 
+/// Whose credentials a call carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// The server's own: an installation token (App mode, when the installation is
+    /// known), else `GITHUB_TOKEN`. Only for verified projects (SPEC §6.2).
+    Server(Option<i64>),
+    /// A connected user's OAuth token.
+    User(&'a str),
+    /// None: what anyone on the internet may read.
+    Anonymous,
+}
+
 #[derive(Clone)]
 pub struct GithubClient {
     inner: Arc<Inner>,
@@ -77,6 +89,18 @@ struct Inner {
     api_url: String,
     token: Option<String>,
     app: Option<App>,
+    /// The server's own login (comments it wrote carry it), once asked.
+    identity: tokio::sync::OnceCell<String>,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct AppInfo {
+    slug: String,
 }
 
 struct App {
@@ -122,6 +146,7 @@ impl GithubClient {
                 api_url: config.api_url.clone(),
                 token: config.token.clone(),
                 app,
+                identity: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -146,6 +171,25 @@ impl GithubClient {
         accept: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GithubError> {
+        self.send_as(
+            method,
+            path,
+            Credential::Server(installation),
+            accept,
+            body,
+        )
+        .await
+    }
+
+    /// [`send`](Self::send) with the given credential.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        credential: Credential<'_>,
+        accept: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GithubError> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
@@ -161,7 +205,12 @@ impl GithubClient {
                 .header("X-GitHub-Api-Version", API_VERSION);
             // Credentials go to the API only, never to another host named by a caller.
             if url.starts_with(&format!("{}/", self.inner.api_url)) {
-                if let Some(token) = self.credential(installation).await? {
+                let token = match credential {
+                    Credential::Server(installation) => self.credential(installation).await?,
+                    Credential::User(token) => Some(token.to_owned()),
+                    Credential::Anonymous => None,
+                };
+                if let Some(token) = token {
                     request = request.bearer_auth(token);
                 }
             }
@@ -170,7 +219,7 @@ impl GithubClient {
             }
             let response = execute(request).await?;
             if response.status() == StatusCode::UNAUTHORIZED && !renewed {
-                if let (Some(app), Some(id)) = (&self.inner.app, installation) {
+                if let (Some(app), Credential::Server(Some(id))) = (&self.inner.app, credential) {
                     app.tokens.lock().await.remove(&id);
                     renewed = true;
                     continue;
@@ -185,15 +234,21 @@ impl GithubClient {
         path: &str,
         installation: Option<i64>,
     ) -> Result<(T, Option<String>), GithubError> {
+        self.get_json_as(path, Credential::Server(installation))
+            .await
+    }
+
+    /// [`get_json`](Self::get_json) with the given credential.
+    pub async fn get_json_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        credential: Credential<'_>,
+    ) -> Result<(T, Option<String>), GithubError> {
         let response = self
-            .send(Method::GET, path, installation, JSON, None)
+            .send_as(Method::GET, path, credential, JSON, None)
             .await?;
         let next = next_link(response.headers());
-        let value = response
-            .json()
-            .await
-            .map_err(|err| GithubError::BadResponse(err.without_url().to_string()))?;
-        Ok((value, next))
+        Ok((read_json(response).await?, next))
     }
 
     /// A raw GET (an API path or URL, e.g. a tarball), redirects followed; credentials
@@ -201,9 +256,44 @@ impl GithubClient {
     pub async fn get_raw(
         &self,
         url: &str,
-        installation: Option<i64>,
+        credential: Credential<'_>,
     ) -> Result<Response, GithubError> {
-        self.send(Method::GET, url, installation, "*/*", None).await
+        self.send_as(Method::GET, url, credential, "*/*", None)
+            .await
+    }
+
+    /// The login the server's own comments carry: `{slug}[bot]` for a GitHub App (`GET
+    /// /app` with its JWT), else the owner of `GITHUB_TOKEN` (`GET /user`). Asked once.
+    pub async fn own_login(&self) -> Result<&str, GithubError> {
+        let login = self
+            .inner
+            .identity
+            .get_or_try_init(|| async {
+                match &self.inner.app {
+                    Some(app) => {
+                        let request = self
+                            .inner
+                            .http
+                            .get(format!("{}/app", self.inner.api_url))
+                            .header(header::ACCEPT, JSON)
+                            .header("X-GitHub-Api-Version", API_VERSION)
+                            .bearer_auth(app_jwt(app)?);
+                        let info: AppInfo = read_json(check(execute(request).await?).await?).await?;
+                        Ok(format!("{}[bot]", info.slug))
+                    }
+                    None => {
+                        let (me, _): (Login, _) = self.get_json("/user", None).await?;
+                        Ok(me.login)
+                    }
+                }
+            })
+            .await?;
+        Ok(login)
+    }
+
+    /// The HTTP client, for GitHub's web host (the OAuth code exchange).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     /// The bearer credential: an installation token (App mode), else `GITHUB_TOKEN`.
@@ -237,11 +327,7 @@ impl GithubClient {
             .header(header::ACCEPT, JSON)
             .header("X-GitHub-Api-Version", API_VERSION)
             .bearer_auth(jwt);
-        let response = check(execute(request).await?).await?;
-        let issued: InstallationToken = response
-            .json()
-            .await
-            .map_err(|err| GithubError::BadResponse(err.without_url().to_string()))?;
+        let issued: InstallationToken = read_json(check(execute(request).await?).await?).await?;
         tokens.insert(
             installation,
             (issued.token.clone(), issued.expires_at - TOKEN_MARGIN),
@@ -267,6 +353,13 @@ fn app_jwt(app: &App) -> Result<String, GithubError> {
         &app.key,
     )
     .map_err(|_| GithubError::Config("cannot sign the GitHub App JWT"))
+}
+
+pub async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, GithubError> {
+    response
+        .json()
+        .await
+        .map_err(|err| GithubError::BadResponse(err.without_url().to_string()))
 }
 
 async fn execute(request: RequestBuilder) -> Result<Response, GithubError> {

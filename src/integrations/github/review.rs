@@ -17,7 +17,7 @@ use super::{
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
     store::{self, ReviewTask, Update},
-    web_url,
+    access, web_url,
 };
 use crate::{
     agents::{self, builtin::BUILTIN_AGENTS, Agent},
@@ -25,6 +25,7 @@ use crate::{
     error::Error,
     jobs::{Handler, Job, Outcome},
     llm::{self, LlmError, LlmRequest, Role, Subject, Task, Turn},
+    projects::store as projects,
     orchestrator::{
         routing::Specialist,
         schemas::{extract_json, Review},
@@ -81,10 +82,28 @@ struct Pull {
 }
 
 #[derive(Deserialize)]
+struct Author {
+    login: String,
+}
+
+#[derive(Deserialize)]
 struct IssueComment {
     id: i64,
     body: Option<String>,
     html_url: String,
+    user: Option<Author>,
+}
+
+impl IssueComment {
+    /// The server's own comment: its marker, written by its own identity. Anyone can paste
+    /// the marker; a stranger's copy is never edited (SPEC §6.2).
+    fn is_ours(&self, own_login: &str) -> bool {
+        self.body.as_deref().is_some_and(|b| b.contains(MARKER))
+            && self
+                .user
+                .as_ref()
+                .is_some_and(|author| author.login.eq_ignore_ascii_case(own_login))
+    }
 }
 
 impl Handler for ReviewJob {
@@ -169,6 +188,14 @@ impl Stop {
 
 async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     let github = &state.github;
+    // The owner's access is what lets the server's credentials act for this project.
+    if let Some(project) = projects::find(&state.db, task.project_id).await? {
+        if !access::fresh(state, project).await?.repo_access.is_verified() {
+            return Err(Stop::Skipped(
+                "the project's repository access is no longer verified".into(),
+            ));
+        }
+    }
     let installation = task.installation_id;
     let pull_path = format!("/repos/{}/pulls/{}", task.repository, task.pull_number);
     let (pull, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
@@ -248,14 +275,13 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
 async fn upsert_comment(state: &AppState, task: &ReviewTask, body: &str) -> Result<String, Stop> {
     let github = &state.github;
     let issue = format!("/repos/{}/issues/{}", task.repository, task.pull_number);
+    let own_login = github.own_login().await?;
     let mut next = Some(format!("{issue}/comments?per_page=100"));
     let mut existing = None;
     while let Some(page) = next.take() {
         let (comments, link): (Vec<IssueComment>, _) =
             github.get_json(&page, task.installation_id).await?;
-        existing = comments
-            .into_iter()
-            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(MARKER)));
+        existing = comments.into_iter().find(|c| c.is_ours(own_login));
         if existing.is_some() {
             break;
         }

@@ -8,7 +8,7 @@ use axum::{
     Router,
 };
 
-use super::{store, webhook};
+use super::{access, connect, store, webhook};
 use crate::{
     auth::AuthUser,
     error::{ok, Error, ErrorBody, Result},
@@ -30,6 +30,13 @@ pub fn router() -> Router<AppState> {
             post(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)),
         )
         .route("/projects/{id}/reviews", get(list))
+        .route("/projects/{id}/repo-access", post(access::recheck))
+        .route("/user/github/connect", post(connect::connect))
+        .route(
+            "/user/github",
+            get(connect::show).delete(connect::disconnect),
+        )
+        .route("/integrations/github/callback", get(connect::callback))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/reviews", tag = "integrations", security(("bearer" = [])),

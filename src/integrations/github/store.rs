@@ -59,12 +59,13 @@ pub struct LinkedProject {
     pub auto_review: bool,
 }
 
-/// Projects whose `repo_url` may name `repository` (`owner/repo`, lower case), oldest
-/// first; the caller checks each URL exactly.
+/// Verified projects whose `repo_url` may name `repository` (`owner/repo`, lower case),
+/// earliest-verified first; the caller checks each URL exactly. Unverified and denied
+/// projects never link: naming a repository proves nothing (SPEC §6.2).
 pub async fn candidate_projects(db: &Db, repository: &str) -> Result<Vec<LinkedProject>> {
     const SQL: &str = "SELECT id, repo_url, auto_review FROM projects \
-                       WHERE repo_url IS NOT NULL AND LOWER(repo_url) LIKE $1 \
-                       ORDER BY created_at, id";
+                       WHERE repo_access_status = 'verified' AND LOWER(repo_url) LIKE $1 \
+                       ORDER BY repo_verified_at, id";
     let pattern = format!("%/{}%", repository.replace(['%', '_'], "%"));
     Ok(with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(pattern)

@@ -287,8 +287,8 @@ async fn decide(state: &AppState, event: &str, payload: &[u8]) -> Result<Decisio
     }
 }
 
-/// Review by the earliest-created project linking the repository with `auto_review` on;
-/// ignored when none links it or all have `auto_review` off.
+/// Review by the earliest-verified project linking the repository with `auto_review` on;
+/// ignored when no verified project links it or all have `auto_review` off.
 async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> {
     let repository = wanted.repository.to_ascii_lowercase();
     let api_url = &state.config.github.api_url;
@@ -299,7 +299,7 @@ async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> 
         .collect();
     if linked.is_empty() {
         return Ok(Decision::Ignore(format!(
-            "no project links {}",
+            "no project with verified access links {}",
             wanted.repository
         )));
     }
@@ -315,7 +315,7 @@ async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> 
     })
 }
 
-/// Every project linking the repository re-syncs a push to its default branch.
+/// Every verified project linking the repository re-syncs a push to its default branch.
 async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
     let (Some(git_ref), Some(commit), Some(pushed)) =
         (event.git_ref, event.after, event.repository)
@@ -338,7 +338,7 @@ async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
         .collect();
     if project_ids.is_empty() {
         return Ok(Decision::Ignore(format!(
-            "no project links {}",
+            "no project with verified access links {}",
             pushed.full_name
         )));
     }
