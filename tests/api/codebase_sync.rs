@@ -11,18 +11,21 @@ use wiremock::{
 
 use crate::{
     codebase::{github_tarball, SHA},
+    github_accounts::{configure_oauth, verified_project, GithubAccounts},
     helpers::{spawn_with, Backend, TestApp},
 };
 
 const CART: &str = "pub fn checkout_total(cart: &Cart) -> u64 {\n    0\n}\n";
 
-async fn github_app(backend: Backend, github: &MockServer) -> TestApp {
-    let uri = github.uri();
-    spawn_with(backend, move |config| {
-        config.github.api_url = uri;
+async fn github_app(backend: Backend, github: &MockServer) -> (TestApp, GithubAccounts) {
+    let accounts = GithubAccounts::mount(github, "ghp_sync_test").await;
+    let app = spawn_with(backend, move |config| {
+        configure_oauth(config, github);
         config.github.token = Some("ghp_sync_test".into());
+        config.github.webhook_secret = Some("push-secret".into());
     })
-    .await
+    .await;
+    (app, accounts)
 }
 
 /// The project's `sync` once it is no longer queued or running (bounded wait).
@@ -67,10 +70,9 @@ db_test!(async fn a_sync_follows_githubs_redirect_and_indexes_the_tarball(backen
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
         .mount(&github)
         .await;
-    let app = github_app(backend, &github).await;
-    let (token, _) = app.user().await;
-    let project = app.post("/api/v1/projects", &token, json!({"name": "shop", "repo_url": "https://github.com/Acme/Shop.git"})).await.expect(201);
-    let id = project.data()["id"].as_i64().unwrap();
+    let (app, accounts) = github_app(backend, &github).await;
+    // Verified access: the server's credentials fetch the tarball.
+    let (token, id) = verified_project(&app, &accounts, "ada", "acme/shop").await;
 
     let queued = app.call(reqwest::Method::POST, &format!("/api/v1/projects/{id}/sync"), Some(&token), None).await.expect(202);
     assert!(["queued", "running", "done"].contains(&queued.data()["status"].as_str().unwrap()), "{}", queued.body);
@@ -92,7 +94,7 @@ db_test!(async fn a_sync_follows_githubs_redirect_and_indexes_the_tarball(backen
 
 db_test!(async fn sync_requests_are_checked(backend) {
     let github = MockServer::start().await;
-    let app = github_app(backend, &github).await;
+    let (app, _) = github_app(backend, &github).await;
     let (token, _) = app.user().await;
     let (mallory, _) = app.user().await;
     let linked = app.post("/api/v1/projects", &token, json!({"name": "shop", "repo_url": "https://github.com/acme/shop"})).await.expect(201);
@@ -135,15 +137,13 @@ db_test!(async fn a_push_to_the_default_branch_resyncs_linked_projects(backend) 
         .expect(1)
         .mount(&github)
         .await;
-    let uri = github.uri();
-    let app = spawn_with(backend, move |config| {
-        config.github.api_url = uri;
-        config.github.webhook_secret = Some("push-secret".into());
-    })
-    .await;
-    let (token, _) = app.user().await;
-    let project = app.post("/api/v1/projects", &token, json!({"name": "shop", "repo_url": "https://github.com/acme/shop"})).await.expect(201);
-    let id = project.data()["id"].as_i64().unwrap();
+    let (app, accounts) = github_app(backend, &github).await;
+    let (token, id) = verified_project(&app, &accounts, "ada", "acme/shop").await;
+    // A project that only names the repository is not re-synced (it proves nothing).
+    let (squatter, _) = app.user().await;
+    let named = app.post("/api/v1/projects", &squatter, json!({"name": "shop", "repo_url": "https://github.com/acme/shop"})).await.expect(201);
+    assert_eq!(named.data()["repo_access"]["status"], "unverified");
+    let named = named.data()["id"].as_i64().unwrap();
     let payload = |git_ref: &str| json!({
         "ref": git_ref, "after": SHA, "deleted": false,
         "repository": {"full_name": "acme/shop", "default_branch": "main"},
@@ -159,6 +159,8 @@ db_test!(async fn a_push_to_the_default_branch_resyncs_linked_projects(backend) 
     assert_eq!(sync["commit"], SHA);
     let again = push(&app, "d-1", &payload("refs/heads/main")).await.expect(200);
     assert_eq!(again.data()["status"], "duplicate", "a redelivery syncs nothing more");
+    let untouched = app.get(&format!("/api/v1/projects/{named}"), &squatter).await.expect(200);
+    assert_eq!(untouched.data()["sync"]["status"], "never", "{}", untouched.body);
 });
 
 db_test!(async fn a_sync_waiting_for_a_retry_shows_queued_with_its_reason(backend) {
@@ -168,7 +170,7 @@ db_test!(async fn a_sync_waiting_for_a_retry_shows_queued_with_its_reason(backen
         .respond_with(ResponseTemplate::new(502))
         .mount(&github)
         .await;
-    let app = github_app(backend, &github).await;
+    let (app, _) = github_app(backend, &github).await;
     let (token, _) = app.user().await;
     let project = app.post("/api/v1/projects", &token, json!({"name": "shop", "repo_url": "https://github.com/acme/shop"})).await.expect(201);
     let id = project.data()["id"].as_i64().unwrap();

@@ -13,7 +13,7 @@ use std::{
 
 use codesherpa::{
     config::{Config, GithubApp},
-    integrations::signature::sign_sha256,
+    integrations::{github::Credential, signature::sign_sha256},
 };
 use serde_json::{json, Value};
 use wiremock::{
@@ -21,7 +21,10 @@ use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
 };
 
-use crate::helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp};
+use crate::{
+    github_accounts::{self, GithubAccounts, SERVER_LOGIN},
+    helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp},
+};
 
 const SECRET: &str = "webhook-test-secret";
 const REPO: &str = "acme/widgets";
@@ -34,17 +37,26 @@ const SAMPLE_DIFF: &str = "diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.p
 #[derive(Clone, Default)]
 struct Comments(Arc<Mutex<Vec<(i64, String)>>>);
 
+/// The first id of a comment the server posts; lower ones are strangers'.
+const OURS_FROM: i64 = 900;
+
 impl Comments {
     fn all(&self) -> Vec<(i64, String)> {
         self.0.lock().unwrap().clone()
     }
 
+    /// Ids below [`OURS_FROM`] are comments strangers wrote.
     fn json(id: i64, body: &str) -> Value {
+        let user = if id < OURS_FROM {
+            json!({"login": "mallory", "type": "User"})
+        } else {
+            json!({"login": SERVER_LOGIN, "type": "Bot"})
+        };
         json!({
             "id": id,
             "body": body,
             "html_url": format!("https://github.com/{REPO}/pull/7#issuecomment-{id}"),
-            "user": {"login": "codesherpa[bot]", "type": "Bot"},
+            "user": user,
         })
     }
 }
@@ -68,7 +80,7 @@ impl Respond for CreateComment {
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         let text = body["body"].as_str().unwrap().to_owned();
         let mut all = self.0 .0.lock().unwrap();
-        let id = 900 + all.len() as i64;
+        let id = OURS_FROM + all.len() as i64;
         all.push((id, text.clone()));
         ResponseTemplate::new(201).set_body_json(Comments::json(id, &text))
     }
@@ -87,6 +99,11 @@ impl Respond for EditComment {
             .unwrap();
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         let text = body["body"].as_str().unwrap().to_owned();
+        if id < OURS_FROM {
+            // GitHub lets no one edit another account's comment.
+            return ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "Must have admin rights to Repository."}));
+        }
         let mut all = self.0 .0.lock().unwrap();
         match all.iter_mut().find(|(existing, _)| *existing == id) {
             Some(comment) => {
@@ -114,12 +131,14 @@ struct GithubMock {
     server: MockServer,
     comments: Comments,
     head: Arc<Mutex<String>>,
+    accounts: GithubAccounts,
 }
 
 impl GithubMock {
     /// A pull request `acme/widgets#7` at `HEAD` with `SAMPLE_DIFF` and no comments.
     async fn start() -> Self {
         let server = MockServer::start().await;
+        let accounts = GithubAccounts::mount(&server, "ghp_test_token").await;
         let comments = Comments::default();
         let head = Arc::new(Mutex::new(HEAD.to_owned()));
         Mock::given(method("GET"))
@@ -149,6 +168,7 @@ impl GithubMock {
             server,
             comments,
             head,
+            accounts,
         }
     }
 
@@ -175,8 +195,8 @@ impl GithubMock {
 }
 
 fn configure(config: &mut Config, server: &MockServer) {
+    github_accounts::configure_oauth(config, server);
     config.github.webhook_secret = Some(SECRET.into());
-    config.github.api_url = server.uri();
     config.github.token = Some("ghp_test_token".into());
     config.jobs.poll_interval = Duration::from_millis(100);
 }
@@ -214,9 +234,12 @@ async fn deliver(app: &TestApp, event: &str, delivery: &str, payload: &Value) ->
     app.send(request).await
 }
 
-/// A user with a project linking `acme/widgets` (`https://github.com/Acme/Widgets.git`).
-async fn linked_project(app: &TestApp, auto_review: bool) -> (String, i64) {
+/// A user who connected GitHub as `octocat` (push on `acme/widgets`) with a project
+/// linking it (`https://github.com/Acme/Widgets.git`): verified.
+async fn linked_project(app: &TestApp, github: &GithubMock, auto_review: bool) -> (String, i64) {
     let (token, _) = app.user().await;
+    github.accounts.grant("octocat", REPO, "push");
+    github_accounts::connect(app, &token, &github.accounts, "octocat").await;
     let project = app
         .post(
             "/api/v1/projects",
@@ -226,6 +249,7 @@ async fn linked_project(app: &TestApp, auto_review: bool) -> (String, i64) {
         )
         .await
         .expect(201);
+    assert_eq!(project.data()["repo_access"]["status"], "verified");
     let id = project.data()["id"].as_i64().unwrap();
     (token, id)
 }
@@ -321,7 +345,7 @@ db_test!(
         let github = GithubMock::start().await;
         github.serve_diff(GithubMock::diff_ok()).await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
 
         let queued = deliver(&app, "pull_request", "d-open", &pull_request_event("opened", HEAD))
             .await
@@ -348,9 +372,17 @@ db_test!(
             format!("https://github.com/{REPO}/pull/7#issuecomment-{comment_id}")
         );
 
-        // Every call carried GitHub's standard headers and the token.
+        // Every call of the review carried GitHub's standard headers and the server's token
+        // (the user's connection went to the web host, then to the API with their token).
         for request in github.requests().await {
             let h = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if request.url.path() == "/login/oauth/access_token" {
+                continue;
+            }
+            if h("authorization").is_some_and(|a| a.starts_with("Bearer gho_")) {
+                assert!(matches!(request.url.path(), "/user" | "/repos/acme/widgets"), "{}", request.url);
+                continue;
+            }
             assert_eq!(h("x-github-api-version").as_deref(), Some("2022-11-28"));
             assert_eq!(h("authorization").as_deref(), Some("Bearer ghp_test_token"));
             assert!(h("user-agent").is_some_and(|ua| ua.starts_with("CodeSherpa/")));
@@ -391,7 +423,8 @@ db_test!(
     async fn deliveries_that_need_no_review_are_ignored_with_a_reason(backend) {
         let github = GithubMock::start().await;
         let app = github_app(backend, &github).await;
-        linked_project(&app, true).await;
+        linked_project(&app, &github, true).await;
+        let before = github.requests().await.len();
         let mut draft = pull_request_event("opened", HEAD);
         draft["pull_request"]["draft"] = json!(true);
         let mut bot = pull_request_event("opened", HEAD);
@@ -402,7 +435,7 @@ db_test!(
             ("pull_request", pull_request_event("closed", HEAD), "closed"),
             ("pull_request", draft, "draft"),
             ("pull_request", bot, "bot"),
-            ("pull_request", unlinked, "no project links acme/other"),
+            ("pull_request", unlinked, "no project with verified access links acme/other"),
             ("push", json!({"ref": "refs/heads/main"}), "push"),
             (
                 "issue_comment",
@@ -418,7 +451,7 @@ db_test!(
             let said = reply.data()["reason"].as_str().unwrap();
             assert!(said.contains(reason), "{said} should mention {reason}");
         }
-        assert!(github.requests().await.is_empty(), "nothing reached GitHub");
+        assert_eq!(github.requests().await.len(), before, "nothing reached GitHub");
     }
 );
 
@@ -426,7 +459,7 @@ db_test!(
     async fn auto_review_off_skips_and_is_a_project_field(backend) {
         let github = GithubMock::start().await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, false).await;
+        let (token, project) = linked_project(&app, &github, false).await;
         let read = app.get(&format!("/api/v1/projects/{project}"), &token).await.expect(200);
         assert_eq!(read.data()["auto_review"], false);
         let reply = deliver(&app, "pull_request", "d-off", &pull_request_event("opened", HEAD))
@@ -455,7 +488,7 @@ db_test!(
         let github = GithubMock::start().await;
         github.serve_diff(GithubMock::diff_ok()).await;
         let app = Arc::new(github_app(backend, &github).await);
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         let sends: Vec<_> = (0..8)
             .map(|_| {
                 let app = app.clone();
@@ -502,7 +535,7 @@ db_test!(
             .mount(&github.server)
             .await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-406", &pull_request_event("opened", HEAD))
             .await
             .expect(202);
@@ -530,7 +563,7 @@ db_test!(
             config.github.review_max_diff_bytes = 1000;
         })
         .await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-budget", &pull_request_event("opened", HEAD))
             .await
             .expect(202);
@@ -547,7 +580,7 @@ db_test!(
         github.serve_diff(GithubMock::diff_ok()).await;
         github.move_head(NEWER);
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-stale", &pull_request_event("synchronize", HEAD))
             .await
             .expect(202);
@@ -598,7 +631,7 @@ db_test!(
             .mount(&github.server)
             .await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-retry", &pull_request_event("opened", HEAD))
             .await
             .expect(202);
@@ -618,7 +651,7 @@ db_test!(
     async fn a_missing_pull_request_fails_for_good(backend) {
         let github = GithubMock::start().await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         let mut gone = pull_request_event("opened", HEAD);
         gone["pull_request"]["number"] = json!(8);
         deliver(&app, "pull_request", "d-404", &gone).await.expect(202);
@@ -634,7 +667,7 @@ db_test!(
         let github = GithubMock::start().await;
         github.serve_diff(GithubMock::diff_ok()).await;
         let app = github_app(backend, &github).await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         let comment = json!({
             "action": "created",
             "issue": {"number": 7, "pull_request": {"url": "x"}},
@@ -692,6 +725,12 @@ db_test!(
             .with_priority(1)
             .mount(&github.server)
             .await;
+        // The App's own login, which its comments carry.
+        Mock::given(method("GET"))
+            .and(path("/app"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 12345, "slug": "codesherpa"})))
+            .mount(&github.server)
+            .await;
         let server = &github.server;
         let app = spawn_with(backend, |config| {
             configure(config, server);
@@ -702,7 +741,7 @@ db_test!(
             });
         })
         .await;
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         let mut event = pull_request_event("opened", HEAD);
         event["installation"] = json!({"id": 4242});
         deliver(&app, "pull_request", "d-app", &event).await.expect(202);
@@ -768,6 +807,9 @@ async fn start_binary(
         &[
             ("GITHUB_WEBHOOK_SECRET", SECRET),
             ("GITHUB_API_URL", &github_url),
+            ("GITHUB_WEB_URL", &github_url),
+            ("GITHUB_CLIENT_ID", github_accounts::CLIENT_ID),
+            ("GITHUB_CLIENT_SECRET", github_accounts::CLIENT_SECRET),
             ("GITHUB_TOKEN", "ghp_test_token"),
             ("JOB_LEASE_SECONDS", "2"),
             ("JOB_POLL_INTERVAL_MS", "100"),
@@ -793,7 +835,7 @@ db_test!(
         let dir = tempfile::tempdir().unwrap();
         let mut first = start_binary(&owner.database_url, &github.server, dir.path()).await;
         let app = owner.at(&first.address);
-        let (token, project) = linked_project(&app, true).await;
+        let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-kill", &pull_request_event("opened", HEAD))
             .await
             .expect(202);
@@ -816,6 +858,113 @@ db_test!(
         assert_eq!(review["status"], "done", "{review}");
         assert_eq!(review["attempts"], 2);
         assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn a_strangers_comment_with_the_marker_is_left_alone(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let planted = format!("{}\nI am CodeSherpa, trust me.", codesherpa_marker());
+        github.comments.0.lock().unwrap().push((100, planted.clone()));
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-planted", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        let comments = github.comments.all();
+        assert_eq!(comments.len(), 2, "the server posted its own comment");
+        assert_eq!(comments[0], (100, planted), "the stranger's comment is untouched");
+        assert!(comments[1].1.contains("CodeSherpa review"));
+        let edits = github.requests().await.iter().filter(|r| r.method.as_str() == "PATCH").count();
+        assert_eq!(edits, 0, "no edit of another account's comment was tried");
+    }
+);
+
+/// The hidden marker as the server writes it (a stranger can copy it from any review).
+fn codesherpa_marker() -> &'static str {
+    "<!-- codesherpa-review -->"
+}
+
+db_test!(
+    async fn naming_a_repository_first_gets_no_reviews(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        // The squatter names the repository first; with no verified project it is ignored.
+        let (squatter, _) = app.user().await;
+        let named = app
+            .post("/api/v1/projects", &squatter, json!({"name": "mine", "repo_url": format!("https://github.com/{REPO}")}))
+            .await
+            .expect(201);
+        assert_eq!(named.data()["repo_access"]["status"], "unverified", "{}", named.body);
+        let named = named.data()["id"].as_i64().unwrap();
+        let ignored = deliver(&app, "pull_request", "d-squat-0", &pull_request_event("opened", HEAD))
+            .await
+            .expect(200);
+        assert_eq!(ignored.data()["status"], "ignored");
+        // A squatter who connects an account without push access stays denied.
+        github_accounts::connect(&app, &squatter, &github.accounts, "mallory").await;
+        let checked = app
+            .call(reqwest::Method::POST, &format!("/api/v1/projects/{named}/repo-access"), Some(&squatter), None)
+            .await
+            .expect(200);
+        assert_eq!(checked.data()["repo_access"]["status"], "denied", "{}", checked.body);
+        assert_eq!(checked.data()["repo_access"]["login"], "mallory");
+
+        let (owner, project) = linked_project(&app, &github, true).await;
+        let queued = deliver(&app, "pull_request", "d-squat-1", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &owner, project).await;
+        assert_eq!(review["id"], queued.data()["review_id"]);
+        assert_eq!(review["status"], "done", "{review}");
+        let squatters = app.get(&format!("/api/v1/projects/{named}/reviews"), &squatter).await.expect(200);
+        assert_eq!(squatters.data()["total"], 0, "the review is the verified owner's");
+        let chats = app.get("/api/v1/chat", &squatter).await.expect(200);
+        assert_eq!(chats.data()["total"], 0, "no finding reached the squatter");
+
+        // Of two verified projects, the earliest-verified gets the reviews.
+        let (second, later) = linked_project(&app, &github, true).await;
+        let queued = deliver(&app, "pull_request", "d-squat-2", &pull_request_event("synchronize", HEAD))
+            .await
+            .expect(202);
+        let reviews = app.get(&format!("/api/v1/projects/{project}/reviews"), &owner).await.expect(200);
+        assert_eq!(reviews.data()["items"][0]["id"], queued.data()["review_id"]);
+        let none = app.get(&format!("/api/v1/projects/{later}/reviews"), &second).await.expect(200);
+        assert_eq!(none.data()["total"], 0);
+    }
+);
+
+db_test!(
+    async fn a_review_checks_again_that_access_still_holds(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        // An hour later the owner has lost push access on GitHub.
+        github.accounts.grant("octocat", REPO, "pull");
+        let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::minutes(61);
+        codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+            "UPDATE projects SET repo_access_checked_at = $1 WHERE id = $2"
+        )
+        .bind(an_hour_ago)
+        .bind(project)
+        .execute(pool)
+        .await
+        .map(drop)
+        .unwrap());
+        deliver(&app, "pull_request", "d-lost", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "skipped", "{review}");
+        assert!(review["reason"].as_str().unwrap().contains("no longer verified"), "{review}");
+        assert!(github.comments.all().is_empty(), "nothing posted");
+        let read = app.get(&format!("/api/v1/projects/{project}"), &token).await.expect(200);
+        assert_eq!(read.data()["repo_access"]["status"], "denied");
     }
 );
 
@@ -843,12 +992,12 @@ async fn credentials_go_to_the_api_and_nowhere_else() {
     config.token = Some("ghp_secret_token".into());
     let client = codesherpa::integrations::github::GithubClient::new(&config);
     let followed = client
-        .get_raw("/repos/acme/widgets/tarball/main", None)
+        .get_raw("/repos/acme/widgets/tarball/main", Credential::Server(None))
         .await
         .unwrap();
     assert_eq!(followed.bytes().await.unwrap().as_ref(), b"tarball");
     client
-        .get_raw(&format!("{}/codeload/main.tar.gz", elsewhere.uri()), None)
+        .get_raw(&format!("{}/codeload/main.tar.gz", elsewhere.uri()), Credential::Server(None))
         .await
         .unwrap();
     let to_api = api.received_requests().await.unwrap();

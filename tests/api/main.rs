@@ -15,6 +15,8 @@ mod console;
 mod contract;
 mod envelope;
 mod github;
+mod github_access;
+mod github_accounts;
 mod jobs;
 mod limits;
 mod lists;

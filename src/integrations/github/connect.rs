@@ -203,22 +203,28 @@ async fn exchange(
             tracing::warn!(error = %err.without_url(), "GitHub's token exchange is unreachable");
             Error::Unavailable("GitHub could not be reached; try again")
         })?;
-    if !response.status().is_success() {
-        tracing::warn!(status = %response.status(), "GitHub's token exchange failed");
-        return Err(Error::BadGateway("GitHub did not exchange the code".into()));
-    }
-    let grant: TokenGrant = response
-        .json()
-        .await
-        .map_err(|_| Error::BadGateway("GitHub's token answer could not be read".into()))?;
-    match (grant.access_token, grant.error) {
-        (Some(token), None) if !token.is_empty() => Ok(token),
-        (_, error) => {
-            tracing::info!(error = ?error, "GitHub refused an OAuth code");
+    let status = response.status();
+    // GitHub answers a refused code with 200 and `error` (sometimes a 4xx): either way the
+    // code is no good. Anything else unreadable is GitHub's failure.
+    let grant = response.json::<TokenGrant>().await.ok();
+    match grant {
+        Some(TokenGrant {
+            access_token: Some(token),
+            error: None,
+        }) if status.is_success() && !token.is_empty() => Ok(token),
+        Some(TokenGrant {
+            error: Some(error), ..
+        }) => {
+            tracing::info!(%error, "GitHub refused an OAuth code");
             Err(Error::BadRequest(
-                "GitHub did not accept the authorization code (expired or used); connect GitHub again"
+                "GitHub did not accept the authorization code (wrong, expired or used); \
+                 connect GitHub again"
                     .into(),
             ))
+        }
+        _ => {
+            tracing::warn!(%status, "GitHub's token exchange answered something unusable");
+            Err(Error::BadGateway("GitHub did not exchange the code".into()))
         }
     }
 }
