@@ -1,11 +1,12 @@
 // Account: name and email, password change (needs the current password; every other
-// session ends), and linking a WhatsApp number with a code sent from the phone.
+// session ends), connecting a GitHub account (OAuth in this tab; GitHub sends the browser
+// back here), and linking a WhatsApp number with a code sent from the phone.
 
 import { ApiError, del, get, login, post, put } from '../api.js';
 import { busy, clear, clearErrors, field, formValues, formatTime, h, showErrors, toast } from '../dom.js';
 import * as session from '../session.js';
 
-export async function accountView(main) {
+export async function accountView(main, route) {
   let user;
   try {
     user = await get('/user/me');
@@ -15,12 +16,55 @@ export async function accountView(main) {
   }
   session.setUser(user);
   const whatsapp = h('section', { class: 'card panel', 'aria-labelledby': 'wa-h' });
+  const github = h('section', { class: 'card panel', 'aria-labelledby': 'gh-h' });
   main.append(h('div', { class: 'page narrow' },
     h('h1', {}, 'Account'),
     profileForm(),
     passwordForm(),
+    github,
     whatsapp));
+  if (route?.params?.get('github') === 'connected') toast('GitHub connected');
+  drawGithub();
   drawWhatsapp();
+
+  async function drawGithub() {
+    let identity = null;
+    try {
+      identity = await get('/user/github');
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) {
+        clear(github, h('h2', { id: 'gh-h' }, 'GitHub'), h('p', { class: 'form-error' }, err.message));
+        return;
+      }
+    }
+    clear(github,
+      h('h2', { id: 'gh-h' }, 'GitHub'),
+      identity
+        ? [h('p', {}, 'Connected as ', h('strong', { class: 'github-login' }, identity.login), h('span', { class: 'muted' }, ` since ${formatTime(identity.connected_at)}`)),
+          h('p', { class: 'muted' }, 'Projects whose repository this account can push to are verified: they get pull-request reviews and private syncs.'),
+          h('button', { type: 'button', class: 'danger', onclick: disconnectGithub }, 'Disconnect GitHub')]
+        : [h('p', {}, 'Connect your GitHub account to prove access to your repositories: only then are they reviewed and synced with the server\'s credentials.'),
+          h('button', { type: 'button', class: 'primary', onclick: connectGithub }, 'Connect GitHub')]);
+  }
+
+  async function connectGithub() {
+    try {
+      const { authorize_url: url } = await post('/user/github/connect', {});
+      window.location.assign(url);
+    } catch (err) {
+      toast(err.status === 503 ? 'GitHub sign-in is not configured on this server.' : err.message, 'error');
+    }
+  }
+
+  async function disconnectGithub() {
+    try {
+      await del('/user/github');
+      toast('GitHub disconnected');
+      drawGithub();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  }
 
   function profileForm() {
     const form = h('form', { class: 'card form', novalidate: true, 'aria-label': 'Profile' },

@@ -74,6 +74,7 @@ async function projectView(main, id) {
   const base = `/projects/${project.id}`;
   const title = h('h1', {}, project.name);
   const codePanel = h('section', { class: 'card panel', 'aria-labelledby': 'code-h' });
+  const accessPanel = h('section', { class: 'card panel', 'aria-labelledby': 'access-h', hidden: true });
   const searchPanel = h('section', { class: 'card panel', 'aria-labelledby': 'search-h', hidden: true });
   const reviewsPanel = h('section', { class: 'card panel', 'aria-labelledby': 'reviews-h', hidden: true });
   let poll = null;
@@ -82,6 +83,7 @@ async function projectView(main, id) {
     h('a', { href: '#/projects', class: 'back' }, '← Projects'),
     title,
     settingsForm(),
+    accessPanel,
     codePanel,
     searchPanel,
     reviewsPanel,
@@ -90,6 +92,7 @@ async function projectView(main, id) {
       h('p', {}, 'Deletes the project and its indexed files. Chats are kept.'),
       h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete project'))));
 
+  drawAccess();
   drawCode();
   setUpSearch();
   loadReviews();
@@ -122,6 +125,7 @@ async function projectView(main, id) {
           project = await put(base, body);
           title.textContent = project.name;
           toast('Project saved');
+          drawAccess();
           drawCode();
         } catch (err) {
           showErrors(form, err);
@@ -129,6 +133,34 @@ async function projectView(main, id) {
       });
     });
     return form;
+  }
+
+  // Whether the owner's connected GitHub account may push to the repository (SPEC §6.2).
+  function drawAccess() {
+    const access = project.repo_access;
+    accessPanel.hidden = !access;
+    if (!access) return;
+    clear(accessPanel,
+      h('h2', { id: 'access-h' }, 'Repository access'),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'Status'), h('dd', {}, h('span', { class: `status status-access-${access.status}` }, access.status)),
+        access.login ? [h('dt', {}, 'GitHub account'), h('dd', {}, access.login)] : null,
+        access.checked_at ? [h('dt', {}, 'Checked'), h('dd', {}, formatTime(access.checked_at))] : null,
+        access.reason ? [h('dt', {}, 'Reason'), h('dd', { class: 'access-reason' }, access.reason)] : null),
+      access.status === 'verified'
+        ? null
+        : h('p', { class: 'muted' }, 'Reviews, push re-syncs and private syncs need verified access: ', h('a', { href: '#/account' }, 'connect GitHub'), ' with an account that can push to the repository.'),
+      h('div', { class: 'actions' }, h('button', { type: 'button', onclick: checkAccess }, 'Check again')));
+  }
+
+  async function checkAccess() {
+    try {
+      project = await post(`${base}/repo-access`, {});
+      drawAccess();
+      toast(`Repository access: ${project.repo_access.status}`);
+    } catch (err) {
+      toast(err.message, 'error');
+    }
   }
 
   function drawCode() {
@@ -176,6 +208,7 @@ async function projectView(main, id) {
     if (!codePanel.isConnected) return;
     try {
       project = await get(base);
+      drawAccess();
       drawCode();
     } catch (err) {
       toast(err.message, 'error');
