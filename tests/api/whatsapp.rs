@@ -223,7 +223,10 @@ async fn link(app: &TestApp, graph: &MockServer, token: &str, number: &str) {
 
 /// A fresh link code for the user behind `token`.
 async fn new_code(app: &TestApp, token: &str) -> String {
-    let code = app.post("/api/v1/user/whatsapp/link", token, json!({})).await.expect(201);
+    let code = app
+        .post("/api/v1/user/whatsapp/link", token, json!({}))
+        .await
+        .expect(201);
     code.data()["code"].as_str().unwrap().to_owned()
 }
 
@@ -240,7 +243,11 @@ fn wrong_for(code: &str) -> &'static str {
 async fn try_code(app: &TestApp, graph: &MockServer, number: &str, code: &str) -> String {
     let before = scalar(app, "SELECT COUNT(*) FROM whatsapp_messages").await;
     let wamid = format!("wamid.try{}", uuid::Uuid::new_v4().simple());
-    deliver(app, &notification(vec![text(number, &wamid, &format!("link {code}"))])).await;
+    deliver(
+        app,
+        &notification(vec![text(number, &wamid, &format!("link {code}"))]),
+    )
+    .await;
     settled(app, before + 1).await;
     let (to, reply) = texts(graph).await.last().unwrap().clone();
     assert_eq!(to, number);
@@ -477,7 +484,11 @@ db_test!(async fn only_wrong_codes_that_were_checked_spend_the_budget_of_all_num
 });
 
 /// Settings for an instance that shares the link budget of all numbers through Redis.
-fn sharing_link_budget(redis: String, prefix: String, budget: u32) -> impl FnOnce(&mut codesherpa::config::Config) {
+fn sharing_link_budget(
+    redis: String,
+    prefix: String,
+    budget: u32,
+) -> impl FnOnce(&mut codesherpa::config::Config) {
     move |config| {
         config.redis_url = Some(redis);
         config.redis_prefix = prefix;
