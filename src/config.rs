@@ -77,6 +77,9 @@ pub struct WhatsappConfig {
     pub api_url: String,
     /// `WHATSAPP_API_VERSION`, e.g. `v21.0`.
     pub api_version: String,
+    /// `WHATSAPP_LINK_ATTEMPTS_PER_MINUTE`: failed `link <code>` attempts a minute across
+    /// every number (0 disables this budget; each number also has the auth budget).
+    pub link_attempts_per_minute: u32,
 }
 
 impl fmt::Debug for WhatsappConfig {
@@ -96,6 +99,7 @@ impl fmt::Debug for WhatsappConfig {
             )
             .field("api_url", &self.api_url)
             .field("api_version", &self.api_version)
+            .field("link_attempts_per_minute", &self.link_attempts_per_minute)
             .finish()
     }
 }
@@ -397,6 +401,11 @@ impl Config {
                     .unwrap_or_else(|| "v21.0".into())
                     .trim_matches('/')
                     .to_owned(),
+                link_attempts_per_minute: env.parse(
+                    "WHATSAPP_LINK_ATTEMPTS_PER_MINUTE",
+                    60,
+                    from_str,
+                )?,
             },
             jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(env.parse(
@@ -497,6 +506,7 @@ impl Config {
                 access_token: None,
                 api_url: "http://127.0.0.1:9".into(),
                 api_version: "v21.0".into(),
+                link_attempts_per_minute: 0,
             },
             jobs: JobsConfig {
                 lease: std::time::Duration::from_secs(30),
@@ -797,6 +807,7 @@ mod tests {
         assert_eq!(config.whatsapp.api_url, "https://graph.facebook.com");
         assert_eq!(config.whatsapp.api_version, "v21.0");
         assert!(config.whatsapp.app_secret.is_none());
+        assert_eq!(config.whatsapp.link_attempts_per_minute, 60);
     }
 
     #[test]

@@ -131,6 +131,85 @@ impl RedisBus {
         })
     }
 
+    /// Takes one of `limit` slots of a one-minute window shared by every instance, for an
+    /// attempt that may turn out not to count (`release` gives the slot back):
+    /// `Ok(Ok(window))` names the window the slot came from, `Ok(Err(seconds))` when every
+    /// slot is taken (nothing is taken then), `Err` when Redis cannot answer.
+    pub async fn reserve(
+        &self,
+        scope: &str,
+        key: &str,
+        limit: u32,
+    ) -> redis::RedisResult<Result<String, u64>> {
+        // One hash per window: its id (drawn by whoever opens it) and the slots taken, so
+        // a slot given back after the window closed cannot free one in the next window.
+        const RESERVE: &str = r"
+            if redis.call('EXISTS', KEYS[1]) == 0 then
+                redis.call('HSET', KEYS[1], 'window', ARGV[2], 'used', 0)
+                redis.call('EXPIRE', KEYS[1], 60)
+            end
+            if tonumber(redis.call('HGET', KEYS[1], 'used')) >= tonumber(ARGV[1]) then
+                return {'', redis.call('TTL', KEYS[1])}
+            end
+            redis.call('HINCRBY', KEYS[1], 'used', 1)
+            return {redis.call('HGET', KEYS[1], 'window'), 0}";
+        let key = format!("{}:ratelimit:{scope}:{key}", self.prefix);
+        let opened = format!("{:016x}", rand::random::<u64>());
+        let mut connection = self.manager();
+        let call = async move {
+            redis::cmd("EVAL")
+                .arg(RESERVE)
+                .arg(1)
+                .arg(&key)
+                .arg(limit)
+                .arg(opened)
+                .query_async::<(String, i64)>(&mut connection)
+                .await
+        };
+        let (window, ttl) = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "rate limit timed out",
+                )))
+            }
+        };
+        Ok(if window.is_empty() {
+            Err(ttl.max(1) as u64)
+        } else {
+            Ok(window)
+        })
+    }
+
+    /// Gives back a slot `reserve` took from `window`; nothing when that window is over.
+    pub async fn release(&self, scope: &str, key: &str, window: &str) -> redis::RedisResult<()> {
+        const RELEASE: &str = r"
+            if redis.call('HGET', KEYS[1], 'window') == ARGV[1]
+                and tonumber(redis.call('HGET', KEYS[1], 'used')) > 0 then
+                redis.call('HINCRBY', KEYS[1], 'used', -1)
+            end
+            return 0";
+        let key = format!("{}:ratelimit:{scope}:{key}", self.prefix);
+        let mut connection = self.manager();
+        let call = async move {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(&key)
+                .arg(window)
+                .query_async::<i64>(&mut connection)
+                .await
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result.map(drop),
+            Err(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "rate limit timed out",
+            ))),
+        }
+    }
+
     /// Receives other instances' broadcasts for as long as the process lives,
     /// resubscribing with backoff after any failure, or when the subscription stops
     /// answering pings.

@@ -1,11 +1,12 @@
-//! Rate limiting (GCRA via governor): per client IP on `/auth/*`, per user on AI routes.
+//! Rate limiting (GCRA via governor): per client IP on `/auth/*`, per user on AI routes,
+//! per number and in total on WhatsApp link codes.
 
 use std::{
     hash::Hash,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
-    sync::{Arc, Weak},
-    time::Duration,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -62,10 +63,65 @@ pub struct Limits {
     ai: Option<Arc<UserLimiter>>,
     /// Password checks outside `/auth/*` (`current_password`), per user, with the auth budget.
     password: Option<Arc<UserLimiter>>,
-    /// WhatsApp link codes tried by one phone number, with the auth budget: a six-digit
-    /// code must not be found by guessing.
+    /// WhatsApp link codes tried by one phone number, with the auth budget: a code must
+    /// not be found by guessing from one phone.
     link_codes: Option<Arc<KeyedLimiter<String>>>,
+    /// Link codes checked across every number, when Redis does not keep the count: the
+    /// per-number budget times the numbers an attacker controls must not add up.
+    link_checks: Mutex<Window>,
     redis: Option<RedisBus>,
+}
+
+/// One of the link-code checks a minute across every number, taken before a code is
+/// compared. Dropped, it stays spent (the attempt failed, or its outcome is unknown);
+/// [`Limits::return_link_check`] gives it back when the code was right.
+pub struct LinkCheck(Slot);
+
+enum Slot {
+    Unlimited,
+    Local { window: u64 },
+    Shared { window: String },
+}
+
+const LINK_CHECKS: (&str, &str) = ("link-checks", "all");
+
+/// A one-minute window that opens with its first attempt (as Redis' counters do), and
+/// whose slots can be given back while it lasts.
+#[derive(Default)]
+struct Window {
+    opened: Option<Instant>,
+    /// Which window this is: a slot from an earlier one is not given back to this one.
+    id: u64,
+    used: u32,
+}
+
+impl Window {
+    const LENGTH: Duration = Duration::from_secs(60);
+
+    /// `Ok(window id)`, or `Err(seconds to wait)` when `limit` slots are taken.
+    fn take(&mut self, limit: u32, now: Instant) -> Result<u64, u64> {
+        let opened = match self.opened {
+            Some(opened) if now.duration_since(opened) < Self::LENGTH => opened,
+            _ => {
+                self.opened = Some(now);
+                self.id += 1;
+                self.used = 0;
+                now
+            }
+        };
+        if self.used >= limit {
+            let left = Self::LENGTH.saturating_sub(now.duration_since(opened));
+            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        self.used += 1;
+        Ok(self.id)
+    }
+
+    fn give_back(&mut self, window: u64) {
+        if window == self.id {
+            self.used = self.used.saturating_sub(1);
+        }
+    }
 }
 
 impl Limits {
@@ -93,6 +149,7 @@ impl Limits {
             ai,
             password,
             link_codes,
+            link_checks: Mutex::default(),
             redis,
         }
     }
@@ -142,7 +199,10 @@ impl Limits {
         }
     }
 
-    /// `Err(seconds to wait)` when the phone `number` tried too many link codes.
+    /// `Err(seconds to wait)` when the phone `number` tried too many link codes. Every
+    /// attempt counts as it arrives, right or wrong: counted after the check, concurrent
+    /// guesses from one number would all be checked before the first failure was counted
+    /// (and a phone links once, so a right code's slot costs nobody anything).
     pub async fn check_link_code(&self, number: &str) -> Result<(), u64> {
         match &self.link_codes {
             None => Ok(()),
@@ -153,6 +213,48 @@ impl Limits {
                 .await
             }
         }
+    }
+
+    /// Takes one of `limit` link-code checks a minute across every number (0: no such
+    /// budget), before any code is compared, so concurrent guesses cannot overrun it;
+    /// `Err(seconds to wait)` when all are taken.
+    pub async fn reserve_link_check(&self, limit: u32) -> Result<LinkCheck, u64> {
+        if limit == 0 {
+            return Ok(LinkCheck(Slot::Unlimited));
+        }
+        if let Some(redis) = &self.redis {
+            let (scope, key) = LINK_CHECKS;
+            match redis.reserve(scope, key, limit).await {
+                Ok(verdict) => return verdict.map(|window| LinkCheck(Slot::Shared { window })),
+                Err(err) => {
+                    tracing::warn!(error = %err, "Redis rate limit unavailable; limiting locally")
+                }
+            }
+        }
+        self.local_link_checks()
+            .take(limit, Instant::now())
+            .map(|window| LinkCheck(Slot::Local { window }))
+    }
+
+    /// Gives back a check whose code was right: only failed attempts spend the budget.
+    pub async fn return_link_check(&self, check: LinkCheck) {
+        match check.0 {
+            Slot::Unlimited => {}
+            Slot::Local { window } => self.local_link_checks().give_back(window),
+            Slot::Shared { window } => {
+                let Some(redis) = &self.redis else { return };
+                let (scope, key) = LINK_CHECKS;
+                if let Err(err) = redis.release(scope, key, &window).await {
+                    tracing::warn!(error = %err, "could not give a link check back to Redis");
+                }
+            }
+        }
+    }
+
+    fn local_link_checks(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.link_checks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn check(
@@ -241,6 +343,25 @@ mod tests {
         assert!((1..=30).contains(&wait), "{wait}");
         assert!(limiter.check(b).is_ok());
         assert!(IpLimiter::per_minute(0).is_none());
+    }
+
+    #[test]
+    fn a_window_refuses_past_its_limit_and_takes_back_only_its_own_slots() {
+        let start = Instant::now();
+        let mut window = Window::default();
+        let first = window.take(2, start).unwrap();
+        window.take(2, start).unwrap();
+        let wait = window.take(2, start + Duration::from_secs(20)).unwrap_err();
+        assert_eq!(wait, 40);
+        window.give_back(first);
+        window.take(2, start + Duration::from_secs(20)).unwrap();
+        assert!(window.take(2, start + Duration::from_secs(59)).is_err());
+        // A new window: a slot from the old one does not free one here.
+        let later = start + Duration::from_secs(60);
+        window.take(2, later).unwrap();
+        window.take(2, later).unwrap();
+        window.give_back(first);
+        assert!(window.take(2, later).is_err());
     }
 
     #[test]

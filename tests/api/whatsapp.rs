@@ -221,6 +221,43 @@ async fn link(app: &TestApp, graph: &MockServer, token: &str, number: &str) {
         .await;
 }
 
+/// A fresh link code for the user behind `token`.
+async fn new_code(app: &TestApp, token: &str) -> String {
+    let code = app
+        .post("/api/v1/user/whatsapp/link", token, json!({}))
+        .await
+        .expect(201);
+    code.data()["code"].as_str().unwrap().to_owned()
+}
+
+/// A well-formed code that is not `code`.
+fn wrong_for(code: &str) -> &'static str {
+    if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    }
+}
+
+/// Sends `link <code>` from `number` and returns the reply it got.
+async fn try_code(app: &TestApp, graph: &MockServer, number: &str, code: &str) -> String {
+    let before = scalar(app, "SELECT COUNT(*) FROM whatsapp_messages").await;
+    let wamid = format!("wamid.try{}", uuid::Uuid::new_v4().simple());
+    deliver(
+        app,
+        &notification(vec![text(number, &wamid, &format!("link {code}"))]),
+    )
+    .await;
+    settled(app, before + 1).await;
+    let (to, reply) = texts(graph).await.last().unwrap().clone();
+    assert_eq!(to, number);
+    reply
+}
+
+async fn linked_number(app: &TestApp, token: &str) -> Value {
+    app.get("/api/v1/user/me", token).await.expect(200).data()["whatsapp_number"].clone()
+}
+
 async fn chats_of(app: &TestApp, token: &str, number: &str) -> Vec<Value> {
     let reply = app
         .get(&format!("/api/v1/chat?session_id=whatsapp:{number}"), token)
@@ -312,7 +349,7 @@ db_test!(async fn a_phone_links_with_a_single_use_code_and_moves_between_owners(
 
     let first = app.post("/api/v1/user/whatsapp/link", &ada, json!({})).await.expect(201);
     let code = first.data()["code"].as_str().unwrap().to_owned();
-    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    assert!(code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
     assert!(first.data()["instructions"].as_str().unwrap().contains(&format!("link {code}")));
     let expires: chrono::DateTime<chrono::Utc> = first.data()["expires_at"].as_str().unwrap().parse().unwrap();
     let minutes = (expires - chrono::Utc::now()).num_seconds();
@@ -376,7 +413,7 @@ db_test!(async fn link_codes_cannot_be_guessed_from_one_number(backend) {
     let (token, _) = app.user().await;
     let code = app.post("/api/v1/user/whatsapp/link", &token, json!({})).await.expect(201);
     let code = code.data()["code"].as_str().unwrap().to_owned();
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_for(&code);
     for n in 0..3 {
         deliver(&app, &notification(vec![text("15551230001", &format!("wamid.G{n}"), &format!("link {wrong}"))])).await;
         settled(&app, n + 1).await;
@@ -392,6 +429,94 @@ db_test!(async fn link_codes_cannot_be_guessed_from_one_number(backend) {
     deliver(&app, &notification(vec![text("15559990000", "wamid.G4", &format!("link {code}"))])).await;
     settled(&app, 5).await;
     assert_eq!(app.get("/api/v1/user/me", &token).await.expect(200).data()["whatsapp_number"], "15559990000");
+});
+
+db_test!(async fn guesses_spread_over_many_numbers_stop_at_the_budget_of_all_numbers(backend) {
+    let graph = graph().await;
+    let app = app_with(backend, &graph, |config| config.whatsapp.link_attempts_per_minute = 3).await;
+    let (token, _) = app.user().await;
+    let code = new_code(&app, &token).await;
+    let wrong = wrong_for(&code);
+    for n in 1..=3 {
+        let reply = try_code(&app, &graph, &format!("1555000000{n}"), wrong).await;
+        assert!(reply.contains("not valid"), "{reply}");
+    }
+    let reply = try_code(&app, &graph, "15550000004", wrong).await;
+    assert!(reply.contains("Too many link attempts right now"), "{reply}");
+    // The right code, from a number that never guessed, is not checked in the same minute:
+    // it links nothing and stays usable.
+    let reply = try_code(&app, &graph, "15550000005", &code).await;
+    assert!(reply.contains("Too many link attempts right now"), "{reply}");
+    assert!(linked_number(&app, &token).await.is_null());
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM whatsapp_link_codes").await, 1, "the code is still live");
+});
+
+db_test!(async fn only_wrong_codes_that_were_checked_spend_the_budget_of_all_numbers(backend) {
+    let graph = graph().await;
+    // Registering and logging in spend two of the auth budget's three, on the test's IP;
+    // each number's own link budget is three too.
+    let app = app_with(backend, &graph, |config| {
+        config.rate_limit_auth_per_minute = 3;
+        config.whatsapp.link_attempts_per_minute = 4;
+    })
+    .await;
+    let (token, _) = app.user().await;
+    let code = new_code(&app, &token).await;
+    let wrong = wrong_for(&code);
+    // One number: three wrong codes are checked, then its own budget refuses it without
+    // spending the shared one.
+    for n in 0..5 {
+        let reply = try_code(&app, &graph, "15551230001", wrong).await;
+        let expected = if n < 3 { "not valid" } else { "Too many link attempts from this number" };
+        assert!(reply.contains(expected), "attempt {n}: {reply}");
+    }
+    // Three of four spent: a right code is checked, and gives its check back.
+    let reply = try_code(&app, &graph, "15551230002", &code).await;
+    assert!(reply.contains("now linked"), "{reply}");
+    assert_eq!(linked_number(&app, &token).await, "15551230002");
+    let reply = try_code(&app, &graph, "15551230003", wrong).await;
+    assert!(reply.contains("not valid"), "the fourth failed check: {reply}");
+    let reply = try_code(&app, &graph, "15551230004", wrong).await;
+    assert!(reply.contains("Too many link attempts right now"), "{reply}");
+    // A code of another length cannot match any code: refused, without a check to wait for.
+    let reply = try_code(&app, &graph, "15551230005", "123456").await;
+    assert!(reply.contains("not valid"), "{reply}");
+});
+
+/// Settings for an instance that shares the link budget of all numbers through Redis.
+fn sharing_link_budget(
+    redis: String,
+    prefix: String,
+    budget: u32,
+) -> impl FnOnce(&mut codesherpa::config::Config) {
+    move |config| {
+        config.redis_url = Some(redis);
+        config.redis_prefix = prefix;
+        config.whatsapp.link_attempts_per_minute = budget;
+    }
+}
+
+db_test!(needs_redis async fn the_budget_of_all_numbers_is_shared_by_instances_through_redis(backend) {
+    let redis = crate::helpers::redis_url();
+    let prefix = format!("cs-test-{}", uuid::Uuid::new_v4().simple());
+    // Two instances (each with its own database and queue, so each answers what it got)
+    // sharing one Redis namespace.
+    let (graph_a, graph_b) = (graph().await, graph().await);
+    let a = app_with(backend, &graph_a, sharing_link_budget(redis.clone(), prefix.clone(), 2)).await;
+    let b = app_with(backend, &graph_b, sharing_link_budget(redis, prefix, 2)).await;
+    let (token, _) = b.user().await;
+    let code = new_code(&b, &token).await;
+    let wrong = wrong_for(&code);
+    let reply = try_code(&a, &graph_a, "15552220001", wrong).await;
+    assert!(reply.contains("not valid"), "{reply}");
+    // A right code on B gives its check back to the shared budget…
+    let reply = try_code(&b, &graph_b, "15552220002", &code).await;
+    assert!(reply.contains("now linked"), "{reply}");
+    let reply = try_code(&a, &graph_a, "15552220003", wrong).await;
+    assert!(reply.contains("not valid"), "the second failed check: {reply}");
+    // …and B sees the two checks A made.
+    let reply = try_code(&b, &graph_b, "15552220004", wrong).await;
+    assert!(reply.contains("Too many link attempts right now"), "{reply}");
 });
 
 db_test!(async fn a_linked_number_chats_with_the_users_agents_and_their_sockets_see_it(backend) {
@@ -694,6 +819,7 @@ db_test!(async fn the_whatsapp_routes_are_documented(backend) {
     assert!(hook["post"]["responses"]["401"].is_object());
     assert!(hook["post"]["responses"]["503"].is_object());
     assert!(spec["paths"]["/api/v1/user/whatsapp/link"]["post"]["responses"]["201"].is_object());
+    assert_eq!(spec["components"]["schemas"]["LinkCode"]["properties"]["code"]["pattern"], "^[0-9]{8}$");
     assert!(spec["paths"]["/api/v1/user/whatsapp"]["delete"]["responses"]["200"].is_object());
 });
 

@@ -29,6 +29,10 @@ use crate::{
 /// How long a code may be used.
 pub const CODE_LIFETIME_MINUTES: i64 = 10;
 
+/// Digits in a code: with the link budgets (SPEC §6.3), guessing one of the codes alive
+/// at any time takes months.
+pub const CODE_DIGITS: usize = 8;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/user/whatsapp/link", post(create_code))
@@ -38,14 +42,14 @@ pub fn router() -> Router<AppState> {
 /// A one-time code that links the phone which sends it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkCode {
-    /// Six digits; single use.
-    #[schema(pattern = "^[0-9]{6}$", example = "493817")]
+    /// Eight digits; single use.
+    #[schema(pattern = "^[0-9]{8}$", example = "49381726")]
     pub code: String,
     /// Ten minutes after it was made; a new code replaces this one.
     pub expires_at: DateTime<Utc>,
     /// What to send from WhatsApp.
     #[schema(
-        example = "Send \"link 493817\" to the CodeSherpa WhatsApp number within 10 minutes."
+        example = "Send \"link 49381726\" to the CodeSherpa WhatsApp number within 10 minutes."
     )]
     pub instructions: String,
 }
@@ -89,10 +93,14 @@ pub async fn unlink(
 }
 
 /// Replaces the user's code with a fresh one. Codes are unique among live ones; a
-/// collision (one in a million per live code) draws again.
+/// collision (one in a hundred million per live code) draws again.
 async fn issue(db: &Db, user_id: i64) -> Result<(String, DateTime<Utc>)> {
     for _ in 0..5 {
-        let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+        let code = format!(
+            "{:0width$}",
+            rand::rng().random_range(0..10u32.pow(CODE_DIGITS as u32)),
+            width = CODE_DIGITS
+        );
         let now = now();
         let expires_at = now + Duration::minutes(CODE_LIFETIME_MINUTES);
         let stored = crate::in_transaction!(db, |tx| {

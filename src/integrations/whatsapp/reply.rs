@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     client::{GraphError, Recipient},
     format::{split, to_whatsapp, PART_MAX},
-    link::owner_of,
+    link::{owner_of, CODE_DIGITS},
     store::{self, Stored},
 };
 use crate::{
@@ -116,21 +116,7 @@ async fn decide(state: &AppState, message: &Stored) -> Result<(), Failure> {
         .map(str::trim)
         .filter(|t| !t.is_empty());
     if let Some(code) = text.and_then(link_code) {
-        if let Err(wait) = state.limits.check_link_code(number).await {
-            let refusal =
-                format!("Too many link attempts from this number. Try again in {wait} s.");
-            store::reply(db, message.id, None, &[refusal]).await?;
-            return Ok(());
-        }
-        let linked = store::link(db, message.id, code, number, LINKED, REFUSED).await?;
-        if let Some((user_id, earlier)) = linked {
-            state.user_cache.forget(user_id);
-            if let Some(earlier) = earlier {
-                state.user_cache.forget(earlier);
-            }
-            tracing::info!(user_id, "WhatsApp number linked");
-        }
-        return Ok(());
+        return try_link(state, message, number, code).await;
     }
     let Some(user) = owner_of(db, number).await? else {
         let notice = match text {
@@ -147,7 +133,51 @@ async fn decide(state: &AppState, message: &Stored) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `link 123456` (any case, any spacing) → the code.
+/// Links `number` with `code` when both budgets allow a check and the code is live.
+/// Only a code of the right length is ever compared (any other cannot match, so it
+/// spends no budget); the number's budget is asked first, so a number over it cannot
+/// spend the budget shared by all numbers.
+async fn try_link(
+    state: &AppState,
+    message: &Stored,
+    number: &str,
+    code: &str,
+) -> Result<(), Failure> {
+    let db = &state.db;
+    if code.len() != CODE_DIGITS {
+        store::reply(db, message.id, None, &[REFUSED.to_owned()]).await?;
+        return Ok(());
+    }
+    if let Err(wait) = state.limits.check_link_code(number).await {
+        let refusal = format!("Too many link attempts from this number. Try again in {wait} s.");
+        store::reply(db, message.id, None, &[refusal]).await?;
+        return Ok(());
+    }
+    let budget = state.config.whatsapp.link_attempts_per_minute;
+    let check = match state.limits.reserve_link_check(budget).await {
+        Ok(check) => check,
+        Err(wait) => {
+            tracing::warn!("WhatsApp link attempts over the budget of all numbers");
+            let refusal = format!("Too many link attempts right now. Try again in {wait} s.");
+            store::reply(db, message.id, None, &[refusal]).await?;
+            return Ok(());
+        }
+    };
+    // An error leaves the check spent: whether the code was compared is unknown.
+    let linked = store::link(db, message.id, code, number, LINKED, REFUSED).await?;
+    if let Some((user_id, earlier)) = linked {
+        state.limits.return_link_check(check).await;
+        state.user_cache.forget(user_id);
+        if let Some(earlier) = earlier {
+            state.user_cache.forget(earlier);
+        }
+        tracing::info!(user_id, "WhatsApp number linked");
+    }
+    Ok(())
+}
+
+/// `link 12345678` (any case, any spacing) → the code. Any run of digits is taken, so a
+/// mistyped code is told it is not valid rather than sent to the agents.
 fn link_code(text: &str) -> Option<&str> {
     static PATTERN: OnceLock<Regex> = OnceLock::new();
     PATTERN
@@ -263,10 +293,11 @@ mod tests {
 
     #[test]
     fn link_codes_are_recognised_only_alone() {
-        assert_eq!(link_code("link 123456"), Some("123456"));
-        assert_eq!(link_code("LINK   042042"), Some("042042"));
+        assert_eq!(link_code("link 12345678"), Some("12345678"));
+        assert_eq!(link_code("LINK   04204204"), Some("04204204"));
+        assert_eq!(link_code("link 123"), Some("123"));
         assert_eq!(link_code("link my repo"), None);
-        assert_eq!(link_code("please link 123456"), None);
+        assert_eq!(link_code("please link 12345678"), None);
     }
 
     #[test]
