@@ -578,7 +578,10 @@ fn github_config<F: Fn(&str) -> Option<String>>(
     let web_url = http_url("GITHUB_WEB_URL", "https://github.com".into())?;
     let port = non_empty("PORT").unwrap_or_else(|| "8000".into());
     let public_url = http_url("PUBLIC_URL", format!("http://localhost:{port}"))?;
-    let oauth = match (non_empty("GITHUB_CLIENT_ID"), non_empty("GITHUB_CLIENT_SECRET")) {
+    let oauth = match (
+        non_empty("GITHUB_CLIENT_ID"),
+        non_empty("GITHUB_CLIENT_SECRET"),
+    ) {
         (Some(client_id), Some(client_secret)) => Some(GithubOAuth {
             client_id,
             client_secret,

@@ -63,10 +63,7 @@ envelope_schema!(
 );
 envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
 envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
-envelope_schema!(
-    GithubAuthorizationResponse,
-    github::connect::Authorization
-);
+envelope_schema!(GithubAuthorizationResponse, github::connect::Authorization);
 envelope_schema!(GithubIdentityResponse, github::identity::GithubIdentity);
 
 /// `{success: true, data: null, message}`.

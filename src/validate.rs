@@ -18,6 +18,11 @@ impl Violations {
         self.0.push(FieldError::new(field, message));
     }
 
+    /// Whether `field` already has a problem.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|error| error.field == field)
+    }
+
     /// Trims `value` and checks its length in characters: `min` on the trimmed text, `max`
     /// on the text as sent (what the OpenAPI `maxLength` measures); returns the trimmed text.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {

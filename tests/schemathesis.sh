@@ -7,8 +7,8 @@
 # For each backend: a debug server on a free local port with a throw-away database (a
 # temp SQLite file, or a fresh PostgreSQL database on TEST_POSTGRES_URL, dropped after),
 # a low bcrypt cost, rate limits high enough that the fuzzer is not throttled (429 is
-# still declared and still a valid answer), webhook secrets set (so unsigned deliveries
-# get their 401, not the 503 of an unconfigured server) and unreachable upstream APIs; a registered user's bearer token; then two
+# still declared and still a valid answer), webhook secrets and GitHub's OAuth client set (so unsigned deliveries
+# get their 401 and OAuth callbacks their 400, not the 503 of an unconfigured server) and unreachable upstream APIs; a registered user's bearer token; then two
 # bounded runs: examples, coverage and fuzzing (SCHEMATHESIS_MAX_TIME seconds, default
 # 100), and the stateful phase on its own budget (SCHEMATHESIS_STATEFUL_TIME, default 60)
 # so that create → read/update/delete chains always get time. Operation-specific settings
@@ -82,6 +82,8 @@ start_server() {
             RATE_LIMIT_AI_PER_MINUTE=1000000 \
             LLM_PROVIDER=local \
             GITHUB_WEBHOOK_SECRET="fuzz-github-$RANDOM$RANDOM" GITHUB_API_URL=http://127.0.0.1:9 \
+            GITHUB_WEB_URL=http://127.0.0.1:9 GITHUB_CLIENT_ID=fuzz-client \
+            GITHUB_CLIENT_SECRET="fuzz-client-secret-$RANDOM" \
             WHATSAPP_APP_SECRET="fuzz-whatsapp-$RANDOM$RANDOM" WHATSAPP_VERIFY_TOKEN="fuzz-$RANDOM" \
             WHATSAPP_API_URL=http://127.0.0.1:9 \
             LOG_FORMAT=json RUST_LOG=warn \

@@ -78,7 +78,9 @@ pub struct UpdateProject {
 fn validated(state: &AppState, fields: ProjectFields) -> Result<ProjectFields> {
     let mut check = Violations::default();
     let repo_url = check.http_url("repo_url", fields.repo_url.as_deref());
-    let on_github = match repo_url.as_deref().map(|url| parse_repo_url(url, state.github.api_url())) {
+    let api_url = state.github.api_url();
+    let checked = repo_url.as_deref().filter(|_| !check.has("repo_url"));
+    let on_github = match checked.map(|url| parse_repo_url(url, api_url)) {
         Some(Ok(RepoUrl::Github(_))) => true,
         Some(Err(rule)) => {
             check.add("repo_url", rule);

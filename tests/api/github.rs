@@ -997,7 +997,10 @@ async fn credentials_go_to_the_api_and_nowhere_else() {
         .unwrap();
     assert_eq!(followed.bytes().await.unwrap().as_ref(), b"tarball");
     client
-        .get_raw(&format!("{}/codeload/main.tar.gz", elsewhere.uri()), Credential::Server(None))
+        .get_raw(
+            &format!("{}/codeload/main.tar.gz", elsewhere.uri()),
+            Credential::Server(None),
+        )
         .await
         .unwrap();
     let to_api = api.received_requests().await.unwrap();

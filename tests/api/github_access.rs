@@ -14,8 +14,7 @@ use wiremock::{
 use crate::{
     codebase::github_tarball,
     github_accounts::{
-        come_back, configure_oauth, connect, state_of, verified_project, GithubAccounts,
-        CLIENT_ID,
+        come_back, configure_oauth, connect, state_of, verified_project, GithubAccounts, CLIENT_ID,
     },
     helpers::{spawn_with, Backend, TestApp},
 };
@@ -172,7 +171,12 @@ db_test!(async fn repo_access_needs_push_maintain_or_admin(backend) {
 /// The project's `sync` once settled (bounded wait).
 async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
     for _ in 0..200 {
-        let sync = app.get(&format!("/api/v1/projects/{id}"), token).await.expect(200).data()["sync"].clone();
+        let sync = app
+            .get(&format!("/api/v1/projects/{id}"), token)
+            .await
+            .expect(200)
+            .data()["sync"]
+            .clone();
         if sync["status"] == "done" || sync["status"] == "failed" {
             return sync;
         }

@@ -54,9 +54,8 @@ impl Match for UserToken {
 struct Exchange(GithubAccounts);
 impl Respond for Exchange {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let form: HashMap<String, String> = form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect();
+        let form: HashMap<String, String> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
         let json_asked = request
             .headers
             .get("accept")
@@ -72,7 +71,10 @@ impl Respond for Exchange {
         }
         let mut accounts = self.0 .0.lock().unwrap();
         // A code works once.
-        match form.get("code").and_then(|code| accounts.codes.remove(code)) {
+        match form
+            .get("code")
+            .and_then(|code| accounts.codes.remove(code))
+        {
             Some((token, _, _)) => ResponseTemplate::new(200).set_body_json(json!({
                 "access_token": token, "token_type": "bearer", "scope": "",
             })),
@@ -89,9 +91,8 @@ impl Respond for Me {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let accounts = self.0 .0.lock().unwrap();
         match bearer(request).and_then(|token| accounts.tokens.get(&token).cloned()) {
-            Some((login, id)) => {
-                ResponseTemplate::new(200).set_body_json(json!({"login": login, "id": id, "type": "User"}))
-            }
+            Some((login, id)) => ResponseTemplate::new(200)
+                .set_body_json(json!({"login": login, "id": id, "type": "User"})),
             None => ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
         }
     }
@@ -105,7 +106,11 @@ impl Respond for Repository {
         if !accounts.tokens.contains_key(&token) {
             return ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}));
         }
-        let repository = request.url.path().trim_start_matches("/repos/").to_ascii_lowercase();
+        let repository = request
+            .url
+            .path()
+            .trim_start_matches("/repos/")
+            .to_ascii_lowercase();
         match accounts.permissions.get(&(token, repository.clone())) {
             Some(permissions) => ResponseTemplate::new(200).set_body_json(json!({
                 "full_name": repository, "private": true, "default_branch": "main",
@@ -182,7 +187,11 @@ impl GithubAccounts {
 
     /// GitHub forgets the user's token (revoked).
     pub fn revoke(&self, login: &str) {
-        self.0.lock().unwrap().tokens.remove(&format!("gho_{login}"));
+        self.0
+            .lock()
+            .unwrap()
+            .tokens
+            .remove(&format!("gho_{login}"));
     }
 }
 
@@ -258,6 +267,11 @@ pub async fn verified_project(
         )
         .await
         .expect(201);
-    assert_eq!(project.data()["repo_access"]["status"], "verified", "{}", project.body);
+    assert_eq!(
+        project.data()["repo_access"]["status"],
+        "verified",
+        "{}",
+        project.body
+    );
     (token, project.data()["id"].as_i64().unwrap())
 }

@@ -127,7 +127,9 @@ async fn verdict(
         }
         Ok(Err(GithubError::Status { status: 404, .. })) => (
             RepoAccess::DENIED,
-            Some(format!("{repository} does not exist or {login} cannot see it")),
+            Some(format!(
+                "{repository} does not exist or {login} cannot see it"
+            )),
         ),
         Ok(Err(GithubError::Status { status: 401, .. })) => (
             RepoAccess::UNVERIFIED,
@@ -141,9 +143,15 @@ async fn verdict(
         ),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, project_id = project.id, "repository access check failed");
-            (kept, Some("GitHub could not be asked; check again later".into()))
+            (
+                kept,
+                Some("GitHub could not be asked; check again later".into()),
+            )
         }
-        Err(_) => (kept, Some("GitHub did not answer in time; check again later".into())),
+        Err(_) => (
+            kept,
+            Some("GitHub did not answer in time; check again later".into()),
+        ),
     }
 }
 

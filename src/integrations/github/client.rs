@@ -171,14 +171,8 @@ impl GithubClient {
         accept: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GithubError> {
-        self.send_as(
-            method,
-            path,
-            Credential::Server(installation),
-            accept,
-            body,
-        )
-        .await
+        self.send_as(method, path, Credential::Server(installation), accept, body)
+            .await
     }
 
     /// [`send`](Self::send) with the given credential.
@@ -278,7 +272,8 @@ impl GithubClient {
                             .header(header::ACCEPT, JSON)
                             .header("X-GitHub-Api-Version", API_VERSION)
                             .bearer_auth(app_jwt(app)?);
-                        let info: AppInfo = read_json(check(execute(request).await?).await?).await?;
+                        let info: AppInfo =
+                            read_json(check(execute(request).await?).await?).await?;
                         Ok(format!("{}[bot]", info.slug))
                     }
                     None => {

@@ -71,7 +71,11 @@ pub async fn connect(
     if let Some(scope) = &config.oauth_scope {
         query.append_pair("scope", scope);
     }
-    let authorize_url = format!("{}/login/oauth/authorize?{}", config.web_url, query.finish());
+    let authorize_url = format!(
+        "{}/login/oauth/authorize?{}",
+        config.web_url,
+        query.finish()
+    );
     Ok(created(
         Authorization {
             authorize_url,

@@ -53,10 +53,12 @@ pub fn parse_repo_url(repo_url: &str, api_url: &str) -> Result<RepoUrl, &'static
     let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
     let (host, path) = rest.split_at(end);
     let host = host.to_ascii_lowercase();
-    let enterprise = api_url.split_once("://").and_then(|(api_scheme, api_rest)| {
-        let api_host = api_rest.split('/').next()?.to_ascii_lowercase();
-        (api_host != "api.github.com").then_some((api_scheme.to_ascii_lowercase(), api_host))
-    });
+    let enterprise = api_url
+        .split_once("://")
+        .and_then(|(api_scheme, api_rest)| {
+            let api_host = api_rest.split('/').next()?.to_ascii_lowercase();
+            (api_host != "api.github.com").then_some((api_scheme.to_ascii_lowercase(), api_host))
+        });
     let on_github = (host == "github.com" || host == "www.github.com")
         && (scheme == "https" || scheme == "http");
     let on_enterprise = enterprise.is_some_and(|(s, h)| s == scheme && h == host);
@@ -73,7 +75,9 @@ pub fn parse_repo_url(repo_url: &str, api_url: &str) -> Result<RepoUrl, &'static
         .or_else(|| repo.strip_suffix(".GIT"))
         .unwrap_or(repo);
     let owner_ok = (1..=39).contains(&owner.len())
-        && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let repo_ok = (1..=100).contains(&repo.len())
         && repo
             .bytes()
@@ -81,7 +85,9 @@ pub fn parse_repo_url(repo_url: &str, api_url: &str) -> Result<RepoUrl, &'static
         && repo != "."
         && repo != "..";
     if owner_ok && repo_ok {
-        Ok(RepoUrl::Github(format!("{owner}/{repo}").to_ascii_lowercase()))
+        Ok(RepoUrl::Github(
+            format!("{owner}/{repo}").to_ascii_lowercase(),
+        ))
     } else {
         Err(RULE)
     }

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
+    access,
     client::{GithubError, JSON},
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
     store::{self, ReviewTask, Update},
-    access, web_url,
+    web_url,
 };
 use crate::{
     agents::{self, builtin::BUILTIN_AGENTS, Agent},
@@ -25,11 +26,11 @@ use crate::{
     error::Error,
     jobs::{Handler, Job, Outcome},
     llm::{self, LlmError, LlmRequest, Role, Subject, Task, Turn},
-    projects::store as projects,
     orchestrator::{
         routing::Specialist,
         schemas::{extract_json, Review},
     },
+    projects::store as projects,
     state::AppState,
 };
 
@@ -190,7 +191,11 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     let github = &state.github;
     // The owner's access is what lets the server's credentials act for this project.
     if let Some(project) = projects::find(&state.db, task.project_id).await? {
-        if !access::fresh(state, project).await?.repo_access.is_verified() {
+        if !access::fresh(state, project)
+            .await?
+            .repo_access
+            .is_verified()
+        {
             return Err(Stop::Skipped(
                 "the project's repository access is no longer verified".into(),
             ));

@@ -99,14 +99,21 @@ mod tests {
         let sealed = sealer.seal(7, "gho_secret");
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("gho_secret"));
-        assert_ne!(sealed, sealer.seal(7, "gho_secret"), "a fresh nonce each time");
+        assert_ne!(
+            sealed,
+            sealer.seal(7, "gho_secret"),
+            "a fresh nonce each time"
+        );
         assert_eq!(sealer.open(7, &sealed).as_deref(), Some("gho_secret"));
         assert_eq!(sealer.open(8, &sealed), None, "bound to its user");
         let mut tampered = sealed.clone();
         let last = tampered.pop().unwrap();
         tampered.push(if last == '0' { '1' } else { '0' });
         assert_eq!(sealer.open(7, &tampered), None);
-        assert_eq!(Sealer::new("another-key-of-at-least-32-bytes!!", None).open(7, &sealed), None);
+        assert_eq!(
+            Sealer::new("another-key-of-at-least-32-bytes!!", None).open(7, &sealed),
+            None
+        );
         let rotated = Sealer::new("the-new-key-of-at-least-32-bytes-long", Some(KEY));
         assert_eq!(rotated.open(7, &sealed).as_deref(), Some("gho_secret"));
         assert_eq!(sealer.open(7, "v1:00"), None);
