@@ -1,6 +1,7 @@
 // Drives the web console in headless Chromium (Debian's, through playwright-core) against
 // the real server: register and log in, chat with streaming, stop a generation, a review
-// table from a diff, XSS payloads staying inert, agents, projects, account, live chats
+// table from a diff, XSS payloads staying inert, agents, projects, account, connecting
+// GitHub (OAuth through a mock GitHub) and each project's repository access, live chats
 // from elsewhere, reload, logout. Screenshots of the main screens at desktop and phone
 // widths, light and dark, go to $SCREENSHOT_DIR.
 //
@@ -14,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { startGithubMock } from './mock-github.mjs';
 import { startMock } from './mock-openai.mjs';
 import { tarGz } from './tar.mjs';
 
@@ -58,10 +60,12 @@ function freePort() {
   });
 }
 
-async function startServer(mockUrl) {
+async function startServer(mockUrl, github) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'codesherpa-console-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  github.registerCallback(`${base}/api/v1/integrations/github/callback`);
   const server = spawn(BIN, [], {
     cwd: dir, // no developer .env is read
     env: {
@@ -77,11 +81,16 @@ async function startServer(mockUrl) {
       OPENAI_API_KEY: 'test-key',
       OPENAI_BASE_URL: mockUrl,
       RATE_LIMIT_AUTH_PER_MINUTE: '0',
+      // GitHub's web host and API are the mock; GitHub sends the browser back to PUBLIC_URL.
+      GITHUB_WEB_URL: github.url,
+      GITHUB_API_URL: github.url,
+      GITHUB_CLIENT_ID: github.clientId,
+      GITHUB_CLIENT_SECRET: github.clientSecret,
+      PUBLIC_URL: base,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   cleanups.push(() => server.kill('SIGTERM'));
-  const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i += 1) {
     if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
     try {
@@ -128,10 +137,31 @@ const DIFF = `diff --git a/src/payments.rs b/src/payments.rs
  }
 `;
 
+const GITHUB_USER = { login: 'ada-gh', id: 5150 };
+const accessPanel = (page) => page.locator('section[aria-labelledby="access-h"]');
+const githubSection = (page) => page.locator('section[aria-labelledby="gh-h"]');
+
+/** Creates a project from the Projects screen and waits for its page. */
+async function createProject(page, name, repoUrl) {
+  await page.locator('#nav').getByRole('link', { name: 'Projects', exact: true }).click();
+  await page.getByRole('heading', { name: 'Projects', exact: true }).waitFor(WAIT);
+  await page.getByLabel('Name').fill(name);
+  await page.getByLabel('GitHub repository').fill(repoUrl);
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.waitForURL(/#\/projects\/\d+$/, WAIT);
+  await page.getByRole('heading', { name }).waitFor(WAIT);
+  return page.url();
+}
+
 async function main() {
   const mock = await startMock();
   cleanups.push(() => mock.server.close());
-  const base = await startServer(mock.url);
+  const github = await startGithubMock({
+    user: GITHUB_USER,
+    repositories: { 'acme/payments': 'push' }, // and nothing else: other repositories are 404
+  });
+  cleanups.push(() => github.server.close());
+  const base = await startServer(mock.url, github);
   log(`server at ${base}`);
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -339,6 +369,87 @@ async function main() {
     password = 'a brand new passphrase';
     await page.getByRole('link', { name: 'Agents' }).click();
     await page.locator('article.agent', { hasText: 'Echo' }).waitFor(WAIT);
+  });
+
+  let verifiedProject = '';
+
+  await step('GitHub: Connect GitHub goes through GitHub and lands back on the account screen, connected', async () => {
+    await page.getByRole('link', { name: 'Account' }).click();
+    const section = githubSection(page);
+    const connect = section.getByRole('button', { name: 'Connect GitHub' });
+    await connect.waitFor(WAIT);
+    check(await section.locator('.github-login').count() === 0, 'not connected yet');
+    await connect.click();
+    // The tab goes to GitHub's authorize page, which sends it to the server's callback,
+    // which sends it back to the console.
+    await section.locator('.github-login', { hasText: GITHUB_USER.login }).waitFor(WAIT);
+    check(page.url().startsWith(`${base}/#/account`), `back on the account screen (${page.url()})`);
+    await page.locator('.toast', { hasText: 'GitHub connected' }).waitFor(WAIT);
+    await section.getByRole('button', { name: 'Disconnect GitHub' }).waitFor(WAIT);
+    for (const call of ['GET /login/oauth/authorize', 'POST /login/oauth/access_token', 'GET /user']) {
+      check(github.log.includes(call), `GitHub saw ${call} (${github.log.join(', ')})`);
+    }
+    check(github.issued.length === 1, `one authorization (${github.issued.length})`);
+    // The state worked once: the same callback again is refused, and nothing changes.
+    const { code, state } = github.issued[0];
+    const replay = await fetch(`${base}/api/v1/integrations/github/callback?${new URLSearchParams({ code, state })}`, { redirect: 'manual' });
+    check(replay.status === 400, `a replayed callback is refused (${replay.status})`);
+    await section.scrollIntoViewIfNeeded();
+    await shoot(page, 'account-github-desktop-light');
+  });
+
+  await step('GitHub: a reload of the landing page keeps the account, without announcing it again', async () => {
+    await page.reload();
+    await githubSection(page).locator('.github-login', { hasText: GITHUB_USER.login }).waitFor(WAIT);
+    // The toast is shown before the section is drawn: none by now means none at all.
+    check(await page.locator('.toast', { hasText: 'GitHub connected' }).count() === 0, '"GitHub connected" is not announced again');
+  });
+
+  await step('GitHub: a repository the account can push to shows verified access with the login', async () => {
+    verifiedProject = await createProject(page, 'Payments API', 'https://github.com/acme/payments');
+    const panel = accessPanel(page);
+    await panel.locator('.status-access-verified', { hasText: 'verified' }).waitFor(WAIT);
+    await panel.locator('dd', { hasText: GITHUB_USER.login }).waitFor(WAIT);
+    check(await panel.locator('.access-reason').count() === 0, 'no reason when verified');
+    check(github.log.includes('GET /repos/acme/payments'), 'the access was asked of GitHub');
+    await panel.scrollIntoViewIfNeeded();
+    await shoot(page, 'project-access-desktop-light');
+  });
+
+  await step('GitHub: a repository the account cannot see is denied with the reason; Check again re-checks', async () => {
+    await createProject(page, 'Ledger', 'https://github.com/acme/ledger');
+    const panel = accessPanel(page);
+    await panel.locator('.status-access-denied', { hasText: 'denied' }).waitFor(WAIT);
+    const reason = await panel.locator('.access-reason').textContent();
+    check(/acme\/ledger/.test(reason) && reason.includes(GITHUB_USER.login), `the reason names the repository and the login (${reason})`);
+    await panel.getByRole('link', { name: 'connect GitHub' }).waitFor(WAIT);
+    await panel.scrollIntoViewIfNeeded();
+    await shoot(page, 'project-access-denied-desktop-light');
+    // The user is given push on GitHub: Check again verifies it.
+    github.grant('acme/ledger', 'push');
+    await panel.getByRole('button', { name: 'Check again' }).click();
+    await page.locator('.toast', { hasText: 'Repository access: verified' }).waitFor(WAIT);
+    await panel.locator('.status-access-verified').waitFor(WAIT);
+    check(await panel.locator('.access-reason').count() === 0, 'the reason is gone once verified');
+    // Read access only is not enough.
+    github.grant('acme/ledger', 'pull');
+    await panel.getByRole('button', { name: 'Check again' }).click();
+    await panel.locator('.status-access-denied').waitFor(WAIT);
+    await panel.locator('.access-reason', { hasText: 'may only read acme/ledger' }).waitFor(WAIT);
+  });
+
+  await step('GitHub: Disconnect GitHub offers Connect again, and the verified project is unverified', async () => {
+    await page.getByRole('link', { name: 'Account' }).click();
+    const section = githubSection(page);
+    await section.getByRole('button', { name: 'Disconnect GitHub' }).click();
+    await page.locator('.toast', { hasText: 'GitHub disconnected' }).waitFor(WAIT);
+    await section.getByRole('button', { name: 'Connect GitHub' }).waitFor(WAIT);
+    check(await section.locator('.github-login').count() === 0, 'the login is gone');
+    await page.goto(verifiedProject);
+    await page.reload();
+    const panel = accessPanel(page);
+    await panel.locator('.status-access-unverified', { hasText: 'unverified' }).waitFor(WAIT);
+    await panel.locator('.access-reason', { hasText: 'disconnected' }).waitFor(WAIT);
   });
 
   await step('a reload keeps the session and the conversation', async () => {

@@ -23,7 +23,12 @@ export async function accountView(main, route) {
     passwordForm(),
     github,
     whatsapp));
-  if (route?.params?.get('github') === 'connected') toast('GitHub connected');
+  if (route?.params?.get('github') === 'connected') {
+    toast('GitHub connected');
+    // Said once: a reload or a bookmark of this address (even after a disconnect) must
+    // not announce it again. replaceState fires no hashchange, so nothing re-renders.
+    history.replaceState(history.state, '', '#/account');
+  }
   drawGithub();
   drawWhatsapp();
 
