@@ -59,9 +59,10 @@ pub async fn check(state: &AppState, project: Project) -> Result<Project> {
         return Ok(project);
     };
     let connected = identity::connected(&state.db, project.user_id).await?;
-    let token = connected
-        .as_ref()
-        .and_then(|c| state.github_tokens.open(project.user_id, &c.token));
+    let token = match &connected {
+        Some(c) => opened(state, project.user_id, &c.token).await?,
+        None => None,
+    };
     let (status, reason) = match (&connected, token) {
         (None, _) => (
             RepoAccess::UNVERIFIED,
@@ -88,6 +89,19 @@ pub async fn check(state: &AppState, project: Project) -> Result<Project> {
             .await?
             .ok_or(Error::NotFound("Project")),
     }
+}
+
+/// The user's token, sealed again with the current key when it was sealed with
+/// `SECRET_KEY_PREVIOUS`, so that retiring the previous key loses no connection.
+async fn opened(state: &AppState, user_id: i64, sealed: &str) -> Result<Option<String>> {
+    let Some((token, stale)) = state.github_tokens.open_checked(user_id, sealed) else {
+        return Ok(None);
+    };
+    if stale {
+        let resealed = state.github_tokens.seal(user_id, &token);
+        identity::replace_token(&state.db, user_id, sealed, &resealed).await?;
+    }
+    Ok(Some(token))
 }
 
 /// The status and reason GitHub's answer gives; a failure that proves nothing keeps the

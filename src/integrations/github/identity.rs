@@ -110,6 +110,20 @@ pub async fn connected(db: &Db, user_id: i64) -> Result<Option<Connected>> {
     .await)?)
 }
 
+/// Swaps the sealed token for the same token sealed anew, unless it changed meanwhile.
+pub async fn replace_token(db: &Db, user_id: i64, old: &str, new: &str) -> Result<()> {
+    with_pool!(db, |pool| sqlx::query(
+        "UPDATE github_identities SET token = $3 WHERE user_id = $1 AND token = $2"
+    )
+    .bind(user_id)
+    .bind(old)
+    .bind(new)
+    .execute(pool)
+    .await
+    .map(drop))?;
+    Ok(())
+}
+
 /// Forgets the identity and its token; true when there was one.
 pub async fn delete(db: &Db, user_id: i64) -> Result<bool> {
     let affected = with_pool!(db, |pool| sqlx::query(

@@ -64,6 +64,12 @@ impl Sealer {
 
     /// The token, or `None` when the text was not sealed for this user with either key.
     pub fn open(&self, user_id: i64, sealed: &str) -> Option<String> {
+        self.open_checked(user_id, sealed).map(|(token, _)| token)
+    }
+
+    /// The token, and whether it was sealed with `SECRET_KEY_PREVIOUS` (then it should be
+    /// sealed again with the current key before the previous one is retired).
+    pub fn open_checked(&self, user_id: i64, sealed: &str) -> Option<(String, bool)> {
         let bytes = hex::decode(sealed.strip_prefix(VERSION)?).ok()?;
         if bytes.len() <= NONCE_BYTES {
             return None;
@@ -75,15 +81,14 @@ impl Sealer {
             aad: aad.as_bytes(),
         };
         let nonce = XNonce::from_slice(nonce);
-        let plain = self
-            .current
-            .decrypt(nonce, payload())
-            .or_else(|err| match &self.previous {
-                Some(previous) => previous.decrypt(nonce, payload()),
-                None => Err(err),
-            })
-            .ok()?;
-        String::from_utf8(plain).ok()
+        let (plain, stale) = match self.current.decrypt(nonce, payload()) {
+            Ok(plain) => (plain, false),
+            Err(_) => (
+                self.previous.as_ref()?.decrypt(nonce, payload()).ok()?,
+                true,
+            ),
+        };
+        Some((String::from_utf8(plain).ok()?, stale))
     }
 }
 
@@ -115,7 +120,15 @@ mod tests {
             None
         );
         let rotated = Sealer::new("the-new-key-of-at-least-32-bytes-long", Some(KEY));
-        assert_eq!(rotated.open(7, &sealed).as_deref(), Some("gho_secret"));
+        assert_eq!(
+            rotated.open_checked(7, &sealed),
+            Some(("gho_secret".to_owned(), true))
+        );
+        let resealed = rotated.seal(7, "gho_secret");
+        assert_eq!(
+            rotated.open_checked(7, &resealed),
+            Some(("gho_secret".to_owned(), false))
+        );
         assert_eq!(sealer.open(7, "v1:00"), None);
         assert_eq!(sealer.open(7, "plain"), None);
     }
