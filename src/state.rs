@@ -15,6 +15,7 @@ use crate::{
     users::cache::UserCache,
     ws::{hub::Hub, slots::Slots},
 };
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// The state behind one `Arc`: handlers, extractors and layers clone it for every request,
@@ -41,6 +42,9 @@ pub struct Shared {
     pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
     pub jobs: Queue,
     pub github: GithubClient,
+    /// One per archive extraction and indexing allowed at once (`INDEX_CONCURRENCY`):
+    /// each holds an archive and up to 200 MiB of its files in memory.
+    pub index_permits: Arc<Semaphore>,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -76,6 +80,7 @@ impl AppState {
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
             github: GithubClient::new(&config.github),
+            index_permits: Arc::new(Semaphore::new(config.index_concurrency)),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,
