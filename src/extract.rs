@@ -239,6 +239,16 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_length_limit_is_found_however_deeply_wrapped() {
+        use http_body_util::{BodyExt, Full, Limited};
+        let body = Limited::new(Full::new(Bytes::from_static(b"0123456789")), 4);
+        let tripped = body.collect().await.err().unwrap();
+        let wrapped = axum::Error::new(axum::Error::new(axum::Error::new(tripped)));
+        assert!(over_length_limit(&wrapped));
+        assert!(!over_length_limit(&axum::Error::new("connection reset")));
+    }
+
     #[test]
     fn malformed_json_is_a_bad_request() {
         assert!(matches!(
