@@ -225,6 +225,9 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Body limit of `PUT /projects/{id}/files` (archives of code).
     pub upload_limit_bytes: usize,
+    /// Archive extractions and indexings (uploads and syncs) running at once on this
+    /// instance; an upload beyond them gets 429, a sync waits its turn.
+    pub index_concurrency: usize,
     pub log_format: LogFormat,
     pub llm: LlmConfig,
     pub whatsapp: WhatsappConfig,
@@ -328,6 +331,7 @@ impl Config {
             trust_proxy_headers: env.parse("TRUST_PROXY_HEADERS", false, parse_bool)?,
             body_limit_bytes: env.parse("BODY_LIMIT_BYTES", 1024 * 1024, positive)?,
             upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
+            index_concurrency: env.parse("INDEX_CONCURRENCY", 2, positive)?,
             log_format: env.parse(
                 "LOG_FORMAT",
                 if debug {
@@ -486,6 +490,7 @@ impl Config {
             trust_proxy_headers: false,
             body_limit_bytes: 1024 * 1024,
             upload_limit_bytes: 50 * 1024 * 1024,
+            index_concurrency: 2,
             log_format: LogFormat::Pretty,
             llm: LlmConfig {
                 provider: ProviderKind::Local,

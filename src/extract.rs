@@ -62,12 +62,23 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
 /// Buffers the body within the configured limit (413 beyond it).
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+            || over_length_limit(&rejection)
+        {
             Error::PayloadTooLarge
         } else {
             Error::BadRequest("Could not read the request body".into())
         }
     })
+}
+
+/// Whether a body failed because it grew past a length limit. A chunked body declares
+/// no length, so the limit trips while it is read, and every body wrapper between the
+/// limit and the reader (the server-wide limit, the body deadline, axum's own limit)
+/// adds a layer to the error: the whole chain is searched.
+pub fn over_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source())
+        .any(|err| err.is::<http_body_util::LengthLimitError>())
 }
 
 /// Every JSON body of this API is an object. serde would also fill a struct from an
@@ -226,6 +237,16 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_length_limit_is_found_however_deeply_wrapped() {
+        use http_body_util::{BodyExt, Full, Limited};
+        let body = Limited::new(Full::new(Bytes::from_static(b"0123456789")), 4);
+        let tripped = body.collect().await.err().unwrap();
+        let wrapped = axum::Error::new(axum::Error::new(axum::Error::new(tripped)));
+        assert!(over_length_limit(&wrapped));
+        assert!(!over_length_limit(&axum::Error::new("connection reset")));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::{
     users::cache::UserCache,
     ws::{hub::Hub, slots::Slots},
 };
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// The state behind one `Arc`: handlers, extractors and layers clone it for every request,
@@ -43,6 +44,9 @@ pub struct Shared {
     pub github: GithubClient,
     /// Seals users' GitHub tokens at rest.
     pub github_tokens: crate::integrations::github::sealed::Sealer,
+    /// One per archive extraction and indexing allowed at once (`INDEX_CONCURRENCY`):
+    /// each holds an archive and up to 200 MiB of its files in memory.
+    pub index_permits: Arc<Semaphore>,
     /// Fired when the server begins to shut down (WebSockets close with 1001).
     pub shutdown: CancellationToken,
 }
@@ -82,6 +86,7 @@ impl AppState {
                 &config.secret_key,
                 config.secret_key_previous.as_deref(),
             ),
+            index_permits: Arc::new(Semaphore::new(config.index_concurrency)),
             shutdown: CancellationToken::new(),
             config: Arc::new(config),
             db,

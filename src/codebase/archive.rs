@@ -5,7 +5,7 @@
 
 use std::{
     cell::Cell,
-    io::{self, Cursor, Read},
+    io::{self, Cursor, Read, Seek},
     rc::Rc,
 };
 
@@ -15,11 +15,13 @@ use utoipa::ToSchema;
 
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_FILES: usize = 20_000;
+/// Counted in bytes actually inflated: a zip entry's declared size proves nothing.
 pub const MAX_UNPACKED_BYTES: u64 = 200 * 1024 * 1024;
-/// A NUL byte this early marks a binary file.
-const BINARY_PROBE: usize = 8 * 1024;
 /// The skipped list is bounded too: a hostile archive can hold millions of entries.
 const MAX_SKIPPED_LISTED: usize = 1_000;
+/// Each reported name is cut to this (on a character boundary): a refused name can be
+/// megabytes long, and the list is stored in the project's row.
+pub const MAX_REPORTED_NAME_BYTES: usize = 300;
 const MAX_PATH_CHARS: usize = 1_024;
 /// Tar headers and padding are not file content but still have to be inflated.
 const STREAM_SLACK_BYTES: u64 = 16 * 1024 * 1024;
@@ -56,6 +58,8 @@ pub enum ArchiveError {
     UnknownFormat,
     #[error("the archive is corrupt or truncated")]
     Corrupt,
+    #[error("the zip's entries overlap (several entries share the same data, as in a zip bomb)")]
+    OverlappingEntries,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,52 +97,118 @@ enum Kind {
     Other,
 }
 
+/// A skipped entry as it will be reported, its name already cut to size. The first
+/// component is kept apart so that a top directory shared by every entry, known only at
+/// the end, can still be stripped.
+struct Listed {
+    top: Option<String>,
+    rest: String,
+    reason: &'static str,
+    /// The path was accepted, so it has a say in what the shared top directory is.
+    accepted: bool,
+}
+
+impl Listed {
+    fn name(self, shared_top: Option<&str>) -> String {
+        match self.top {
+            Some(top) if Some(top.as_str()) != shared_top => {
+                cut_to_report(format!("{top}/{}", self.rest))
+            }
+            _ => self.rest,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Collector {
     files: Vec<(Vec<String>, String)>,
-    skipped: Vec<(Vec<String>, &'static str)>,
-    /// Entries whose path was refused, as written in the archive.
-    refused: Vec<(String, &'static str)>,
+    skipped: Vec<Listed>,
     unlisted: usize,
+    /// Bytes of file content inflated so far.
     unpacked: u64,
     pax_commit: Option<String>,
-    stopped: bool,
 }
 
 impl Collector {
-    fn skip(&mut self, parts: Vec<String>, reason: &'static str) {
-        if self.listed() < MAX_SKIPPED_LISTED {
-            self.skipped.push((parts, reason));
+    fn list(&mut self, listed: Listed) {
+        if self.skipped.len() < MAX_SKIPPED_LISTED {
+            self.skipped.push(listed);
         } else {
             self.unlisted += 1;
         }
     }
 
-    fn refuse(&mut self, path: String, reason: &'static str) {
-        if self.listed() < MAX_SKIPPED_LISTED {
-            self.refused.push((path, reason));
-        } else {
+    fn skip(&mut self, parts: &[String], reason: &'static str) {
+        let (top, rest) = match parts {
+            [top, rest @ ..] if !rest.is_empty() => (Some(top.clone()), rest.join("/")),
+            _ => (None, parts.join("/")),
+        };
+        self.list(Listed {
+            top,
+            rest: cut_to_report(rest),
+            reason,
+            accepted: true,
+        });
+    }
+
+    /// A note about the archive as a whole (listed as `*`).
+    fn note(&mut self, reason: &'static str) {
+        self.list(Listed {
+            top: None,
+            rest: "*".into(),
+            reason,
+            accepted: false,
+        });
+    }
+
+    /// An entry whose path was refused, named as written (made safe to show).
+    fn refuse(&mut self, raw_path: &[u8], reason: &'static str) {
+        if self.skipped.len() >= MAX_SKIPPED_LISTED {
             self.unlisted += 1;
+            return;
         }
+        // Only a first component that could be a top directory is kept apart.
+        let first = raw_path
+            .iter()
+            .take(MAX_PATH_CHARS * 4 + 1)
+            .position(|&b| b == b'/')
+            .and_then(|slash| {
+                let top = std::str::from_utf8(&raw_path[..slash]).ok()?;
+                (!top.chars().any(char::is_control)).then(|| (top.to_owned(), slash))
+            });
+        let listed = match first {
+            Some((top, slash)) => Listed {
+                top: Some(top),
+                rest: reported_name(&raw_path[slash + 1..]),
+                reason,
+                accepted: false,
+            },
+            None => Listed {
+                top: None,
+                rest: reported_name(raw_path),
+                reason,
+                accepted: false,
+            },
+        };
+        self.skipped.push(listed);
     }
 
-    fn listed(&self) -> usize {
-        self.skipped.len() + self.refused.len()
-    }
-
-    /// Looks at one entry; `read` gives at most `limit` bytes of its content. Returns
-    /// false once the archive must not be read any further.
+    /// Looks at one entry; `read` gives at most `limit` bytes of its content. Tar has to
+    /// inflate an entry's whole content to get past it, so it passes that size as
+    /// `inflates_at_least` and it counts before anything is read; a zip passes 0, as its
+    /// declared sizes say nothing, and only what is read counts. Returns false once the
+    /// archive must not be read any further.
     fn entry(
         &mut self,
         raw_path: &[u8],
         kind: Kind,
-        declared_size: u64,
+        inflates_at_least: u64,
         read: impl FnOnce(u64) -> io::Result<Vec<u8>>,
     ) -> bool {
         let parts = match split_path(raw_path) {
             Ok(parts) => parts,
             Err(reason) => {
-                self.refuse(String::from_utf8_lossy(raw_path).into_owned(), reason);
+                self.refuse(raw_path, reason);
                 return true;
             }
         };
@@ -148,47 +218,54 @@ impl Collector {
         match kind {
             Kind::Directory => return true,
             Kind::Symlink => {
-                self.skip(parts, "symbolic link");
+                self.skip(&parts, "symbolic link");
                 return true;
             }
             Kind::HardLink => {
-                self.skip(parts, "hard link");
+                self.skip(&parts, "hard link");
                 return true;
             }
             Kind::Other => {
-                self.skip(parts, "not a regular file");
+                self.skip(&parts, "not a regular file");
                 return true;
             }
             Kind::File => {}
         }
-        self.unpacked = self.unpacked.saturating_add(declared_size);
+        let before = self.unpacked;
+        self.unpacked = before.saturating_add(inflates_at_least);
         if self.unpacked > MAX_UNPACKED_BYTES {
-            self.skip(parts, TOO_MANY_UNPACKED);
-            self.stopped = true;
+            self.skip(&parts, TOO_MANY_UNPACKED);
             return false;
         }
-        if declared_size > MAX_FILE_BYTES {
-            self.skip(parts, "larger than 1 MiB");
+        if inflates_at_least > MAX_FILE_BYTES {
+            self.skip(&parts, "larger than 1 MiB");
             return true;
         }
         if self.files.len() >= MAX_FILES {
-            self.skip(parts, "beyond the first 20000 files");
+            self.skip(&parts, "beyond the first 20000 files");
             return true;
         }
-        // A zip entry may inflate to more than it declares: never read past the limit.
-        let bytes = match read(MAX_FILE_BYTES + 1) {
+        // Never inflate past either limit: one byte more shows it was crossed.
+        let room = MAX_UNPACKED_BYTES - before;
+        let bytes = match read(MAX_FILE_BYTES.min(room) + 1) {
             Ok(bytes) => bytes,
             Err(_) => {
-                self.skip(parts, "unreadable entry");
+                self.skip(&parts, "unreadable entry");
                 return true;
             }
         };
+        self.unpacked = before.saturating_add(inflates_at_least.max(bytes.len() as u64));
+        if self.unpacked > MAX_UNPACKED_BYTES {
+            self.skip(&parts, TOO_MANY_UNPACKED);
+            return false;
+        }
         if bytes.len() as u64 > MAX_FILE_BYTES {
-            self.skip(parts, "larger than 1 MiB");
+            self.skip(&parts, "larger than 1 MiB");
             return true;
         }
-        if bytes[..bytes.len().min(BINARY_PROBE)].contains(&0) {
-            self.skip(parts, "binary file");
+        // Anywhere in the file: PostgreSQL's text cannot hold NUL.
+        if bytes.contains(&0) {
+            self.skip(&parts, "binary file");
             return true;
         }
         let content = String::from_utf8(bytes)
@@ -198,21 +275,26 @@ impl Collector {
     }
 
     /// Strips a top directory shared by every entry (GitHub's `{owner}-{repo}-{sha}/`).
-    fn finish(mut self) -> Extracted {
+    /// Contents are moved, never copied: they may add up to 200 MiB.
+    fn finish(self) -> Extracted {
         let top = common_top(
             self.files
                 .iter()
-                .map(|(parts, _)| parts)
-                .chain(self.skipped.iter().map(|(parts, _)| parts)),
+                .map(|(parts, _)| (parts.len() > 1).then(|| parts[0].as_str()))
+                .chain(
+                    self.skipped
+                        .iter()
+                        .filter(|listed| listed.accepted)
+                        .map(|listed| listed.top.as_deref()),
+                ),
         );
         let strip = usize::from(top.is_some());
-        let join = |parts: &[String]| parts[strip.min(parts.len() - 1)..].join("/");
         let mut files: Vec<SourceFile> = self
             .files
-            .iter()
+            .into_iter()
             .map(|(parts, content)| SourceFile {
-                path: join(parts),
-                content: content.clone(),
+                path: parts[strip.min(parts.len() - 1)..].join("/"),
+                content,
             })
             .collect();
         // A path may appear twice in a tar; the later entry wins, as when unpacking.
@@ -222,23 +304,12 @@ impl Collector {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let mut skipped: Vec<Skipped> = self
             .skipped
-            .iter()
-            .map(|(parts, reason)| Skipped {
-                path: join(parts),
-                reason: (*reason).to_owned(),
+            .into_iter()
+            .map(|listed| Skipped {
+                reason: listed.reason.to_owned(),
+                path: listed.name(top.as_deref()),
             })
             .collect();
-        let top_prefix = top.as_ref().map(|top| format!("{top}/"));
-        skipped.extend(self.refused.iter().map(|(path, reason)| {
-            Skipped {
-                path: top_prefix
-                    .as_deref()
-                    .and_then(|prefix| path.strip_prefix(prefix))
-                    .unwrap_or(path)
-                    .to_owned(),
-                reason: (*reason).to_owned(),
-            }
-        }));
         if self.unlisted > 0 {
             skipped.push(Skipped {
                 path: "*".into(),
@@ -247,7 +318,6 @@ impl Collector {
         }
         let commit = self
             .pax_commit
-            .take()
             .or_else(|| top.as_deref().and_then(commit_in_top_directory));
         Extracted {
             files,
@@ -255,6 +325,29 @@ impl Collector {
             commit,
         }
     }
+}
+
+/// `raw` as a name fit to report: UTF-8, control characters (NUL included) replaced by
+/// U+FFFD, at most [`MAX_REPORTED_NAME_BYTES`]. Every input byte gives at least one byte
+/// of output, so nothing past the first few hundred bytes is ever looked at.
+fn reported_name(raw: &[u8]) -> String {
+    let raw = &raw[..raw.len().min(MAX_REPORTED_NAME_BYTES + 3)];
+    let safe = String::from_utf8_lossy(raw)
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    cut_to_report(safe)
+}
+
+fn cut_to_report(mut name: String) -> String {
+    if name.len() > MAX_REPORTED_NAME_BYTES {
+        let end = (0..=MAX_REPORTED_NAME_BYTES)
+            .rev()
+            .find(|&end| name.is_char_boundary(end))
+            .unwrap_or(0);
+        name.truncate(end);
+    }
+    name
 }
 
 /// The path's components, or why it is refused. `\` counts as a separator too, so a
@@ -283,15 +376,13 @@ fn split_path(raw: &[u8]) -> Result<Vec<String>, &'static str> {
     Ok(parts)
 }
 
-fn common_top<'a>(mut entries: impl Iterator<Item = &'a Vec<String>>) -> Option<String> {
-    let first = entries.next()?;
-    if first.len() < 2 {
-        return None;
-    }
-    let top = &first[0];
+/// The first component every entry shares, when each has more than one (`None` items
+/// are entries that have only one).
+fn common_top<'a>(mut entries: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
+    let top = entries.next()??;
     entries
-        .all(|parts| parts.len() >= 2 && &parts[0] == top)
-        .then(|| top.clone())
+        .all(|first| first == Some(top))
+        .then(|| top.to_owned())
 }
 
 /// `acme-payments-1a2b3c4` → `1a2b3c4` (GitHub names the top directory after the commit).
@@ -338,14 +429,11 @@ fn read_tar_gz(bytes: &[u8], collector: &mut Collector) -> Result<(), ArchiveErr
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(_) if over_stream_limit(&inflated) => {
-                collector.skip(vec!["*".into()], TOO_MANY_UNPACKED);
+                collector.note(TOO_MANY_UNPACKED);
                 return Ok(());
             }
-            Err(_) if !collector.files.is_empty() || collector.listed() > 0 => {
-                collector.skip(
-                    vec!["*".into()],
-                    "the archive ends early; the rest was not read",
-                );
+            Err(_) if !collector.files.is_empty() || !collector.skipped.is_empty() => {
+                collector.note("the archive ends early; the rest was not read");
                 return Ok(());
             }
             Err(_) => return Err(ArchiveError::Corrupt),
@@ -364,6 +452,7 @@ fn read_tar_gz(bytes: &[u8], collector: &mut Collector) -> Result<(), ArchiveErr
             _ => Kind::Other,
         };
         let path = entry.path_bytes().into_owned();
+        // Exactly what the stream must inflate to get past this entry.
         let size = entry.size();
         let go_on = collector.entry(&path, kind, size, |limit| {
             let mut content = Vec::new();
@@ -389,6 +478,7 @@ fn pax_commit<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
 fn read_zip(bytes: &[u8], collector: &mut Collector) -> Result<(), ArchiveError> {
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|_| ArchiveError::Corrupt)?;
+    refuse_overlaps(&mut archive)?;
     for index in 0..archive.len() {
         let name = archive.name_for_index(index).unwrap_or("*").to_owned();
         let mut file = match archive.by_index(index) {
@@ -409,8 +499,7 @@ fn read_zip(bytes: &[u8], collector: &mut Collector) -> Result<(), ArchiveError>
             Kind::Other
         };
         let name = file.name_raw().to_vec();
-        let size = file.size();
-        let go_on = collector.entry(&name, kind, size, |limit| {
+        let go_on = collector.entry(&name, kind, 0, |limit| {
             let mut content = Vec::new();
             (&mut file).take(limit).read_to_end(&mut content)?;
             Ok(content)
@@ -420,6 +509,36 @@ fn read_zip(bytes: &[u8], collector: &mut Collector) -> Result<(), ArchiveError>
         }
     }
     Ok(())
+}
+
+/// Refuses a zip in which two entries' [local header, end of data) spans overlap: many
+/// directory entries pointing at one compressed block inflate it again and again (a
+/// non-recursive zip bomb), and no zip tool writes such a file.
+fn refuse_overlaps<R: Read + Seek>(archive: &mut zip::ZipArchive<R>) -> Result<(), ArchiveError> {
+    let mut spans = Vec::with_capacity(archive.len());
+    for index in 0..archive.len() {
+        // An entry whose local header cannot be read is reported when it is read.
+        let Ok(file) = archive.by_index_raw(index) else {
+            continue;
+        };
+        let Some(data_start) = file.data_start() else {
+            continue;
+        };
+        spans.push((
+            file.header_start(),
+            data_start.saturating_add(file.compressed_size()),
+        ));
+    }
+    if overlapping(&mut spans) {
+        return Err(ArchiveError::OverlappingEntries);
+    }
+    Ok(())
+}
+
+/// Whether any two of the half-open `(start, end)` spans share a byte.
+fn overlapping(spans: &mut [(u64, u64)]) -> bool {
+    spans.sort_unstable();
+    spans.windows(2).any(|pair| pair[1].0 < pair[0].1)
 }
 
 #[cfg(test)]
@@ -457,6 +576,131 @@ mod tests {
         assert_eq!(
             extract(&[0x1f, 0x8b, 0, 0]).unwrap_err(),
             ArchiveError::Corrupt
+        );
+    }
+
+    fn file(collector: &mut Collector, path: &str, content: &[u8]) -> bool {
+        collector.entry(path.as_bytes(), Kind::File, 0, |limit| {
+            Ok(content[..content.len().min(limit as usize)].to_vec())
+        })
+    }
+
+    #[test]
+    fn reported_names_are_safe_and_short() {
+        assert_eq!(
+            reported_name(b"bad\0name\x07.txt"),
+            "bad\u{FFFD}name\u{FFFD}.txt"
+        );
+        assert_eq!(reported_name(b"caf\xff"), "caf\u{FFFD}");
+        let accented = "é".repeat(400);
+        let cut = reported_name(accented.as_bytes());
+        assert_eq!(cut.len(), MAX_REPORTED_NAME_BYTES);
+        assert!(accented.starts_with(&cut));
+        // A character across the limit is dropped whole.
+        let straddling = format!("{}€tail", "a".repeat(299));
+        assert_eq!(reported_name(straddling.as_bytes()), "a".repeat(299));
+    }
+
+    #[test]
+    fn overlapping_spans_are_found() {
+        assert!(!overlapping(&mut [(30, 31), (0, 10), (10, 20)]));
+        assert!(overlapping(&mut [(20, 40), (0, 10), (5, 6)]));
+        assert!(overlapping(&mut [(0, 10), (0, 10)]));
+        assert!(!overlapping(&mut []));
+    }
+
+    #[test]
+    fn inflated_bytes_count_whatever_an_entry_declares() {
+        let mut collector = Collector::default();
+        let big = vec![b'a'; 2 * MAX_FILE_BYTES as usize];
+        let mut requested = 0;
+        let read = (0..300)
+            .take_while(|i| {
+                collector.entry(format!("b{i}").as_bytes(), Kind::File, 0, |limit| {
+                    assert!(limit <= MAX_FILE_BYTES + 1);
+                    requested += limit;
+                    Ok(big[..limit as usize].to_vec())
+                })
+            })
+            .count();
+        assert_eq!(read, 199, "the 200th entry crosses 200 MiB");
+        assert!(requested <= MAX_UNPACKED_BYTES + 1, "{requested}");
+        let extracted = collector.finish();
+        assert!(extracted.files.is_empty());
+        assert_eq!(extracted.skipped.len(), 200);
+        assert_eq!(extracted.skipped[199].reason, TOO_MANY_UNPACKED);
+    }
+
+    #[test]
+    fn a_nul_anywhere_makes_a_file_binary() {
+        let mut collector = Collector::default();
+        let mut late = vec![b'a'; 9 * 1024];
+        late.push(0);
+        file(&mut collector, "top/late.txt", &late);
+        file(&mut collector, "top/ok.txt", b"fine\n");
+        file(&mut collector, "top/bad\0name.txt", b"x");
+        file(&mut collector, "top/../../etc/passwd", b"x");
+        let extracted = collector.finish();
+        let paths: Vec<&str> = extracted.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["ok.txt"], "the shared top directory is stripped");
+        let skipped: Vec<(&str, &str)> = extracted
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                ("late.txt", "binary file"),
+                ("bad\u{FFFD}name.txt", "path has control characters"),
+                ("../../etc/passwd", "path escapes the archive (..)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_skipped_list_is_bounded() {
+        let mut collector = Collector::default();
+        let long = format!("/{}", "n".repeat(1024 * 1024));
+        for _ in 0..1_500 {
+            file(&mut collector, &long, b"x");
+        }
+        let skipped = collector.finish().skipped;
+        assert_eq!(skipped.len(), MAX_SKIPPED_LISTED + 1);
+        assert!(skipped[..MAX_SKIPPED_LISTED]
+            .iter()
+            .all(|s| s.path.len() == MAX_REPORTED_NAME_BYTES && s.reason == "path is too long"));
+        assert_eq!(
+            skipped[MAX_SKIPPED_LISTED].reason,
+            "500 more entries skipped"
+        );
+    }
+
+    #[test]
+    fn zips_with_shared_data_are_refused() {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        writer
+            .start_file("a.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut writer, b"hello\n").unwrap();
+        let single = writer.finish().unwrap().into_inner();
+        assert_eq!(extract(&single).unwrap().files.len(), 1);
+        // The same local entry listed twice in the central directory.
+        let eocd = single.len() - 22;
+        let cd_offset = u32::from_le_bytes(single[eocd + 16..eocd + 20].try_into().unwrap());
+        let central = single[cd_offset as usize..eocd].to_vec();
+        let mut twice = single[..eocd].to_vec();
+        let mut second = central.clone();
+        second[46] = b'b';
+        twice.extend_from_slice(&second);
+        let mut end = single[eocd..].to_vec();
+        end[8..10].copy_from_slice(&2u16.to_le_bytes());
+        end[10..12].copy_from_slice(&2u16.to_le_bytes());
+        end[12..16].copy_from_slice(&(2 * central.len() as u32).to_le_bytes());
+        twice.extend_from_slice(&end);
+        assert_eq!(
+            extract(&twice).unwrap_err(),
+            ArchiveError::OverlappingEntries
         );
     }
 }

@@ -3,7 +3,8 @@
 //! A re-index writes a new generation in short transactions (a long one would hold
 //! SQLite's write lock for seconds), then makes it live with one `UPDATE` of the project,
 //! then deletes the older generations. Readers always name one generation, so they see
-//! the old set or the new one, never a mix.
+//! the old set or the new one, never a mix; a generation that fails on the way is
+//! deleted, so a failed index leaves nothing behind.
 
 use std::sync::LazyLock;
 
@@ -11,17 +12,26 @@ use regex::Regex;
 use sqlx::types::Json;
 
 use super::{
-    archive::{Extracted, Skipped},
+    archive::{Extracted, Skipped, SourceFile},
     SyncStatus,
 };
-use crate::{db::now, db::Db, error::Result, with_pool};
+use crate::{
+    db::now,
+    db::Db,
+    error::{Error, Result},
+    with_pool,
+};
 
 /// Rows per multi-row INSERT: 4 parameters each stays far below both backends' limits.
 const LINES_PER_INSERT: usize = 400;
-/// Files per write transaction.
-const FILES_PER_TRANSACTION: usize = 100;
-/// Files per DELETE when dropping an old generation.
-const FILES_PER_DELETE: i64 = 200;
+/// A write transaction ends once it wrote this much text or this many lines: on SQLite
+/// every other writer waits for it, so it must stay well under a second.
+const TRANSACTION_BYTES: usize = 1024 * 1024;
+const TRANSACTION_LINES: usize = 4_000;
+/// Rows per DELETE when dropping a generation: its lines first (each also leaves the
+/// search index), then its files, which then cascade to nothing.
+const LINES_PER_DELETE: i64 = 4_000;
+const FILES_PER_DELETE: i64 = 50;
 
 static DEFINITION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -51,23 +61,32 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
     let Some(generation) = next_generation(db, project_id).await? else {
         return Ok(None);
     };
-    let written = write_generation(db, project_id, generation, &extracted).await;
-    if let Err(err) = written {
-        drop_generations(db, project_id, "generation = $2", generation).await?;
-        return Err(err);
-    }
+    let Extracted {
+        files,
+        skipped,
+        commit,
+    } = extracted;
     let outcome = Outcome {
-        commit: extracted.commit,
-        files: extracted.files.len() as i64,
-        skipped: extracted.skipped,
+        commit,
+        files: files.len() as i64,
+        skipped,
     };
-    let live = make_live(db, project_id, generation, &outcome).await?;
-    if live {
-        drop_generations(db, project_id, "generation < $2", generation).await?;
-    } else {
-        drop_generations(db, project_id, "generation = $2", generation).await?;
+    let live = async {
+        write_generation(db, project_id, generation, &files).await?;
+        make_live(db, project_id, generation, &outcome).await
     }
-    Ok(Some(outcome))
+    .await;
+    let (stale, result) = match live {
+        Ok(true) => ("generation < $2", Ok(Some(outcome))),
+        Ok(false) => ("generation = $2", Ok(Some(outcome))),
+        Err(err) => ("generation = $2", Err(err)),
+    };
+    // Left behind, stale rows are only dead weight (no reader names their generation),
+    // and the next index deletes every generation older than its own.
+    if let Err(err) = drop_generations(db, project_id, stale, generation).await {
+        tracing::warn!(project_id, error = %err, "could not delete a stale index generation");
+    }
+    result
 }
 
 async fn next_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
@@ -80,40 +99,105 @@ async fn next_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
     Ok(row.map(|(generation,)| generation))
 }
 
+/// What one write transaction holds: file rows, and runs of a file's lines that follow
+/// its row (in this transaction or an earlier one).
+#[derive(Default)]
+struct Batch<'a> {
+    writes: Vec<Write<'a>>,
+    bytes: usize,
+    lines: usize,
+}
+
+enum Write<'a> {
+    File(&'a SourceFile),
+    Lines(Vec<(i64, bool, &'a str)>),
+}
+
+impl<'a> Batch<'a> {
+    fn push(&mut self, write: Write<'a>) {
+        match &write {
+            Write::File(file) => self.bytes += file.content.len(),
+            Write::Lines(rows) => {
+                self.bytes += rows.iter().map(|(_, _, text)| text.len()).sum::<usize>();
+                self.lines += rows.len();
+            }
+        }
+        self.writes.push(write);
+    }
+
+    fn full(&self) -> bool {
+        self.bytes >= TRANSACTION_BYTES || self.lines >= TRANSACTION_LINES
+    }
+}
+
 async fn write_generation(
     db: &Db,
     project_id: i64,
     generation: i64,
-    extracted: &Extracted,
+    files: &[SourceFile],
 ) -> Result<()> {
-    for files in extracted.files.chunks(FILES_PER_TRANSACTION) {
-        crate::in_transaction!(db, |tx| {
-            for file in files {
-                let lines: Vec<(i64, bool, &str)> = file
-                    .content
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, text)| !text.trim().is_empty())
-                    .map(|(i, text)| (i as i64 + 1, defined_name(text).is_some(), text))
-                    .collect();
-                let (file_id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                )
-                .bind(project_id)
-                .bind(generation)
-                .bind(&file.path)
-                .bind(&file.content)
-                .bind(file.content.len() as i64)
-                .bind(file.content.lines().count() as i64)
-                .fetch_one(&mut *tx)
-                .await?;
-                for rows in lines.chunks(LINES_PER_INSERT) {
+    let mut batch = Batch::default();
+    let mut file_id = None;
+    for file in files {
+        batch.push(Write::File(file));
+        let mut rows = file
+            .content
+            .lines()
+            .enumerate()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .map(|(i, text)| (i as i64 + 1, defined_name(text).is_some(), text));
+        loop {
+            if batch.full() {
+                let full = std::mem::take(&mut batch);
+                file_id = write_batch(db, project_id, generation, full, file_id).await?;
+            }
+            let run: Vec<_> = rows.by_ref().take(LINES_PER_INSERT).collect();
+            if run.is_empty() {
+                break;
+            }
+            batch.push(Write::Lines(run));
+        }
+    }
+    if !batch.writes.is_empty() {
+        write_batch(db, project_id, generation, batch, file_id).await?;
+    }
+    Ok(())
+}
+
+/// Writes `batch` in one transaction. `file_id` is the file the batch's first lines
+/// belong to when its row was written before; returns the last file written.
+async fn write_batch(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    batch: Batch<'_>,
+    mut file_id: Option<i64>,
+) -> Result<Option<i64>> {
+    crate::in_transaction!(db, |tx| {
+        for write in &batch.writes {
+            match write {
+                Write::File(file) => {
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    )
+                    .bind(project_id)
+                    .bind(generation)
+                    .bind(&file.path)
+                    .bind(&file.content)
+                    .bind(file.content.len() as i64)
+                    .bind(file.content.lines().count() as i64)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    file_id = Some(id);
+                }
+                Write::Lines(rows) => {
+                    let id = file_id.ok_or_else(|| Error::internal("lines before their file"))?;
                     let sql = lines_insert(rows.len());
                     let mut query = sqlx::query(&sql);
                     for (line, definition, text) in rows {
                         query = query
-                            .bind(file_id)
+                            .bind(id)
                             .bind(*line)
                             .bind(i64::from(*definition))
                             .bind(*text);
@@ -121,9 +205,9 @@ async fn write_generation(
                     query.execute(&mut *tx).await?;
                 }
             }
-        })?;
-    }
-    Ok(())
+        }
+        file_id
+    })
 }
 
 fn lines_insert(rows: usize) -> String {
@@ -158,30 +242,35 @@ async fn make_live(db: &Db, project_id: i64, generation: i64, outcome: &Outcome)
     Ok(affected == 1)
 }
 
-/// Deletes the files (and, by cascade, the lines) of the generations `condition` names,
-/// a batch per statement so no transaction grows large.
+/// Deletes the generations `condition` names: their lines, then their files, a batch per
+/// statement so that no write holds SQLite's lock for long.
 async fn drop_generations(
     db: &Db,
     project_id: i64,
     condition: &str,
     generation: i64,
 ) -> Result<()> {
-    let sql = format!(
-        "DELETE FROM project_files WHERE id IN (SELECT id FROM project_files \
-         WHERE project_id = $1 AND {condition} LIMIT $3)"
+    let files = format!("SELECT id FROM project_files WHERE project_id = $1 AND {condition}");
+    let lines = format!(
+        "DELETE FROM project_lines WHERE id IN (SELECT id FROM project_lines \
+         WHERE file_id IN ({files}) LIMIT $3)"
     );
-    loop {
-        let affected = with_pool!(db, |pool| sqlx::query(&sql)
-            .bind(project_id)
-            .bind(generation)
-            .bind(FILES_PER_DELETE)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if affected == 0 {
-            return Ok(());
+    let files = format!("DELETE FROM project_files WHERE id IN ({files} LIMIT $3)");
+    for (sql, batch) in [(lines, LINES_PER_DELETE), (files, FILES_PER_DELETE)] {
+        loop {
+            let affected = with_pool!(db, |pool| sqlx::query(&sql)
+                .bind(project_id)
+                .bind(generation)
+                .bind(batch)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if affected == 0 {
+                break;
+            }
         }
     }
+    Ok(())
 }
 
 /// Records a status change that carries no new files (queued, running, failed).

@@ -2,13 +2,14 @@
 //! upload code, list and read what is indexed, search it. Owner only.
 
 use axum::{
-    body::to_bytes,
+    body::{to_bytes, Bytes},
     extract::{Request, State},
     response::IntoResponse,
     routing::{get, post},
     Router,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{
@@ -24,7 +25,7 @@ use crate::{
         responses::{Authenticated, ServerErrors},
         Error, ErrorBody, Result,
     },
-    extract::{Id, Query},
+    extract::{over_length_limit, Id, Query},
     pagination::{Page, PageParams},
     projects::{self, Project},
     state::AppState,
@@ -89,7 +90,10 @@ pub struct Archive(Vec<u8>);
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
         (status = 413, description = "Archive larger than UPLOAD_LIMIT_BYTES", body = ErrorBody),
         (status = 415, description = "Neither a .tar.gz nor a .zip archive", body = ErrorBody),
-        (status = 422, description = "The archive is corrupt", body = ErrorBody),
+        (status = 422, description = "The archive is corrupt, or a zip whose entries overlap", body = ErrorBody),
+        (status = 429, description = "`INDEX_CONCURRENCY` archives are being indexed on this server; retry later",
+            body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -98,12 +102,19 @@ pub async fn upload(
     request: Request,
 ) -> Result<impl IntoResponse> {
     owned(&state, user.id, id).await?;
+    // Taken before the body is buffered, so that at most INDEX_CONCURRENCY archives are
+    // held, inflated and indexed at once; a slow body is bounded by BODY_TIMEOUT_SECONDS.
+    let permit = state
+        .index_permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::RateLimited {
+            retry_after_secs: INDEXING_BUSY_RETRY_SECS,
+        })?;
     let body = to_bytes(request.into_body(), state.config.upload_limit_bytes)
         .await
         .map_err(|err| {
-            let too_large = std::error::Error::source(&err)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
+            if over_length_limit(&err) {
                 Error::PayloadTooLarge
             } else {
                 Error::BadRequest("Could not read the request body".into())
@@ -114,6 +125,23 @@ pub async fn upload(
             "Expected a .tar.gz or .zip archive",
         ));
     }
+    // Its own task: a client that goes away must not stop an index half-written.
+    tokio::spawn(index_upload(state.clone(), id, body, permit))
+        .await
+        .map_err(Error::internal)??;
+    let project = owned(&state, user.id, id).await?;
+    Ok(ok(project.sync, "Files indexed"))
+}
+
+/// Seconds a client is told to wait when every indexing permit is taken.
+const INDEXING_BUSY_RETRY_SECS: u64 = 5;
+
+async fn index_upload(
+    state: AppState,
+    id: i64,
+    body: Bytes,
+    _permit: OwnedSemaphorePermit,
+) -> Result<()> {
     let extracted = tokio::task::spawn_blocking(move || archive::extract(&body))
         .await
         .map_err(Error::internal)?
@@ -121,19 +149,19 @@ pub async fn upload(
             ArchiveError::UnknownFormat => {
                 Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
             }
-            ArchiveError::Corrupt => Error::invalid("body", err.to_string()),
+            ArchiveError::Corrupt | ArchiveError::OverlappingEntries => {
+                Error::invalid("body", err.to_string())
+            }
         })?;
     index::mark(&state.db, id, SyncStatus::Running, None).await?;
     match index::replace(&state.db, id, extracted).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(Error::NotFound("Project")),
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Error::NotFound("Project")),
         Err(err) => {
             index::mark(&state.db, id, SyncStatus::Failed, Some("indexing failed")).await?;
-            return Err(err);
+            Err(err)
         }
     }
-    let project = owned(&state, user.id, id).await?;
-    Ok(ok(project.sync, "Files indexed"))
 }
 
 /// PostgreSQL cannot compare text holding NUL: refused alike on both databases.

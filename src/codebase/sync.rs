@@ -27,7 +27,8 @@ use crate::{
 };
 
 pub const SYNC_JOB: &str = "codebase.sync";
-/// Syncs run at once in one instance: each holds a tarball in memory.
+/// Syncs run at once in one instance: each holds a tarball in memory while it downloads
+/// (extracting and indexing it also waits for one of the `INDEX_CONCURRENCY` permits).
 pub const SYNC_CONCURRENCY: usize = 2;
 const REF_MAX_CHARS: usize = 255;
 
@@ -254,6 +255,10 @@ async fn run(state: &AppState, job: Job) -> Outcome {
     let tarball = match download(state, &repository, &git_ref, credential).await {
         Ok(bytes) => bytes,
         Err(outcome) => return outcome,
+    };
+    // Waits its turn: at most INDEX_CONCURRENCY extractions and indexings run at once.
+    let Ok(_permit) = state.index_permits.clone().acquire_owned().await else {
+        return Outcome::retry("indexing is unavailable");
     };
     let extracted = match tokio::task::spawn_blocking(move || archive::extract(&tarball)).await {
         Ok(Ok(extracted)) => extracted,

@@ -174,11 +174,11 @@ db_test!(async fn tarballs_are_extracted_safely_and_indexed(backend) {
     assert_eq!(some.data()["total"], 1);
 });
 
-db_test!(async fn zip_uploads_and_bombs(backend) {
+db_test!(async fn zip_uploads_and_tar_bombs(backend) {
     let app = spawn(backend).await;
     let (token, _) = app.user().await;
     let id = project(&app, &token).await;
-    // One 2 MiB entry, copied 150 times without recompressing: 300 MiB declared.
+    // One 2 MiB entry, copied 5 times without recompressing.
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     writer.start_file("shop/src/main.py", options).unwrap();
@@ -188,19 +188,15 @@ db_test!(async fn zip_uploads_and_bombs(backend) {
     let mut archive = writer.finish_into_readable().unwrap();
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     writer.raw_copy_file(archive.by_index(0).unwrap()).unwrap();
-    for i in 0..150 {
+    for i in 0..5 {
         writer.raw_copy_file_rename(archive.by_index(1).unwrap(), format!("shop/blob/{i}.txt")).unwrap();
     }
-    let bomb = writer.finish().unwrap().into_inner();
-    assert!(bomb.len() < 2 * 1024 * 1024, "a small archive: {}", bomb.len());
-    let reply = upload(&app, &token, id, bomb).await.expect(200);
+    let zip = writer.finish().unwrap().into_inner();
+    let reply = upload(&app, &token, id, zip).await.expect(200);
     let sync = reply.data();
     assert_eq!(sync["files"], 1, "{sync}");
     assert_eq!(skipped_reason(sync, "blob/0.txt"), "larger than 1 MiB");
-    let stopped: Vec<&Value> = sync["skipped"].as_array().unwrap().iter()
-        .filter(|s| s["reason"].as_str().unwrap().contains("200 MiB")).collect();
-    assert_eq!(stopped.len(), 1, "reading stops at the unpacked limit: {sync}");
-    assert!(sync["skipped"].as_array().unwrap().len() < 110, "the rest was not read");
+    assert_eq!(sync["skipped"].as_array().unwrap().len(), 5, "{sync}");
     let files = app.get(&format!("/api/v1/projects/{id}/files"), &token).await.expect(200);
     assert_eq!(files.data()["items"][0]["path"], "src/main.py");
     // Other routes keep the general body limit below the upload limit.
@@ -364,4 +360,224 @@ db_test!(async fn nul_characters_in_file_queries_are_refused(backend) {
     ] {
         assert_eq!(app.get(&path, &token).await.expect(422).error_fields(), [field], "{path}");
     }
+});
+
+/// A zip of `entries` (name, content), deflated.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in entries {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// `zip` with every entry's uncompressed size rewritten to 0, in its local header and in
+/// the central directory (as a bomb declares).
+fn declaring_zero(mut zip: Vec<u8>) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.clone())).unwrap();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).unwrap();
+        let (local, central) = (
+            entry.header_start() as usize,
+            entry.central_header_start() as usize,
+        );
+        zip[local + 22..local + 26].fill(0);
+        zip[central + 24..central + 28].fill(0);
+    }
+    zip
+}
+
+/// A zip whose central directory lists `copies` entries, all pointing at the one local
+/// entry of `zip_of([(name, content)])`: each reads the same compressed block.
+fn overlapping_zip(content: &[u8], copies: usize) -> Vec<u8> {
+    let single = zip_of(&[("f00000.txt", content)]);
+    let eocd = single.len() - 22;
+    let u32_at = |at: usize| u32::from_le_bytes(single[at..at + 4].try_into().unwrap()) as usize;
+    let u16_at = |at: usize| u16::from_le_bytes(single[at..at + 2].try_into().unwrap()) as usize;
+    let (cd_size, cd_offset) = (u32_at(eocd + 12), u32_at(eocd + 16));
+    let central = &single[cd_offset..cd_offset + cd_size];
+    let name_len = u16::from_le_bytes(central[28..30].try_into().unwrap()) as usize;
+    assert_eq!((name_len, u16_at(eocd + 20)), (10, 0));
+    let mut out = single[..cd_offset].to_vec();
+    for i in 0..copies {
+        let mut record = central.to_vec();
+        record[46..56].copy_from_slice(format!("f{i:05}.txt").as_bytes());
+        out.extend_from_slice(&record);
+    }
+    let mut end = single[eocd..].to_vec();
+    end[8..10].copy_from_slice(&(copies as u16).to_le_bytes());
+    end[10..12].copy_from_slice(&(copies as u16).to_le_bytes());
+    end[12..16].copy_from_slice(&((cd_size * copies) as u32).to_le_bytes());
+    out.extend_from_slice(&end);
+    out
+}
+
+async fn project_file_rows(app: &TestApp) -> i64 {
+    let (rows,): (i64,) = codesherpa::with_pool!(&app.db, |pool| sqlx::query_as(
+        "SELECT COUNT(*) FROM project_files"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    rows
+}
+
+db_test!(async fn the_unpacked_limit_counts_inflated_bytes_not_declared_sizes(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    // 210 entries of 2 MiB each, every one declaring 0 bytes: each is read up to its
+    // 1 MiB limit, and those bytes count, so reading stops near the 200th.
+    let blob = vec![b'a'; 2 * 1024 * 1024];
+    let names: Vec<String> = (0..210).map(|i| format!("shop/blob/{i:03}.txt")).collect();
+    let mut entries: Vec<(&str, &[u8])> = vec![("shop/src/main.py", b"def main():\n    print('hi')\n")];
+    entries.extend(names.iter().map(|name| (name.as_str(), blob.as_slice())));
+    let bomb = declaring_zero(zip_of(&entries));
+    assert!(bomb.len() < 2 * 1024 * 1024, "a small archive: {}", bomb.len());
+    let reply = upload(&app, &token, id, bomb).await.expect(200);
+    let sync = reply.data();
+    assert_eq!(sync["files"], 1, "{sync}");
+    assert_eq!(skipped_reason(sync, "blob/000.txt"), "larger than 1 MiB");
+    let skipped = sync["skipped"].as_array().unwrap();
+    let stopped: Vec<&Value> = skipped.iter().filter(|s| s["reason"].as_str().unwrap().contains("200 MiB")).collect();
+    assert_eq!(stopped.len(), 1, "reading stops at the unpacked limit: {sync}");
+    assert!(skipped.len() <= 201, "the rest was not read: {} listed", skipped.len());
+});
+
+db_test!(async fn zips_whose_entries_overlap_are_refused(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    // 1,000 central-directory entries sharing one compressed block.
+    let bomb = overlapping_zip(&vec![b'a'; 2 * 1024 * 1024], 1_000);
+    assert!(bomb.len() < 200 * 1024, "a small archive: {}", bomb.len());
+    let reply = upload(&app, &token, id, bomb).await.expect(422);
+    assert_eq!(reply.error_fields(), ["body"]);
+    assert!(reply.body["errors"][0]["message"].as_str().unwrap().contains("overlap"), "{}", reply.body);
+    let after = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200);
+    assert_eq!(after.data()["sync"]["status"], "never", "nothing indexed");
+    assert_eq!(project_file_rows(&app).await, 0);
+    // Two entries are enough to be refused.
+    let small = overlapping_zip(b"fn main() {}\n", 2);
+    assert_eq!(upload(&app, &token, id, small).await.expect(422).error_fields(), ["body"]);
+});
+
+db_test!(async fn reported_names_are_cut_short(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    // Names too long to be paths (refused as written) and a long valid path of a binary.
+    let long: Vec<String> = (0..20).map(|i| format!("{i:02}{}", "n".repeat(60_000))).collect();
+    let accented = format!("{}.bin", "é".repeat(500));
+    let mut entries: Vec<(&str, &[u8])> = long.iter().map(|name| (name.as_str(), b"x".as_slice())).collect();
+    entries.push((accented.as_str(), b"\0\x01"));
+    entries.push(("ok.rs", b"fn ok() {}\n"));
+    let reply = upload(&app, &token, id, zip_of(&entries)).await.expect(200);
+    let skipped = reply.data()["skipped"].as_array().unwrap().clone();
+    assert_eq!(skipped.len(), 21, "{skipped:?}");
+    for entry in &skipped {
+        let path = entry["path"].as_str().unwrap();
+        assert!(path.len() <= 300, "{} bytes", path.len());
+    }
+    let binary = skipped.iter().find(|s| s["reason"] == "binary file").unwrap()["path"].as_str().unwrap();
+    assert!(accented.starts_with(binary) && binary.len() >= 298, "cut on a character boundary: {binary}");
+    assert_eq!(skipped.iter().filter(|s| s["reason"] == "path is too long").count(), 20);
+    let shown = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200);
+    let size = shown.body.to_string().len();
+    assert!(size < 16 * 1024, "the project stays small: {size} bytes");
+});
+
+db_test!(async fn nul_bytes_never_reach_the_database(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let mut late = "let x = 1;\n".repeat(1_000).into_bytes();
+    assert!(late.len() > 8 * 1024);
+    late.extend_from_slice(b"\0 trailing\n");
+    let body = zip_of(&[("bad\0name.txt", b"hello\n"), ("late.rs", &late), ("ok.rs", b"fn ok() {}\n"), ("bell\x07.txt", b"ding\n")]);
+    // Twice: a re-index leaves no other generation behind either.
+    for _ in 0..2 {
+        let reply = upload(&app, &token, id, body.clone()).await.expect(200);
+        let sync = reply.data();
+        assert_eq!(sync["files"], 1, "{sync}");
+        assert_eq!(skipped_reason(sync, "late.rs"), "binary file");
+        assert_eq!(skipped_reason(sync, "bad\u{FFFD}name.txt"), "path has control characters");
+        assert_eq!(skipped_reason(sync, "bell\u{FFFD}.txt"), "path has control characters");
+        assert!(!sync.to_string().contains("\\u0000"), "{sync}");
+        assert_eq!(project_file_rows(&app).await, 1, "only the live generation's files");
+    }
+    let files = app.get(&format!("/api/v1/projects/{id}/files"), &token).await.expect(200);
+    assert_eq!(files.data()["items"][0]["path"], "ok.rs");
+});
+
+/// A request body sent chunked, as `chunks` arrive on the returned sender.
+fn streamed_body() -> (tokio::sync::mpsc::Sender<Vec<u8>>, reqwest::Body) {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    });
+    (sender, reqwest::Body::wrap_stream(stream))
+}
+
+db_test!(async fn uploads_beyond_index_concurrency_are_told_to_retry(backend) {
+    let app = spawn_with(backend, |config| config.index_concurrency = 1).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let archive = github_tarball(&[("src/cart.rs", CART)]);
+    // The first upload holds the only permit while its body is still arriving. A probe
+    // may take the permit before the first upload asks for it: that one is then refused
+    // and sent again, until a probe is refused instead (only the first can hold it then).
+    let mut probes = 0;
+    let (sender, first, refused) = 'held: loop {
+        let (sender, body) = streamed_body();
+        let request = app.client.put(app.url(&format!("/api/v1/projects/{id}/files"))).bearer_auth(&token).body(body);
+        let first = tokio::spawn(async move { request.send().await.unwrap().status() });
+        let _ = sender.send(archive[..10].to_vec()).await;
+        while !first.is_finished() {
+            probes += 1;
+            assert!(probes < 500, "the first upload never held the permit");
+            let probe = upload(&app, &token, id, archive.clone()).await;
+            if probe.status == 429 {
+                break 'held (sender, first, probe);
+            }
+            probe.expect(200);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(first.await.unwrap(), 429, "refused while a probe was indexing");
+    };
+    let refused = refused.expect(429);
+    assert_eq!(refused.code(), "rate_limited");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    sender.send(archive[10..].to_vec()).await.unwrap();
+    drop(sender);
+    assert_eq!(first.await.unwrap(), 200);
+    upload(&app, &token, id, archive).await.expect(200);
+});
+
+db_test!(async fn chunked_uploads_over_the_limit_are_too_large(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let (sender, body) = streamed_body();
+    let request = app.client.put(app.url(&format!("/api/v1/projects/{id}/files"))).bearer_auth(&token).body(body);
+    let feed = tokio::spawn(async move {
+        let mut chunk = vec![0x1f, 0x8b];
+        chunk.resize(1024 * 1024, b'z');
+        for _ in 0..60 {
+            if sender.send(chunk.clone()).await.is_err() {
+                return;
+            }
+            chunk[..2].fill(b'z');
+        }
+    });
+    let reply = app.send(request).await.expect(413);
+    assert_eq!(reply.code(), "payload_too_large");
+    feed.abort();
 });
