@@ -116,9 +116,12 @@ db_test!(async fn connecting_github_is_proven_by_a_single_use_state(backend) {
     assert_eq!(project.data()["repo_access"]["status"], "verified", "{}", project.body);
     assert_eq!(project.data()["repo_access"]["login"], "octocat");
     let id = project.data()["id"].as_i64().unwrap();
+    assert!(accounts.accepts("octocat"));
     app.delete("/api/v1/user/github", &token).await.expect(200);
     app.get("/api/v1/user/github", &token).await.expect(404);
     assert!(identities(&app).await.is_empty());
+    assert!(!accounts.accepts("octocat"), "the grant was revoked on GitHub too");
+    app.delete("/api/v1/user/github", &token).await.expect(200);
     let after = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200);
     assert_eq!(after.data()["repo_access"]["status"], "unverified", "{}", after.body);
     let listed = app.get("/api/v1/projects", &token).await.expect(200);

@@ -121,6 +121,35 @@ impl Respond for Repository {
     }
 }
 
+/// `DELETE /applications/{client_id}/grant`: basic authentication with the client
+/// credentials, the user's token in the body; the grant and its tokens are gone.
+struct RevokeGrant(GithubAccounts);
+impl Respond for RevokeGrant {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        use base64::Engine;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+        );
+        let authorized = request
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v.to_str().unwrap_or_default() == expected);
+        if !authorized {
+            return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let token = body["access_token"].as_str().unwrap_or_default();
+        match self.0 .0.lock().unwrap().tokens.remove(token) {
+            Some(_) => ResponseTemplate::new(204),
+            None => {
+                ResponseTemplate::new(422).set_body_json(json!({"message": "Validation Failed"}))
+            }
+        }
+    }
+}
+
 /// GitHub's permissions object for one role.
 pub fn role(name: &str) -> Value {
     let level = ["pull", "triage", "push", "maintain", "admin"]
@@ -147,6 +176,11 @@ impl GithubAccounts {
         Mock::given(method("POST"))
             .and(path("/login/oauth/access_token"))
             .respond_with(Exchange(accounts.clone()))
+            .mount(server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path(format!("/applications/{CLIENT_ID}/grant")))
+            .respond_with(RevokeGrant(accounts.clone()))
             .mount(server)
             .await;
         Mock::given(method("GET"))
@@ -192,6 +226,15 @@ impl GithubAccounts {
             .unwrap()
             .tokens
             .remove(&format!("gho_{login}"));
+    }
+
+    /// Whether GitHub still accepts the user's token.
+    pub fn accepts(&self, login: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .tokens
+            .contains_key(&format!("gho_{login}"))
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::{config::GithubConfig, jobs::Outcome};
 
-const API_VERSION: &str = "2022-11-28";
+pub const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
 pub const JSON: &str = "application/vnd.github+json";
 /// An installation token is renewed this long before GitHub says it expires.

@@ -241,6 +241,46 @@ fn github_failure(err: GithubError) -> Error {
     }
 }
 
+/// Asks GitHub to revoke the app's grant for the user (`DELETE /applications/{client_id}/
+/// grant`, basic authentication with the client credentials), so the token forgotten here
+/// stops working there too. Best effort: GitHub being away does not keep a user connected.
+async fn revoke_grant(state: &AppState, user_id: i64) -> Result<()> {
+    let (Some(oauth), Some(connected)) = (
+        &state.config.github.oauth,
+        identity::connected(&state.db, user_id).await?,
+    ) else {
+        return Ok(());
+    };
+    let Some(token) = state.github_tokens.open(user_id, &connected.token) else {
+        return Ok(());
+    };
+    let url = format!(
+        "{}/applications/{}/grant",
+        state.config.github.api_url, oauth.client_id
+    );
+    let request = state
+        .github
+        .http()
+        .delete(url)
+        .header(header::ACCEPT, super::client::JSON)
+        .header("X-GitHub-Api-Version", super::client::API_VERSION)
+        .basic_auth(&oauth.client_id, Some(&oauth.client_secret))
+        .json(&serde_json::json!({ "access_token": token }))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    match request {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            tracing::warn!(status = %response.status(), user_id, "GitHub did not revoke a grant")
+        }
+        Err(err) => {
+            tracing::warn!(error = %err.without_url(), user_id, "GitHub's grant revocation is unreachable")
+        }
+    }
+    Ok(())
+}
+
 async fn recheck_all(state: &AppState, user_id: i64) {
     let projects = match projects::on_github(&state.db, user_id).await {
         Ok(projects) => projects,
@@ -278,6 +318,7 @@ pub async fn disconnect(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Response> {
+    revoke_grant(&state, user.id).await?;
     // Verifications first: a crash in between leaves an identity without verified projects,
     // never verified projects resting on a forgotten identity.
     projects::unverify_all(
