@@ -27,7 +27,7 @@ use crate::{
     },
     extract::{over_length_limit, Id, Query},
     pagination::{Page, PageParams},
-    projects::{self, Project},
+    projects,
     state::AppState,
     validate::{Violations, NUL_REFUSED},
 };
@@ -60,12 +60,6 @@ pub struct CodebaseApi;
 const SEARCH_DEFAULT_LIMIT: i64 = 20;
 const QUERY_MAX_CHARS: usize = 200;
 const PATH_MAX_CHARS: usize = 1_024;
-
-async fn owned(state: &AppState, user_id: i64, id: i64) -> Result<Project> {
-    projects::store::get(&state.db, user_id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))
-}
 
 /// A `.tar.gz` or `.zip` archive of the code; the format is read from its first bytes.
 #[derive(ToSchema)]
@@ -101,7 +95,7 @@ pub async fn upload(
     Id(id): Id,
     request: Request,
 ) -> Result<impl IntoResponse> {
-    owned(&state, user.id, id).await?;
+    projects::store::owned(&state.db, user.id, id).await?;
     // Taken before the body is buffered, so that at most INDEX_CONCURRENCY archives are
     // held, inflated and indexed at once; a slow body is bounded by BODY_TIMEOUT_SECONDS.
     let permit = state
@@ -129,7 +123,7 @@ pub async fn upload(
     tokio::spawn(index_upload(state.clone(), id, body, permit))
         .await
         .map_err(Error::internal)??;
-    let project = owned(&state, user.id, id).await?;
+    let project = projects::store::owned(&state.db, user.id, id).await?;
     Ok(ok(project.sync, "Files indexed"))
 }
 
@@ -224,7 +218,7 @@ pub async fn list_files(
             format!("must be at most {PATH_MAX_CHARS} characters"),
         ));
     }
-    owned(&state, user.id, id).await?;
+    projects::store::owned(&state.db, user.id, id).await?;
     let (items, total) = files::list(&state.db, id, &prefix, page).await?;
     Ok(ok(Page::new(items, total, page), "Files retrieved"))
 }
@@ -268,7 +262,7 @@ pub async fn read_file(
             format!("must be 1 to {PATH_MAX_CHARS} characters"),
         ));
     }
-    owned(&state, user.id, id).await?;
+    projects::store::owned(&state.db, user.id, id).await?;
     let file = files::content(&state.db, id, &params.path)
         .await?
         .ok_or(Error::NotFound("File"))?;
@@ -323,7 +317,7 @@ pub async fn search_files(
         check.add("limit", "must be between 1 and 100");
     }
     check.finish()?;
-    owned(&state, user.id, id).await?;
+    projects::store::owned(&state.db, user.id, id).await?;
     let found = search::search(&state.db, id, &q, limit as usize).await?;
     Ok(ok(
         SearchResult {

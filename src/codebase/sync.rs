@@ -107,9 +107,7 @@ pub async fn start(
             "must be a branch, tag or commit: 1 to 255 letters, digits or . _ / + -, no `..`",
         ));
     }
-    let project = crate::projects::store::get(&state.db, user.id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))?;
+    let project = crate::projects::store::owned(&state.db, user.id, id).await?;
     let linked = project
         .repo_url
         .as_deref()
@@ -123,9 +121,7 @@ pub async fn start(
         ));
     }
     queue(&state, id, input.git_ref, None, None).await?;
-    let project = crate::projects::store::get(&state.db, user.id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))?;
+    let project = crate::projects::store::owned(&state.db, user.id, id).await?;
     Ok((StatusCode::ACCEPTED, ok(project.sync, "Sync queued")))
 }
 

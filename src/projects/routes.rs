@@ -4,10 +4,7 @@ use axum::{extract::State, response::IntoResponse, routing::get, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{
-    store::{self, ProjectFields},
-    Project,
-};
+use super::store::{self, ProjectFields};
 use crate::{
     auth::AuthUser,
     db::pages::{List, PageKey},
@@ -160,7 +157,10 @@ pub async fn read(
     AuthUser(user): AuthUser,
     Id(id): Id,
 ) -> Result<impl IntoResponse> {
-    Ok(ok(owned(&state, user.id, id).await?, "Project retrieved"))
+    Ok(ok(
+        store::owned(&state.db, user.id, id).await?,
+        "Project retrieved",
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
@@ -177,7 +177,7 @@ pub async fn update(
     Id(id): Id,
     Json(input): Json<UpdateProject>,
 ) -> Result<impl IntoResponse> {
-    let current = owned(&state, user.id, id).await?;
+    let current = store::owned(&state.db, user.id, id).await?;
     let fields = validated(
         &state,
         ProjectFields {
@@ -216,10 +216,4 @@ pub async fn remove(
         return Err(Error::NotFound("Project"));
     }
     Ok(ok(None::<()>, "Project deleted"))
-}
-
-async fn owned(state: &AppState, user_id: i64, id: i64) -> Result<Project> {
-    store::get(&state.db, user_id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))
 }

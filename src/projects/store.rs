@@ -73,6 +73,13 @@ fn fresh_access(fields: &ProjectFields) -> Option<&'static str> {
     fields.on_github.then_some(RepoAccess::UNVERIFIED)
 }
 
+/// The user's project, or 404: another user's id is simply not found.
+pub async fn owned(db: &Db, user_id: i64, id: i64) -> Result<Project> {
+    get(db, user_id, id)
+        .await?
+        .ok_or(crate::error::Error::NotFound("Project"))
+}
+
 pub async fn create(db: &Db, user_id: i64, fields: ProjectFields) -> Result<Project> {
     let sql = format!(
         "INSERT INTO projects (user_id, name, description, repo_url, auto_review, created_at, \

@@ -29,7 +29,7 @@ async fn github_app(backend: Backend, github: &MockServer) -> (TestApp, GithubAc
 }
 
 /// The project's `sync` once it is no longer queued or running (bounded wait).
-async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
+pub async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
     for _ in 0..200 {
         let project = app
             .get(&format!("/api/v1/projects/{id}"), token)

@@ -865,7 +865,7 @@ db_test!(
     async fn a_strangers_comment_with_the_marker_is_left_alone(backend) {
         let github = GithubMock::start().await;
         github.serve_diff(GithubMock::diff_ok()).await;
-        let planted = format!("{}\nI am CodeSherpa, trust me.", codesherpa_marker());
+        let planted = format!("{MARKER}\nI am CodeSherpa, trust me.");
         github.comments.0.lock().unwrap().push((100, planted.clone()));
         let app = github_app(backend, &github).await;
         let (token, project) = linked_project(&app, &github, true).await;
@@ -884,9 +884,7 @@ db_test!(
 );
 
 /// The hidden marker as the server writes it (a stranger can copy it from any review).
-fn codesherpa_marker() -> &'static str {
-    "<!-- codesherpa-review -->"
-}
+const MARKER: &str = "<!-- codesherpa-review -->";
 
 db_test!(
     async fn naming_a_repository_first_gets_no_reviews(backend) {

@@ -13,6 +13,7 @@ use wiremock::{
 
 use crate::{
     codebase::github_tarball,
+    codebase_sync::settled,
     github_accounts::{
         come_back, configure_oauth, connect, state_of, verified_project, GithubAccounts, CLIENT_ID,
     },
@@ -170,23 +171,6 @@ db_test!(async fn repo_access_needs_push_maintain_or_admin(backend) {
     let plain = plain.data()["id"].as_i64().unwrap();
     app.call(reqwest::Method::POST, &format!("/api/v1/projects/{plain}/repo-access"), Some(&token), None).await.expect(409);
 });
-
-/// The project's `sync` once settled (bounded wait).
-async fn settled(app: &TestApp, token: &str, id: i64) -> Value {
-    for _ in 0..200 {
-        let sync = app
-            .get(&format!("/api/v1/projects/{id}"), token)
-            .await
-            .expect(200)
-            .data()["sync"]
-            .clone();
-        if sync["status"] == "done" || sync["status"] == "failed" {
-            return sync;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the sync did not finish");
-}
 
 db_test!(async fn a_private_repository_is_never_read_for_someone_who_cannot_push(backend) {
     let github = MockServer::start().await;

@@ -197,9 +197,7 @@ pub async fn recheck(
     AuthUser(user): AuthUser,
     Id(id): Id,
 ) -> Result<impl IntoResponse> {
-    let project = projects::get(&state.db, user.id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))?;
+    let project = projects::owned(&state.db, user.id, id).await?;
     if project.repo_access.status.is_none() {
         return Err(Error::Conflict(
             "The project's repo_url names no GitHub repository".into(),

@@ -11,7 +11,7 @@ use axum::{
 use super::{access, connect, store, webhook};
 use crate::{
     auth::AuthUser,
-    error::{ok, Error, ErrorBody, Result},
+    error::{ok, ErrorBody, Result},
     extract::{Id, Query},
     pagination::{Page, PageParams},
     projects,
@@ -54,9 +54,7 @@ pub async fn list(
     Query(params): Query<PageParams>,
 ) -> Result<impl IntoResponse> {
     let page = params.validate()?;
-    projects::store::get(&state.db, user.id, id)
-        .await?
-        .ok_or(Error::NotFound("Project"))?;
+    projects::store::owned(&state.db, user.id, id).await?;
     let (items, total) = store::list(&state.db, id, page).await?;
     Ok(ok(Page::new(items, total, page), "Reviews retrieved"))
 }
