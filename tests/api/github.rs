@@ -883,6 +883,40 @@ db_test!(
     }
 );
 
+db_test!(
+    async fn when_github_hides_the_servers_login_its_recorded_comment_is_edited(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.comments.0.lock().unwrap().push((100, format!("{MARKER}\nplanted")));
+        let server = &github.server;
+        // A token GitHub's `GET /user` does not answer for (as some tokens and proxies).
+        let app = spawn_with(backend, |config| {
+            configure(config, server);
+            config.github.token = Some("ghp_no_user_scope".into());
+        })
+        .await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-hidden-1", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        assert_eq!(finished_review(&app, &token, project).await["status"], "done");
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-hidden-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        for _ in 0..400 {
+            if github.comments.all().get(1).is_some_and(|(_, body)| body.contains(NEWER)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let comments = github.comments.all();
+        assert_eq!(comments.len(), 2, "one comment of the server's, edited: {comments:?}");
+        assert!(comments[1].1.contains(NEWER));
+        assert_eq!(comments[0].1, format!("{MARKER}\nplanted"));
+    }
+);
+
 /// The hidden marker as the server writes it (a stranger can copy it from any review).
 const MARKER: &str = "<!-- codesherpa-review -->";
 

@@ -90,7 +90,7 @@ struct Inner {
     token: Option<String>,
     app: Option<App>,
     /// The server's own login (comments it wrote carry it), once asked.
-    identity: tokio::sync::OnceCell<String>,
+    identity: tokio::sync::OnceCell<Option<String>>,
 }
 
 #[derive(Deserialize)]
@@ -257,13 +257,15 @@ impl GithubClient {
     }
 
     /// The login the server's own comments carry: `{slug}[bot]` for a GitHub App (`GET
-    /// /app` with its JWT), else the owner of `GITHUB_TOKEN` (`GET /user`). Asked once.
-    pub async fn own_login(&self) -> Result<&str, GithubError> {
+    /// /app` with its JWT), else the owner of `GITHUB_TOKEN` (`GET /user`). Asked once;
+    /// `None` when GitHub will not say (a permanent 4xx), and callers fall back on the
+    /// comments they recorded posting.
+    pub async fn own_login(&self) -> Result<Option<&str>, GithubError> {
         let login = self
             .inner
             .identity
             .get_or_try_init(|| async {
-                match &self.inner.app {
+                let asked = match &self.inner.app {
                     Some(app) => {
                         let request = self
                             .inner
@@ -272,18 +274,29 @@ impl GithubClient {
                             .header(header::ACCEPT, JSON)
                             .header("X-GitHub-Api-Version", API_VERSION)
                             .bearer_auth(app_jwt(app)?);
-                        let info: AppInfo =
-                            read_json(check(execute(request).await?).await?).await?;
-                        Ok(format!("{}[bot]", info.slug))
+                        async {
+                            let info: AppInfo =
+                                read_json(check(execute(request).await?).await?).await?;
+                            Ok(format!("{}[bot]", info.slug))
+                        }
+                        .await
                     }
-                    None => {
-                        let (me, _): (Login, _) = self.get_json("/user", None).await?;
-                        Ok(me.login)
+                    None => self
+                        .get_json::<Login>("/user", None)
+                        .await
+                        .map(|(me, _)| me.login),
+                };
+                match asked {
+                    Ok(login) => Ok(Some(login)),
+                    Err(err) if matches!(err.outcome(), Outcome::Failed(_)) => {
+                        tracing::warn!(error = %err, "GitHub does not tell the server's own login");
+                        Ok(None)
                     }
+                    Err(err) => Err(err),
                 }
             })
             .await?;
-        Ok(login)
+        Ok(login.as_deref())
     }
 
     /// The HTTP client, for GitHub's web host (the OAuth code exchange).

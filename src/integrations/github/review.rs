@@ -96,14 +96,17 @@ struct IssueComment {
 }
 
 impl IssueComment {
-    /// The server's own comment: its marker, written by its own identity. Anyone can paste
-    /// the marker; a stranger's copy is never edited (SPEC §6.2).
-    fn is_ours(&self, own_login: &str) -> bool {
+    /// The server's own comment: its marker, written by its own identity (or one an earlier
+    /// review recorded posting). Anyone can paste the marker; a stranger's copy is never
+    /// edited (SPEC §6.2).
+    fn is_ours(&self, own_login: Option<&str>, posted: &[i64]) -> bool {
+        let by_us = self
+            .user
+            .as_ref()
+            .zip(own_login)
+            .is_some_and(|(author, own)| author.login.eq_ignore_ascii_case(own));
         self.body.as_deref().is_some_and(|b| b.contains(MARKER))
-            && self
-                .user
-                .as_ref()
-                .is_some_and(|author| author.login.eq_ignore_ascii_case(own_login))
+            && (by_us || posted.contains(&self.id))
     }
 }
 
@@ -281,12 +284,13 @@ async fn upsert_comment(state: &AppState, task: &ReviewTask, body: &str) -> Resu
     let github = &state.github;
     let issue = format!("/repos/{}/issues/{}", task.repository, task.pull_number);
     let own_login = github.own_login().await?;
+    let posted = store::posted_comments(&state.db, &task.repository, task.pull_number).await?;
     let mut next = Some(format!("{issue}/comments?per_page=100"));
     let mut existing = None;
     while let Some(page) = next.take() {
         let (comments, link): (Vec<IssueComment>, _) =
             github.get_json(&page, task.installation_id).await?;
-        existing = comments.into_iter().find(|c| c.is_ours(own_login));
+        existing = comments.into_iter().find(|c| c.is_ours(own_login, &posted));
         if existing.is_some() {
             break;
         }

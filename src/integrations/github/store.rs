@@ -73,6 +73,22 @@ pub async fn candidate_projects(db: &Db, repository: &str) -> Result<Vec<LinkedP
         .await)?)
 }
 
+/// The ids of the comments earlier reviews of this pull request posted (from their
+/// `comment_url`, `…#issuecomment-{id}`).
+pub async fn posted_comments(db: &Db, repository: &str, pull_number: i64) -> Result<Vec<i64>> {
+    const SQL: &str = "SELECT comment_url FROM reviews WHERE LOWER(repository) = LOWER($1) \
+                       AND pull_number = $2 AND comment_url IS NOT NULL";
+    let urls: Vec<String> = with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository)
+        .bind(pull_number)
+        .fetch_all(pool)
+        .await)?;
+    Ok(urls
+        .iter()
+        .filter_map(|url| url.rsplit_once("#issuecomment-")?.1.parse().ok())
+        .collect())
+}
+
 pub async fn task(db: &Db, id: i64) -> Result<Option<ReviewTask>> {
     const SQL: &str = "SELECT r.id, r.project_id, p.user_id, r.repository, r.pull_number, \
                        r.head_sha, r.installation_id, r.status, r.chat_id \
