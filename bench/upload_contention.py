@@ -107,7 +107,11 @@ class Server:
             if not isinstance(body, (bytes, bytearray)):
                 body = json.dumps(body).encode()
         try:
-            connection.request(method, path, body=body, headers=headers)
+            try:
+                connection.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server answered early (a 429 before the body) and closed: read it.
+                pass
             response = connection.getresponse()
             data = response.read()
             return response.status, data
