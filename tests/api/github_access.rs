@@ -93,6 +93,27 @@ db_test!(async fn connecting_github_is_proven_by_a_single_use_state(backend) {
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.get("/api/v1/user/github", &token).await.expect(200).data()["login"], "octocat");
 
+    // A user has at most five flows in flight: a sixth retires the oldest.
+    let (tabs, _) = app.user().await;
+    let mut states = Vec::new();
+    for _ in 0..6 {
+        let started = app.post("/api/v1/user/github/connect", &tabs, json!({})).await.expect(201);
+        states.push(state_of(started.data()["authorize_url"].as_str().unwrap()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let live: i64 = codesherpa::with_pool!(&app.db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM github_oauth_states")
+        .fetch_one(pool)
+        .await
+        .unwrap());
+    assert_eq!(live, 5);
+    assert_eq!(come_back(&app, &accounts.user("tab0", 8), &states[0]).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(come_back(&app, &accounts.user("tab5", 9), &states[5]).await.status(), StatusCode::FOUND);
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query("DELETE FROM github_oauth_states")
+        .execute(pool)
+        .await
+        .map(drop)
+        .unwrap());
+
     // An expired state → 400; a code GitHub refuses → 400; nothing stored for that user.
     let (other, _) = app.user().await;
     let late = state_of(app.post("/api/v1/user/github/connect", &other, json!({})).await.expect(201).data()["authorize_url"].as_str().unwrap());
@@ -106,7 +127,7 @@ db_test!(async fn connecting_github_is_proven_by_a_single_use_state(backend) {
     let fresh = state_of(app.post("/api/v1/user/github/connect", &other, json!({})).await.expect(201).data()["authorize_url"].as_str().unwrap());
     assert_eq!(come_back(&app, "not-a-code", &fresh).await.status(), StatusCode::BAD_REQUEST);
     app.get("/api/v1/user/github", &other).await.expect(404);
-    assert_eq!(identities(&app).await.len(), 1);
+    assert_eq!(identities(&app).await.len(), 2, "octocat's and tab5's");
 
     // Disconnecting forgets the identity and its token, and withdraws verified access.
     accounts.grant("octocat", "acme/shop", "admin");
@@ -120,7 +141,7 @@ db_test!(async fn connecting_github_is_proven_by_a_single_use_state(backend) {
     assert!(accounts.accepts("octocat"));
     app.delete("/api/v1/user/github", &token).await.expect(200);
     app.get("/api/v1/user/github", &token).await.expect(404);
-    assert!(identities(&app).await.is_empty());
+    assert_eq!(identities(&app).await.len(), 1, "only tab5's is left");
     assert!(!accounts.accepts("octocat"), "the grant was revoked on GitHub too");
     app.delete("/api/v1/user/github", &token).await.expect(200);
     let after = app.get(&format!("/api/v1/projects/{id}"), &token).await.expect(200);

@@ -14,6 +14,9 @@ use crate::{
 
 /// How long a user has to come back from GitHub.
 pub const STATE_LIFETIME_MINUTES: i64 = 10;
+/// Flows a user may have in flight (tabs); a newer one retires the oldest, so no one can
+/// fill the table.
+const STATES_PER_USER: i64 = 5;
 
 /// A user's GitHub account, as they see it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -34,7 +37,8 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
-/// Stores a fresh `state` for the user (by its hash) and drops every expired one.
+/// Stores a fresh `state` for the user (by its hash), drops every expired one and keeps
+/// the user's newest [`STATES_PER_USER`].
 pub async fn create_state(db: &Db, user_id: i64, state: &str) -> Result<DateTime<Utc>> {
     let now = now();
     let expires_at = now + chrono::Duration::minutes(STATE_LIFETIME_MINUTES);
@@ -43,6 +47,15 @@ pub async fn create_state(db: &Db, user_id: i64, state: &str) -> Result<DateTime
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM github_oauth_states WHERE user_id = $1 AND state_hash NOT IN \
+             (SELECT state_hash FROM github_oauth_states WHERE user_id = $1 \
+             ORDER BY expires_at DESC LIMIT $2)",
+        )
+        .bind(user_id)
+        .bind(STATES_PER_USER - 1)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO github_oauth_states (state_hash, user_id, expires_at) VALUES ($1, $2, $3)",
         )
