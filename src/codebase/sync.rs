@@ -231,7 +231,14 @@ async fn run(state: &AppState, job: Job) -> Outcome {
     };
     // The server's credentials serve verified projects only; others read what anyone can.
     let credential = if project.repo_access.is_verified() {
-        Credential::Server(payload.installation_id)
+        let installation = match payload.installation_id {
+            Some(id) => Some(id),
+            None => match state.github.installation_for(&repository).await {
+                Ok(found) => found,
+                Err(err) => return github_outcome(&err, Credential::Server(None)),
+            },
+        };
+        Credential::Server(installation)
     } else {
         Credential::Anonymous
     };

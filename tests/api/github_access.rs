@@ -279,3 +279,44 @@ db_test!(async fn repo_urls_on_github_follow_githubs_name_rules(backend) {
     let reached: Vec<String> = github.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
     assert!(reached.iter().all(|p| p != "/user"), "{reached:?}");
 });
+
+db_test!(async fn a_github_app_syncs_a_verified_project_through_its_installation(backend) {
+    let github = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/private/installation"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77, "app_id": 12345})))
+        .expect(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/77/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_installation_77",
+            "expires_at": (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339(),
+        })))
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/private/tarball/main"))
+        .and(header("authorization", "Bearer ghs_installation_77"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(github_tarball(&[("src/lib.rs", "pub fn hidden() {}\n")])))
+        .expect(1)
+        .mount(&github)
+        .await;
+    let accounts = GithubAccounts::mount(&github, SERVER_TOKEN).await;
+    let app = spawn_with(backend, |config| {
+        configure_oauth(config, &github);
+        config.github.app = Some(codesherpa::config::GithubApp {
+            id: "12345".into(),
+            private_key_pem: include_str!("../fixtures/github-app-test-key.pem").into(),
+        });
+        config.jobs.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let (token, id) = verified_project(&app, &accounts, "ada", "acme/private").await;
+    app.post(&format!("/api/v1/projects/{id}/sync"), &token, json!({"ref": "main"})).await.expect(202);
+    let sync = settled(&app, &token, id).await;
+    assert_eq!(sync["status"], "done", "{sync}");
+    let found = app.get(&format!("/api/v1/projects/{id}/search?q=hidden"), &token).await.expect(200);
+    assert_eq!(found.data()["total"], 1);
+});

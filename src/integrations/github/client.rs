@@ -299,6 +299,34 @@ impl GithubClient {
         Ok(login.as_deref())
     }
 
+    /// In App mode, the installation of the App on `repository` (`GET /repos/{o}/{r}/
+    /// installation` with the App's JWT), for work no webhook named one for (a sync asked
+    /// for by its owner); `None` without an App or when it is not installed there.
+    pub async fn installation_for(&self, repository: &str) -> Result<Option<i64>, GithubError> {
+        let Some(app) = &self.inner.app else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Installation {
+            id: i64,
+        }
+        let request = self
+            .inner
+            .http
+            .get(format!(
+                "{}/repos/{repository}/installation",
+                self.inner.api_url
+            ))
+            .header(header::ACCEPT, JSON)
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .bearer_auth(app_jwt(app)?);
+        match check(execute(request).await?).await {
+            Ok(response) => Ok(Some(read_json::<Installation>(response).await?.id)),
+            Err(GithubError::Status { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The HTTP client, for GitHub's web host (the OAuth code exchange).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
