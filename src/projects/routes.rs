@@ -188,7 +188,9 @@ pub async fn update(
             on_github: false,
         },
     )?;
-    let changed = fields.repo_url != current.repo_url;
+    // A project made before access was proven (status unset) is checked once saved too.
+    let changed = fields.repo_url != current.repo_url
+        || (fields.on_github && current.repo_access.status.is_none());
     let project = store::update(&state.db, user.id, id, fields)
         .await?
         .ok_or(Error::NotFound("Project"))?;

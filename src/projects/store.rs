@@ -108,7 +108,7 @@ pub async fn update(
     // A changed repo_url starts over: whatever was proven was proven for another URL.
     let sql = format!(
         "UPDATE projects SET name = $1, description = $2, updated_at = $4, auto_review = $7, \
-         repo_access_status = CASE WHEN {same} THEN repo_access_status ELSE $8 END, \
+         repo_access_status = CASE WHEN {same} THEN COALESCE(repo_access_status, $8) ELSE $8 END, \
          repo_access_login = CASE WHEN {same} THEN repo_access_login END, \
          repo_access_checked_at = CASE WHEN {same} THEN repo_access_checked_at END, \
          repo_access_reason = CASE WHEN {same} THEN repo_access_reason END, \

@@ -177,6 +177,19 @@ db_test!(async fn repo_access_needs_push_maintain_or_admin(backend) {
     let checked = app.call(reqwest::Method::POST, &format!("/api/v1/projects/{one}/repo-access"), Some(&token), None).await.expect(200);
     assert_eq!(checked.data()["repo_access"]["status"], "verified");
     assert!(checked.data()["repo_access"]["checked_at"].is_string());
+    // A project from before access was proven (status unset) is checked on request too.
+    codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+        "UPDATE projects SET repo_access_status = NULL, repo_access_checked_at = NULL WHERE id = $1"
+    )
+    .bind(one)
+    .execute(pool)
+    .await
+    .map(drop)
+    .unwrap());
+    let legacy = app.get(&format!("/api/v1/projects/{one}"), &token).await.expect(200);
+    assert_eq!(legacy.data()["repo_access"], Value::Null);
+    let checked = app.call(reqwest::Method::POST, &format!("/api/v1/projects/{one}/repo-access"), Some(&token), None).await.expect(200);
+    assert_eq!(checked.data()["repo_access"]["status"], "verified", "{}", checked.body);
     // A changed repo_url starts over.
     let moved = app.put(&format!("/api/v1/projects/{one}"), &token, json!({"repo_url": "https://github.com/acme/elsewhere"})).await.expect(200);
     assert_eq!(moved.data()["repo_access"]["status"], "denied", "{}", moved.body);

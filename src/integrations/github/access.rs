@@ -198,7 +198,12 @@ pub async fn recheck(
     Id(id): Id,
 ) -> Result<impl IntoResponse> {
     let project = projects::owned(&state.db, user.id, id).await?;
-    if project.repo_access.status.is_none() {
+    let on_github = project
+        .repo_url
+        .as_deref()
+        .and_then(|url| linked_repository(url, state.github.api_url()))
+        .is_some();
+    if !on_github {
         return Err(Error::Conflict(
             "The project's repo_url names no GitHub repository".into(),
         ));
