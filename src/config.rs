@@ -565,46 +565,31 @@ fn github_config<F: Fn(&str) -> Option<String>>(
     env: &Env<'_, F>,
 ) -> Result<GithubConfig, ConfigError> {
     let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
-    let http_url = |name: &'static str, default: String| {
-        let url = non_empty(name)
-            .unwrap_or(default)
-            .trim_end_matches('/')
-            .to_owned();
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(url)
-        } else {
-            Err(ConfigError {
-                name,
-                reason: "must be an http(s) URL".into(),
-            })
-        }
-    };
-    let api_url = http_url("GITHUB_API_URL", "https://api.github.com".into())?;
-    let web_url = http_url("GITHUB_WEB_URL", "https://github.com".into())?;
+    let api_url = http_url(env, "GITHUB_API_URL", "https://api.github.com".into())?;
+    let web_url = http_url(env, "GITHUB_WEB_URL", "https://github.com".into())?;
     let port = non_empty("PORT").unwrap_or_else(|| "8000".into());
-    let public_url = http_url("PUBLIC_URL", format!("http://localhost:{port}"))?;
-    let oauth = match (
-        non_empty("GITHUB_CLIENT_ID"),
-        non_empty("GITHUB_CLIENT_SECRET"),
-    ) {
-        (Some(client_id), Some(client_secret)) => Some(GithubOAuth {
-            client_id,
-            client_secret,
-        }),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(ConfigError {
-                name: "GITHUB_CLIENT_SECRET",
-                reason: "GITHUB_CLIENT_ID is set: set its client secret too".into(),
-            })
-        }
-        (None, Some(_)) => {
-            return Err(ConfigError {
-                name: "GITHUB_CLIENT_ID",
-                reason: "a client secret is set without its client id".into(),
-            })
-        }
-    };
+    let public_url = http_url(env, "PUBLIC_URL", format!("http://localhost:{port}"))?;
+    let oauth = github_oauth(env)?;
+    let app = github_app(env)?;
+    Ok(GithubConfig {
+        webhook_secret: non_empty("GITHUB_WEBHOOK_SECRET"),
+        api_url,
+        token: non_empty("GITHUB_TOKEN"),
+        app,
+        review_max_diff_bytes: env.parse("GITHUB_REVIEW_MAX_DIFF_BYTES", 400 * 1024, positive)?,
+        web_url,
+        oauth,
+        oauth_scope: non_empty("GITHUB_OAUTH_SCOPE"),
+        public_url,
+        review_concurrency: env.parse("GITHUB_REVIEW_CONCURRENCY", 4, positive)?,
+    })
+}
+
+/// A GitHub App: `GITHUB_APP_ID` with its private key (PEM text or file), both or neither.
+fn github_app<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Option<GithubApp>, ConfigError> {
+    let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
     let private_key_pem = match (
         non_empty("GITHUB_APP_PRIVATE_KEY"),
         non_empty("GITHUB_APP_PRIVATE_KEY_FILE"),
@@ -617,7 +602,7 @@ fn github_config<F: Fn(&str) -> Option<String>>(
         })?),
         (None, None) => None,
     };
-    let app = match (non_empty("GITHUB_APP_ID"), private_key_pem) {
+    Ok(match (non_empty("GITHUB_APP_ID"), private_key_pem) {
         (Some(id), Some(pem)) => {
             if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
                 return Err(ConfigError {
@@ -645,19 +630,54 @@ fn github_config<F: Fn(&str) -> Option<String>>(
             })
         }
         (None, None) => None,
-    };
-    Ok(GithubConfig {
-        webhook_secret: non_empty("GITHUB_WEBHOOK_SECRET"),
-        api_url,
-        token: non_empty("GITHUB_TOKEN"),
-        app,
-        review_max_diff_bytes: env.parse("GITHUB_REVIEW_MAX_DIFF_BYTES", 400 * 1024, positive)?,
-        web_url,
-        oauth,
-        oauth_scope: non_empty("GITHUB_OAUTH_SCOPE"),
-        public_url,
-        review_concurrency: env.parse("GITHUB_REVIEW_CONCURRENCY", 4, positive)?,
     })
+}
+
+/// An http(s) URL setting without its trailing slash.
+fn http_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    name: &'static str,
+    default: String,
+) -> Result<String, ConfigError> {
+    let url = env
+        .get(name)
+        .filter(|value| !value.is_empty())
+        .unwrap_or(default)
+        .trim_end_matches('/')
+        .to_owned();
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err(ConfigError {
+            name,
+            reason: "must be an http(s) URL".into(),
+        })
+    }
+}
+
+/// GitHub's OAuth client (`GITHUB_CLIENT_ID` and `GITHUB_CLIENT_SECRET`): both or neither.
+fn github_oauth<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+) -> Result<Option<GithubOAuth>, ConfigError> {
+    let non_empty = |name| env.get(name).filter(|value| !value.is_empty());
+    match (
+        non_empty("GITHUB_CLIENT_ID"),
+        non_empty("GITHUB_CLIENT_SECRET"),
+    ) {
+        (Some(client_id), Some(client_secret)) => Ok(Some(GithubOAuth {
+            client_id,
+            client_secret,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError {
+            name: "GITHUB_CLIENT_SECRET",
+            reason: "GITHUB_CLIENT_ID is set: set its client secret too".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError {
+            name: "GITHUB_CLIENT_ID",
+            reason: "a client secret is set without its client id".into(),
+        }),
+    }
 }
 
 /// Why a secret is unfit for signing tokens, if it is.
@@ -816,6 +836,29 @@ mod tests {
         assert_eq!(config.whatsapp.api_version, "v21.0");
         assert!(config.whatsapp.app_secret.is_none());
         assert_eq!(config.whatsapp.link_attempts_per_minute, 60);
+    }
+
+    #[test]
+    fn github_sign_in_needs_both_client_settings() {
+        let defaults = config(&[("PORT", "9000")]).unwrap().github;
+        assert_eq!(defaults.web_url, "https://github.com");
+        assert_eq!(defaults.public_url, "http://localhost:9000");
+        assert!(defaults.oauth.is_none());
+        let set = config(&[
+            ("GITHUB_CLIENT_ID", "Iv1.x"),
+            ("GITHUB_CLIENT_SECRET", "s"),
+            ("PUBLIC_URL", "https://cs.example/"),
+        ])
+        .unwrap()
+        .github;
+        assert_eq!(set.oauth.map(|o| o.client_id).as_deref(), Some("Iv1.x"));
+        assert_eq!(set.public_url, "https://cs.example");
+        let half = config(&[("GITHUB_CLIENT_ID", "Iv1.x")]).unwrap_err();
+        assert_eq!(half.name, "GITHUB_CLIENT_SECRET");
+        let other = config(&[("GITHUB_CLIENT_SECRET", "s")]).unwrap_err();
+        assert_eq!(other.name, "GITHUB_CLIENT_ID");
+        let bad = config(&[("PUBLIC_URL", "codesherpa.example")]).unwrap_err();
+        assert_eq!(bad.name, "PUBLIC_URL");
     }
 
     #[test]
