@@ -21,7 +21,7 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{has_content_type, parse_json, read_body, Id},
-    integrations::github::{access, linked_repository, Credential, GithubError},
+    integrations::github::{access, Credential, GithubError},
     jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
     state::AppState,
 };
@@ -108,11 +108,11 @@ pub async fn start(
         ));
     }
     let project = crate::projects::store::owned(&state.db, user.id, id).await?;
-    let linked = project
-        .repo_url
-        .as_deref()
-        .and_then(|url| linked_repository(url, state.github.api_url()));
-    if linked.is_none() {
+    if state
+        .github
+        .repository_of(project.repo_url.as_deref())
+        .is_none()
+    {
         // The request is valid; the project's state does not allow it.
         return Err(Error::Conflict(
             "The project links no GitHub repository: set its repo_url, or upload an archive \
@@ -218,11 +218,7 @@ async fn run(state: &AppState, job: Job) -> Outcome {
     let Some(project) = project else {
         return Outcome::Done;
     };
-    let Some(repository) = project
-        .repo_url
-        .as_deref()
-        .and_then(|url| linked_repository(url, state.github.api_url()))
-    else {
+    let Some(repository) = state.github.repository_of(project.repo_url.as_deref()) else {
         return Outcome::failed("the project links no GitHub repository");
     };
     let project = match access::fresh(state, project).await {

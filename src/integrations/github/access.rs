@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::{extract::State, response::IntoResponse};
 use serde::Deserialize;
 
-use super::{client::Credential, identity, linked_repository, GithubError};
+use super::{client::Credential, identity, GithubError};
 use crate::{
     auth::AuthUser,
     error::{
@@ -49,15 +49,10 @@ struct RepositoryInfo {
 /// Checks the project's repository access with its owner's identity and records it. A
 /// project whose `repo_url` names no GitHub repository is returned as it is.
 pub async fn check(state: &AppState, project: Project) -> Result<Project> {
-    let (Some(repo_url), Some(repository)) = (
-        project.repo_url.clone(),
-        project
-            .repo_url
-            .as_deref()
-            .and_then(|url| linked_repository(url, state.github.api_url())),
-    ) else {
+    let Some(repository) = state.github.repository_of(project.repo_url.as_deref()) else {
         return Ok(project);
     };
+    let repo_url = project.repo_url.clone().unwrap_or_default();
     let connected = identity::connected(&state.db, project.user_id).await?;
     let token = match &connected {
         Some(c) => opened(state, project.user_id, &c.token).await?,
@@ -198,12 +193,11 @@ pub async fn recheck(
     Id(id): Id,
 ) -> Result<impl IntoResponse> {
     let project = projects::owned(&state.db, user.id, id).await?;
-    let on_github = project
-        .repo_url
-        .as_deref()
-        .and_then(|url| linked_repository(url, state.github.api_url()))
-        .is_some();
-    if !on_github {
+    if state
+        .github
+        .repository_of(project.repo_url.as_deref())
+        .is_none()
+    {
         return Err(Error::Conflict(
             "The project's repo_url names no GitHub repository".into(),
         ));

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::{config::GithubConfig, jobs::Outcome};
 
-pub const API_VERSION: &str = "2022-11-28";
+const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
 pub const JSON: &str = "application/vnd.github+json";
 /// An installation token is renewed this long before GitHub says it expires.
@@ -160,6 +160,12 @@ impl GithubClient {
         &self.inner.api_url
     }
 
+    /// `owner/repo` when a project's `repo_url` names a repository this GitHub serves
+    /// ([`linked_repository`](super::linked_repository)).
+    pub fn repository_of(&self, repo_url: Option<&str>) -> Option<String> {
+        super::linked_repository(repo_url?, &self.inner.api_url)
+    }
+
     /// Sends `method path` (a path under the API, or an absolute URL) with the standard
     /// headers, and credentials when the URL is the API's; a 401 in App mode renews the
     /// installation token once.
@@ -267,13 +273,7 @@ impl GithubClient {
             .get_or_try_init(|| async {
                 let asked = match &self.inner.app {
                     Some(app) => {
-                        let request = self
-                            .inner
-                            .http
-                            .get(format!("{}/app", self.inner.api_url))
-                            .header(header::ACCEPT, JSON)
-                            .header("X-GitHub-Api-Version", API_VERSION)
-                            .bearer_auth(app_jwt(app)?);
+                        let request = self.as_app(app, Method::GET, "/app")?;
                         async {
                             let info: AppInfo =
                                 read_json(check(execute(request).await?).await?).await?;
@@ -310,21 +310,44 @@ impl GithubClient {
         struct Installation {
             id: i64,
         }
-        let request = self
-            .inner
-            .http
-            .get(format!(
-                "{}/repos/{repository}/installation",
-                self.inner.api_url
-            ))
-            .header(header::ACCEPT, JSON)
-            .header("X-GitHub-Api-Version", API_VERSION)
-            .bearer_auth(app_jwt(app)?);
+        let path = format!("/repos/{repository}/installation");
+        let request = self.as_app(app, Method::GET, &path)?;
         match check(execute(request).await?).await {
             Ok(response) => Ok(Some(read_json::<Installation>(response).await?.id)),
             Err(GithubError::Status { status: 404, .. }) => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// Revokes the OAuth client's grant for the user whose `token` this is (`DELETE
+    /// /applications/{client_id}/grant`, basic authentication with the client's
+    /// credentials): the token and every other of that user for this client stop working.
+    pub async fn revoke_grant(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        token: &str,
+    ) -> Result<(), GithubError> {
+        let request = self
+            .api_request(Method::DELETE, &format!("/applications/{client_id}/grant"))
+            .basic_auth(client_id, Some(client_secret))
+            .json(&serde_json::json!({ "access_token": token }))
+            .timeout(Duration::from_secs(5));
+        check(execute(request).await?).await.map(drop)
+    }
+
+    /// `method path` on the API with GitHub's standard headers and no credential yet.
+    fn api_request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.inner
+            .http
+            .request(method, format!("{}{path}", self.inner.api_url))
+            .header(header::ACCEPT, JSON)
+            .header("X-GitHub-Api-Version", API_VERSION)
+    }
+
+    /// `method path` signed as the App itself (its JWT), as `/app/…` routes want.
+    fn as_app(&self, app: &App, method: Method, path: &str) -> Result<RequestBuilder, GithubError> {
+        Ok(self.api_request(method, path).bearer_auth(app_jwt(app)?))
     }
 
     /// The HTTP client, for GitHub's web host (the OAuth code exchange).
@@ -351,18 +374,8 @@ impl GithubClient {
                 return Ok(token.clone());
             }
         }
-        let jwt = app_jwt(app)?;
-        let url = format!(
-            "{}/app/installations/{installation}/access_tokens",
-            self.inner.api_url
-        );
-        let request = self
-            .inner
-            .http
-            .post(url)
-            .header(header::ACCEPT, JSON)
-            .header("X-GitHub-Api-Version", API_VERSION)
-            .bearer_auth(jwt);
+        let path = format!("/app/installations/{installation}/access_tokens");
+        let request = self.as_app(app, Method::POST, &path)?;
         let issued: InstallationToken = read_json(check(execute(request).await?).await?).await?;
         tokens.insert(
             installation,

@@ -254,29 +254,12 @@ async fn revoke_grant(state: &AppState, user_id: i64) -> Result<()> {
     let Some(token) = state.github_tokens.open(user_id, &connected.token) else {
         return Ok(());
     };
-    let url = format!(
-        "{}/applications/{}/grant",
-        state.config.github.api_url, oauth.client_id
-    );
-    let request = state
+    let revoked = state
         .github
-        .http()
-        .delete(url)
-        .header(header::ACCEPT, super::client::JSON)
-        .header("X-GitHub-Api-Version", super::client::API_VERSION)
-        .basic_auth(&oauth.client_id, Some(&oauth.client_secret))
-        .json(&serde_json::json!({ "access_token": token }))
-        .timeout(std::time::Duration::from_secs(5))
-        .send()
+        .revoke_grant(&oauth.client_id, &oauth.client_secret, &token)
         .await;
-    match request {
-        Ok(response) if response.status().is_success() => {}
-        Ok(response) => {
-            tracing::warn!(status = %response.status(), user_id, "GitHub did not revoke a grant")
-        }
-        Err(err) => {
-            tracing::warn!(error = %err.without_url(), user_id, "GitHub's grant revocation is unreachable")
-        }
+    if let Err(err) = revoked {
+        tracing::warn!(error = %err, user_id, "GitHub did not revoke a grant");
     }
     Ok(())
 }
