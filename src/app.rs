@@ -20,7 +20,7 @@ use crate::{
     docs, health,
     http::{
         edge::{EdgeLayer, RememberRouteLayer},
-        layers, rate_limit, serve,
+        layers, serve,
     },
     integrations, jobs,
     llm::Providers,
@@ -120,7 +120,10 @@ pub fn app(
        + 'static {
     let body_limit = state.config.body_limit_bytes;
     ServiceBuilder::new()
-        .layer(EdgeLayer(state.clone()))
+        .layer(EdgeLayer {
+            metrics: state.metrics.clone(),
+            body_timeout: state.config.body_timeout,
+        })
         .layer(layers::cors(&state.config.cors_origins))
         .layer(CatchPanicLayer::custom(layers::panic_response))
         // Uploads and GitHub's webhook have their own, larger limits; every other
@@ -138,7 +141,7 @@ pub fn app(
 fn router(state: AppState) -> Router {
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
-        rate_limit::limit_auth,
+        auth::limit::limit_auth,
     ));
     let api = Router::new()
         .merge(auth_routes)

@@ -168,23 +168,12 @@ impl Error {
             // The provider's detail is logged where it failed; the client gets a generic
             // reason and the id to quote when asking what happened.
             Error::BadGateway(reason) | Error::GatewayTimeout(reason) => {
-                match crate::http::layers::current_request_id() {
+                match crate::http::request_id::current_request_id() {
                     Some(id) => format!("{reason} (request id {id})"),
                     None => reason.clone(),
                 }
             }
             other => other.to_string(),
-        }
-    }
-}
-
-impl From<crate::llm::LlmError> for Error {
-    fn from(err: crate::llm::LlmError) -> Self {
-        use crate::llm::LlmError;
-        match err {
-            LlmError::Throttled => Error::Unavailable("The AI provider is busy; try again shortly"),
-            LlmError::Timeout => Error::GatewayTimeout(err.to_string()),
-            other => Error::BadGateway(other.to_string()),
         }
     }
 }

@@ -11,10 +11,15 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+pub use crate::db::page::PageRequest;
+
 use crate::{
-    db::{page, pages::PageKey},
+    db::{
+        page,
+        pages::{PageKey, Pages},
+        Db,
+    },
     error::Result,
-    state::AppState,
     validate::Violations,
 };
 
@@ -30,12 +35,6 @@ pub struct PageParams {
     /// Rows to skip; default 0.
     #[param(minimum = 0)]
     pub offset: Option<i64>,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct PageRequest {
-    pub limit: i64,
-    pub offset: i64,
 }
 
 impl PageParams {
@@ -81,7 +80,8 @@ pub struct JsonPage(Bytes);
 impl JsonPage {
     /// The page `key` names, kept or read by `read` ([`crate::db::pages`]), in the envelope.
     pub async fn serve(
-        state: &AppState,
+        pages: &Pages,
+        db: &Db,
         key: PageKey,
         message: &'static str,
         read: impl Future<Output = Result<page::Page>>,
@@ -94,7 +94,7 @@ impl JsonPage {
                 page.items, page.total
             )
         };
-        let body = state.pages.get_or_read(&state.db, key, read, body).await?;
+        let body = pages.get_or_read(db, key, read, body).await?;
         Ok(JsonPage(body))
     }
 }

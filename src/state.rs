@@ -7,7 +7,7 @@ use crate::{
     config::Config,
     db::{pages::Pages, Db},
     http::{metrics::Metrics, rate_limit::Limits},
-    integrations::github::GithubClient,
+    integrations::github::client::GithubClient,
     jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
@@ -39,7 +39,7 @@ pub struct Shared {
     pub activity: Arc<AgentActivity>,
     pub hub: Arc<Hub>,
     pub redis: Option<RedisBus>,
-    pub whatsapp: Arc<crate::integrations::whatsapp::Whatsapp>,
+    pub whatsapp: Arc<crate::integrations::whatsapp::client::Whatsapp>,
     pub jobs: Queue,
     pub github: GithubClient,
     /// Seals users' GitHub tokens at rest.
@@ -70,7 +70,7 @@ impl AppState {
             user_cache: Arc::new(UserCache::new(config.auth_cache_ttl)),
             pages: Pages::new(config.list_cache_bytes),
             providers,
-            whatsapp: Arc::new(crate::integrations::whatsapp::Whatsapp::new(
+            whatsapp: Arc::new(crate::integrations::whatsapp::client::Whatsapp::new(
                 &config.whatsapp,
             )),
             activity: Arc::default(),

@@ -127,7 +127,8 @@ pub async fn list(
     let page = params.validate()?;
     let key = PageKey::new(user.id, List::Agents, page);
     JsonPage::serve(
-        &state,
+        &state.pages,
+        &state.db,
         key,
         "Agents retrieved",
         store::list(&state.db, user.id, page),

@@ -1,6 +1,7 @@
 //! Authentication: registration, login, rotating refresh tokens and the `AuthUser` guard.
 
 pub mod extractor;
+pub mod limit;
 pub mod password;
 pub mod routes;
 pub mod store;

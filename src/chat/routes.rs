@@ -255,7 +255,7 @@ pub async fn list(
         ..PageKey::new(user.id, List::Chats, page)
     };
     let read = store::list(&state.db, user.id, &filter, page);
-    JsonPage::serve(&state, key, "Chats retrieved", read).await
+    JsonPage::serve(&state.pages, &state.db, key, "Chats retrieved", read).await
 }
 
 #[utoipa::path(get, path = "/api/v1/chat/sessions", tag = "chat", security(("bearer" = [])),

@@ -1,12 +1,34 @@
 //! Reading the live generation of a project's files: the listing and one file's text.
 
-use super::routes::{FileContent, FileEntry};
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::{db::Db, error::Result, pagination::PageRequest, with_pool};
 
 /// Files of the live generation only (a re-index in progress is invisible).
 const LIVE: &str = "FROM project_files f JOIN projects p \
                     ON p.id = f.project_id AND f.generation = p.sync_generation \
                     WHERE f.project_id = $1";
+
+/// One indexed file.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct FileEntry {
+    #[schema(example = "src/cart.rs")]
+    pub path: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Number of lines.
+    pub lines: i64,
+}
+
+/// One indexed file with its text.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct FileContent {
+    pub path: String,
+    pub content: String,
+    pub size: i64,
+    pub lines: i64,
+}
 
 pub async fn list(
     db: &Db,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+pub use super::files::{FileContent, FileEntry};
 use super::{
     archive::{self, ArchiveError, Skipped},
     files, index,
@@ -180,17 +181,6 @@ pub struct FileListParams {
     pub offset: Option<i64>,
 }
 
-/// One indexed file.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct FileEntry {
-    #[schema(example = "src/cart.rs")]
-    pub path: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Number of lines.
-    pub lines: i64,
-}
-
 #[utoipa::path(get, path = "/api/v1/projects/{id}/files", tag = "codebase", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id"), FileListParams),
     responses(
@@ -229,15 +219,6 @@ pub struct FileContentParams {
     /// The file's path as listed, e.g. `src/cart.rs`.
     #[param(min_length = 1, max_length = 1024, pattern = r"^[^\x00]*$")]
     pub path: String,
-}
-
-/// One indexed file with its text.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct FileContent {
-    pub path: String,
-    pub content: String,
-    pub size: i64,
-    pub lines: i64,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/files/content", tag = "codebase", security(("bearer" = [])),

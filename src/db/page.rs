@@ -21,6 +21,13 @@ use sqlx::{postgres::PgRow, FromRow, Row as _};
 use super::reader::{self, Readers};
 use crate::error::{Error, Result};
 
+/// Which rows of a list a page holds: `limit` rows after the first `offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub offset: i64,
+}
+
 /// How one field of an item is written from its SQLite column.
 pub enum Value {
     /// The column as it is: a number, a string or null.

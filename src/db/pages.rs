@@ -18,26 +18,13 @@ use std::future::Future;
 use axum::body::Bytes;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::{page::Page, revisions::Revisions, Db};
-use crate::{error::Result, pagination::PageRequest};
-
-/// The lists kept, named as their revisions are (the triggers' `list` column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum List {
-    Agents,
-    Projects,
-    Chats,
-}
-
-impl List {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            List::Agents => "agents",
-            List::Projects => "projects",
-            List::Chats => "chats",
-        }
-    }
-}
+pub use super::revisions::List;
+use super::{
+    page::{Page, PageRequest},
+    revisions::Revisions,
+    Db,
+};
+use crate::error::Result;
 
 /// What a page answers: whose list, which page, and the list's filter (chat history's
 /// session, agent and project; none for the others).

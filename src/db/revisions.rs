@@ -18,8 +18,26 @@ use std::{
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use super::{pages::List, Db, ACQUIRE_TIMEOUT};
+use super::{Db, ACQUIRE_TIMEOUT};
 use crate::error::{Error, Result};
+
+/// The lists kept, named as their revisions are (the triggers' `list` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum List {
+    Agents,
+    Projects,
+    Chats,
+}
+
+impl List {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            List::Agents => "agents",
+            List::Projects => "projects",
+            List::Chats => "chats",
+        }
+    }
+}
 
 /// A request's list (its user's id and which list), and where its revision goes.
 type Waiting = (i64, List, oneshot::Sender<Result<i64>>);

@@ -12,8 +12,9 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{ready, Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -27,15 +28,20 @@ use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use super::metrics::Metrics;
 use super::{
     body_deadline,
-    layers::{self, REQUEST_ID, SECURITY_HEADERS, X_REQUEST_ID},
+    layers::{self, SECURITY_HEADERS},
+    request_id::{self, REQUEST_ID, X_REQUEST_ID},
 };
-use crate::state::AppState;
 
-/// Wraps the whole application in [`Edge`].
+/// Wraps the whole application in [`Edge`]: every answer is sampled into `metrics`, and a
+/// request body must arrive within `body_timeout`.
 #[derive(Clone)]
-pub struct EdgeLayer(pub AppState);
+pub struct EdgeLayer {
+    pub metrics: Arc<Metrics>,
+    pub body_timeout: Duration,
+}
 
 impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
@@ -43,7 +49,8 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            state: self.0.clone(),
+            metrics: self.metrics.clone(),
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -51,7 +58,8 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
-    state: AppState,
+    metrics: Arc<Metrics>,
+    body_timeout: Duration,
 }
 
 impl<S, B, ResBody> Service<axum::http::Request<B>> for Edge<S>
@@ -74,14 +82,14 @@ where
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let mut req = req.map(Body::new);
-        let request_id = layers::request_id(req.headers());
+        let request_id = request_id::request_id(req.headers());
         let id_header = HeaderValue::from_str(&request_id).expect("sanitised request id");
         req.headers_mut().insert(X_REQUEST_ID, id_header.clone());
         let method = req.method().clone();
         let span = tracing::info_span!("request", %method, path = %req.uri().path(), %request_id);
-        let deadline = body_deadline::watch(&mut req, self.state.config.body_timeout);
+        let deadline = body_deadline::watch(&mut req, self.body_timeout);
         let answer = span.in_scope(|| self.inner.call(req));
-        let state = self.state.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let Ok(response) = REQUEST_ID
                 .scope(request_id, answer.instrument(span.clone()))
@@ -98,7 +106,7 @@ where
                 .get::<MatchedPath>()
                 .map_or("unmatched", MatchedPath::as_str);
             let status = response.status().as_u16();
-            state.metrics.record(&method, route, status, elapsed);
+            metrics.record(&method, route, status, elapsed);
             crate::memory::request_finished();
             span.in_scope(|| {
                 tracing::info!(

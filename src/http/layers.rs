@@ -1,44 +1,15 @@
-//! What the HTTP layers do: request ids, the envelope for framework-level failures,
+//! What the HTTP layers do: the envelope for framework-level failures,
 //! panics, security headers and CORS (assembled in `edge` and `app`).
 
 use std::any::Any;
 
+use super::request_id::X_REQUEST_ID;
+use crate::{error::status_envelope, extract::has_content_type};
 use axum::{
-    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    http::{header, HeaderName, HeaderValue, Method, StatusCode},
     response::Response,
 };
 use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
-use uuid::Uuid;
-
-use crate::{error::status_envelope, extract::has_content_type};
-
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    /// The id of the request being handled, for error messages that name it.
-    pub(super) static REQUEST_ID: String;
-}
-
-/// The id of the request this task is handling, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// The request's id: the caller's `x-request-id` when it is sane, a new UUID otherwise.
-pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| is_sane_request_id(id))
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
-}
-
-fn is_sane_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
 
 /// Wraps any non-JSON error answer (unknown route, wrong method, a layer's refusal) in
 /// the envelope, keeping its headers (`Allow`, `Retry-After`, CORS).
@@ -131,18 +102,4 @@ pub fn cors(origins: &[String]) -> CorsLayer {
         .collect();
     base.allow_origin(AllowOrigin::list(listed))
         .allow_credentials(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_sanitised() {
-        assert!(is_sane_request_id("abc-123_x.y:z"));
-        assert!(!is_sane_request_id(""));
-        assert!(!is_sane_request_id("has space"));
-        assert!(!is_sane_request_id("line\nbreak"));
-        assert!(!is_sane_request_id(&"a".repeat(129)));
-    }
 }

@@ -6,4 +6,5 @@ pub mod edge;
 pub mod layers;
 pub mod metrics;
 pub mod rate_limit;
+pub mod request_id;
 pub mod serve;

@@ -9,15 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::HeaderMap,
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::http::HeaderMap;
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota};
 
-use crate::{error::Error, redis_bus::RedisBus, state::AppState};
+use crate::redis_bus::RedisBus;
 
 pub struct KeyedLimiter<K: Hash + Eq + Clone>(DefaultKeyedRateLimiter<K>);
 
@@ -312,20 +307,6 @@ fn forwarded_ip(entry: &str) -> Option<IpAddr> {
                 .and_then(|rest| rest.strip_suffix(']'))
                 .and_then(|inner| inner.parse().ok())
         })
-}
-
-pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    if let Some(ip) = client_ip(req.headers(), peer, state.config.trust_proxy_headers) {
-        if let Err(retry_after_secs) = state.limits.check_auth(ip).await {
-            tracing::warn!(%ip, "auth rate limit exceeded");
-            return Error::RateLimited { retry_after_secs }.into_response();
-        }
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -98,6 +98,18 @@ impl LlmError {
     }
 }
 
+/// What a client is told when the provider failed: busy (503), too slow (504) or broken (502).
+impl From<LlmError> for crate::error::Error {
+    fn from(err: LlmError) -> Self {
+        use crate::error::Error;
+        match err {
+            LlmError::Throttled => Error::Unavailable("The AI provider is busy; try again shortly"),
+            LlmError::Timeout => Error::GatewayTimeout(err.to_string()),
+            other => Error::BadGateway(other.to_string()),
+        }
+    }
+}
+
 /// The detail logged when a provider refuses our key or role; the provider's own text
 /// may echo part of the key, so not even the logs get it.
 pub const CREDENTIALS_REFUSED: &str =

@@ -111,7 +111,8 @@ pub async fn list(
     let page = params.validate()?;
     let key = PageKey::new(user.id, List::Projects, page);
     JsonPage::serve(
-        &state,
+        &state.pages,
+        &state.db,
         key,
         "Projects retrieved",
         store::list(&state.db, user.id, page),

@@ -161,9 +161,9 @@ impl GithubClient {
     }
 
     /// `owner/repo` when a project's `repo_url` names a repository this GitHub serves
-    /// ([`linked_repository`](super::linked_repository)).
+    /// ([`linked_repository`](super::repo_url::linked_repository)).
     pub fn repository_of(&self, repo_url: Option<&str>) -> Option<String> {
-        super::linked_repository(repo_url?, &self.inner.api_url)
+        super::repo_url::linked_repository(repo_url?, &self.inner.api_url)
     }
 
     /// Sends `method path` (a path under the API, or an absolute URL) with the standard

@@ -182,6 +182,19 @@ fn urlencode(segment: &str) -> String {
     form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
+/// What the WhatsApp slice shares through `AppState`.
+pub struct Whatsapp {
+    pub graph: GraphClient,
+}
+
+impl Whatsapp {
+    pub fn new(config: &WhatsappConfig) -> Self {
+        Whatsapp {
+            graph: GraphClient::new(config),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,21 +15,7 @@ pub mod webhook;
 
 use axum::Router;
 
-use self::client::GraphClient;
-use crate::{config::WhatsappConfig, state::AppState};
-
-/// What the WhatsApp slice shares through `AppState`.
-pub struct Whatsapp {
-    pub graph: GraphClient,
-}
-
-impl Whatsapp {
-    pub fn new(config: &WhatsappConfig) -> Self {
-        Whatsapp {
-            graph: GraphClient::new(config),
-        }
-    }
-}
+use crate::state::AppState;
 
 /// `/user/whatsapp…` and `/integrations/whatsapp/webhook`, under `/api/v1`.
 pub fn router() -> Router<AppState> {
