@@ -11,7 +11,8 @@
 //! never match a later state by accident.
 //!
 //! What it saves is the page's query and its JSON (on PostgreSQL a 50-row page costs the
-//! database ~150 µs of CPU, the revision a few µs): bench/README.md, "Stop 18".
+//! database ~150 µs of CPU, the revision a few µs): bench/README.md, "Pages kept while
+//! current".
 
 use std::future::Future;
 

@@ -3,11 +3,12 @@
 //!
 //! On PostgreSQL a kept page costs one round trip, the revision's, and that round trip
 //! was the whole cost of a list request (a list served from its kept page ran exactly as
-//! fast as one row read by its key: bench/README.md, "Stop 18"). So the revisions asked
-//! while one query is out are read together by the next: one query answers every request
-//! waiting, whoever's list it asks for. Each answer is still read *after* its request
-//! asked (a query never answers a request that arrived once it had started), so it shows
-//! every write committed before the request arrived, exactly as a query of its own would.
+//! fast as one row read by its key: bench/README.md, "Revisions read together"). So the
+//! revisions asked while one query is out are read together by the next: one query answers
+//! every request waiting, whoever's list it asks for. Each answer is still read *after* its
+//! request asked (a query never answers a request that arrived once it had started), so it
+//! shows every write committed before the request arrived, exactly as a query of its own
+//! would.
 
 use std::{
     collections::HashMap,

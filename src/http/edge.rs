@@ -4,9 +4,9 @@
 //! Hand-written rather than one `middleware::from_fn` per concern: a `from_fn` clones and
 //! boxes everything beneath it on every request, and a stack applied with `Router::layer`
 //! is wrapped around each route, so each request cloned it again level by level. That
-//! plumbing, not the work, was half of `/health`'s instructions (bench/README.md,
-//! "Stop 20"). Here the stack is built once around the router and each request costs one
-//! boxed future.
+//! plumbing, not the work, was half of `/health`'s instructions (bench/README.md, "One
+//! edge service"). Here the stack is built once around the router and each request costs
+//! one boxed future.
 
 use std::{
     convert::Infallible,
