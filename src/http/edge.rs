@@ -79,7 +79,7 @@ where
         req.headers_mut().insert(X_REQUEST_ID, id_header.clone());
         let method = req.method().clone();
         let span = tracing::info_span!("request", %method, path = %req.uri().path(), %request_id);
-        let deadline = body_deadline::watch(&mut req, self.state.config.body_timeout);
+        let deadline = body_deadline::watch(&mut req, self.state.config.http.body_timeout);
         let answer = span.in_scope(|| self.inner.call(req));
         let state = self.state.clone();
         Box::pin(async move {

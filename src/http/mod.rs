@@ -7,3 +7,6 @@ pub mod layers;
 pub mod metrics;
 pub mod rate_limit;
 pub mod serve;
+pub mod settings;
+
+pub use settings::Settings;

@@ -11,10 +11,12 @@ pub mod identity;
 mod review;
 pub mod routes;
 pub mod sealed;
+pub mod settings;
 mod store;
 pub mod webhook;
 
 pub use client::{Credential, GithubClient, GithubError};
+pub use settings::Settings;
 
 use crate::{jobs::Workers, state::AppState};
 

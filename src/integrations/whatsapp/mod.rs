@@ -10,13 +10,16 @@ pub mod job;
 pub mod link;
 pub mod payload;
 pub mod reply;
+pub mod settings;
 pub mod store;
 pub mod webhook;
 
 use axum::Router;
 
 use self::client::GraphClient;
-use crate::{config::WhatsappConfig, state::AppState};
+use crate::state::AppState;
+
+pub use settings::Settings;
 
 /// What the WhatsApp slice shares through `AppState`.
 pub struct Whatsapp {
@@ -24,7 +27,7 @@ pub struct Whatsapp {
 }
 
 impl Whatsapp {
-    pub fn new(config: &WhatsappConfig) -> Self {
+    pub fn new(config: &Settings) -> Self {
         Whatsapp {
             graph: GraphClient::new(config),
         }
