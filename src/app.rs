@@ -15,8 +15,8 @@ use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
 
 use crate::{
     agents, auth, chat,
-    config::{redact_url, Config},
-    db::Db,
+    config::Config,
+    db::{settings::redact_url, Db},
     docs, health,
     http::{
         edge::{EdgeLayer, RememberRouteLayer},
@@ -45,10 +45,10 @@ pub enum StartupError {
 
 /// Connects to the configured database and brings its schema up to date.
 pub async fn connect_and_migrate(config: &Config) -> Result<Db, StartupError> {
-    let db = Db::connect(&config.database_url, config.database_max_connections)
+    let db = Db::connect(&config.db.url, config.db.max_connections)
         .await
         .map_err(|source| StartupError::Connect {
-            url: redact_url(&config.database_url),
+            url: redact_url(&config.db.url),
             source,
         })?;
     db.migrate().await?;
@@ -61,7 +61,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    config.warn_if_secret_replaced();
+    config.auth.warn_if_secret_replaced();
     let db = connect_and_migrate(&config).await?;
     match recover_stale(&db).await {
         Ok(0) => {}
@@ -72,9 +72,9 @@ pub async fn run(
         Err(err) => tracing::warn!(error = %err, "could not recover stale agent statuses"),
     }
     let providers = Providers::from_config(&config.llm).await;
-    let redis = match &config.redis_url {
+    let redis = match &config.redis.url {
         Some(url) => Some(
-            RedisBus::new(url, &config.redis_prefix)
+            RedisBus::new(url, &config.redis.prefix)
                 .map_err(|err| StartupError::Redis(format!("{}: {err}", redact_url(url))))?,
         ),
         None => None,
@@ -98,7 +98,7 @@ pub async fn run(
         crate::codebase::sync::SyncJob::new(state.clone()),
     );
     let workers = workers.start(closing.child_token());
-    let header_timeout = state.config.header_timeout;
+    let header_timeout = state.config.http.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {
         shutdown.await;
         // WebSockets are long-lived: tell them to close (1001) so draining can finish.
@@ -118,19 +118,19 @@ pub fn app(
        + Clone
        + Send
        + 'static {
-    let body_limit = state.config.body_limit_bytes;
+    let body_limit = state.config.http.body_limit_bytes;
     ServiceBuilder::new()
         .layer(EdgeLayer {
             metrics: state.metrics.clone(),
-            body_timeout: state.config.body_timeout,
+            body_timeout: state.config.http.body_timeout,
         })
-        .layer(layers::cors(&state.config.cors_origins))
+        .layer(layers::cors(&state.config.http.cors_origins))
         .layer(CatchPanicLayer::custom(layers::panic_response))
         // Uploads and GitHub's webhook have their own, larger limits; every other
         // body is held to `body_limit` by the extractors (DefaultBodyLimit).
         .layer(RequestBodyLimitLayer::new(
             body_limit
-                .max(state.config.upload_limit_bytes)
+                .max(state.config.codebase.upload_limit_bytes)
                 .max(integrations::github::routes::BODY_LIMIT),
         ))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod docs;
+pub mod env;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -37,12 +37,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&config);
+    telemetry::init(&config.telemetry);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => app::connect_and_migrate(&config).await.map(|db| {
             tracing::info!(database = db.backend(), "migrations applied");
         }),
-        Command::Serve => match TcpListener::bind((config.host, config.port)).await {
+        Command::Serve => match TcpListener::bind((config.http.host, config.http.port)).await {
             Ok(listener) => {
                 memory::trim_after_bursts();
                 app::run(config, listener, shutdown_signal()).await

@@ -15,6 +15,8 @@ use std::{
 use futures_util::StreamExt;
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, AsyncCommands};
 
+use crate::{db::settings::redact_url, env::Env};
+
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often each connection is pinged; a ping unanswered within `CALL_TIMEOUT` means
 /// the connection is dead.
@@ -36,6 +38,42 @@ pub struct Envelope {
     pub instance: String,
     pub user_id: i64,
     pub frame: String,
+}
+
+/// `REDIS_URL` (unset: this instance works alone) and `REDIS_PREFIX`.
+#[derive(Clone)]
+pub struct Settings {
+    pub url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments may share one Redis).
+    pub prefix: String,
+}
+
+// Hand-written so that a password in the URL never reaches a log line through `{:?}`.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Self {
+        Settings {
+            url: env.non_empty("REDIS_URL"),
+            prefix: env
+                .non_empty("REDIS_PREFIX")
+                .unwrap_or_else(|| "codesherpa".into()),
+        }
+    }
+
+    pub fn for_tests() -> Self {
+        Settings {
+            url: None,
+            prefix: "codesherpa-test".into(),
+        }
+    }
 }
 
 impl RedisBus {

@@ -15,7 +15,7 @@ pub async fn limit_auth(State(state): State<AppState>, req: Request, next: Next)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    if let Some(ip) = client_ip(req.headers(), peer, state.config.trust_proxy_headers) {
+    if let Some(ip) = client_ip(req.headers(), peer, state.config.http.trust_proxy_headers) {
         if let Err(retry_after_secs) = state.limits.check_auth(ip).await {
             tracing::warn!(%ip, "auth rate limit exceeded");
             return Error::RateLimited { retry_after_secs }.into_response();

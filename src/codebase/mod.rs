@@ -7,6 +7,7 @@ pub mod index;
 pub mod retrieval;
 pub mod routes;
 pub mod search;
+pub mod settings;
 pub mod sync;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use archive::Skipped;
+pub use settings::Settings;
 
 /// Where a project's index stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]

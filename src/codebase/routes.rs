@@ -106,15 +106,14 @@ pub async fn upload(
         .map_err(|_| Error::RateLimited {
             retry_after_secs: INDEXING_BUSY_RETRY_SECS,
         })?;
-    let body = to_bytes(request.into_body(), state.config.upload_limit_bytes)
-        .await
-        .map_err(|err| {
-            if over_length_limit(&err) {
-                Error::PayloadTooLarge
-            } else {
-                Error::BadRequest("Could not read the request body".into())
-            }
-        })?;
+    let limit = state.config.codebase.upload_limit_bytes;
+    let body = to_bytes(request.into_body(), limit).await.map_err(|err| {
+        if over_length_limit(&err) {
+            Error::PayloadTooLarge
+        } else {
+            Error::BadRequest("Could not read the request body".into())
+        }
+    })?;
     if archive::format_of(&body).is_none() {
         return Err(Error::UnsupportedMediaType(
             "Expected a .tar.gz or .zip archive",

@@ -308,7 +308,7 @@ async fn download(
         .get_raw(&path, credential)
         .await
         .map_err(|err| github_outcome(&err, credential))?;
-    let limit = state.config.upload_limit_bytes;
+    let limit = state.config.codebase.upload_limit_bytes;
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {

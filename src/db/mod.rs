@@ -9,7 +9,10 @@ pub mod page;
 pub mod pages;
 mod reader;
 mod revisions;
+pub mod settings;
 mod wal;
+
+pub use settings::Settings;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -220,7 +223,7 @@ fn sqlite_path(url: &str) -> Result<String, sqlx::Error> {
             return Err(sqlx::Error::Configuration(
                 format!(
                     "unsupported DATABASE_URL scheme in `{}`",
-                    crate::config::redact_url(url)
+                    settings::redact_url(url)
                 )
                 .into(),
             ))

@@ -8,3 +8,6 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod serve;
+pub mod settings;
+
+pub use settings::Settings;

@@ -32,6 +32,7 @@
 //! is renewed while the handler works; if it is lost the handler is dropped mid-way.
 
 mod backoff;
+pub mod settings;
 mod store;
 mod worker;
 
@@ -46,10 +47,11 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub use settings::Settings;
 pub use store::{enqueue, JobConnection};
 pub use worker::{RunningWorkers, Workers};
 
-use crate::{config::JobsConfig, db::Db, http::metrics::Metrics};
+use crate::{db::Db, http::metrics::Metrics};
 
 /// A job to be queued.
 #[derive(Clone, Debug)]
@@ -171,14 +173,14 @@ pub struct Queue {
 
 struct Inner {
     db: Db,
-    config: JobsConfig,
+    config: Settings,
     /// Identifies this process's claims (with the attempt number, one claim exactly).
     worker_id: String,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Queue {
-    pub fn new(db: Db, config: JobsConfig) -> Self {
+    pub fn new(db: Db, config: Settings) -> Self {
         Queue {
             inner: Arc::new(Inner {
                 db,
@@ -193,7 +195,7 @@ impl Queue {
         &self.inner.db
     }
 
-    pub fn config(&self) -> &JobsConfig {
+    pub fn config(&self) -> &Settings {
         &self.inner.config
     }
 

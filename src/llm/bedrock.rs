@@ -13,8 +13,9 @@ use aws_sdk_bedrockruntime::{
 
 use futures_util::future::BoxFuture;
 
-use super::{Chunk, ChunkStream, Completion, LlmError, LlmRequest, Provider, Role, Usage};
-use crate::config::LlmConfig;
+use super::{
+    Chunk, ChunkStream, Completion, LlmError, LlmRequest, Provider, Role, Settings, Usage,
+};
 
 #[derive(Clone)]
 pub struct Bedrock {
@@ -25,7 +26,7 @@ pub struct Bedrock {
 impl Bedrock {
     /// Region and credentials come from the standard AWS chain (environment, profile, SSO,
     /// container or instance role); `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` overrides the endpoint.
-    pub async fn from_env(config: &LlmConfig) -> Self {
+    pub async fn from_env(config: &Settings) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.aws_region.clone()))
             // Throttling and 5xx are retried with exponential backoff and jitter.

@@ -4,12 +4,13 @@
 pub mod bedrock;
 pub mod local;
 pub mod openai;
+pub mod settings;
 
 use std::{sync::Arc, time::Duration};
 
 use futures_util::{future::BoxFuture, stream::BoxStream, StreamExt};
 
-use crate::config::{LlmConfig, ProviderKind};
+pub use settings::{ProviderKind, Settings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -190,7 +191,7 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub async fn from_config(config: &LlmConfig) -> Self {
+    pub async fn from_config(config: &Settings) -> Self {
         let local: Arc<dyn Provider> = Arc::new(local::LocalEngine);
         let openai: Option<Arc<dyn Provider>> = (config.provider == ProviderKind::OpenAi
             || config.openai_api_key.is_some())
@@ -259,8 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn agent_models_select_providers() {
-        let providers =
-            Providers::from_config(&crate::config::Config::for_tests("sqlite::memory:").llm).await;
+        let providers = Providers::from_config(&Settings::for_tests()).await;
         assert_eq!(providers.select(None).0.name(), "local");
         assert_eq!(providers.select(Some("local")).0.name(), "local");
         // OpenAI is not configured in tests: the default answers.

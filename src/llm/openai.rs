@@ -9,8 +9,9 @@ use reqwest::{header, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Chunk, ChunkStream, LlmError, LlmRequest, Provider, Role, Usage, CREDENTIALS_REFUSED};
-use crate::config::LlmConfig;
+use super::{
+    Chunk, ChunkStream, LlmError, LlmRequest, Provider, Role, Settings, Usage, CREDENTIALS_REFUSED,
+};
 
 const ATTEMPTS: u32 = 3;
 
@@ -23,7 +24,7 @@ pub struct OpenAi {
 }
 
 impl OpenAi {
-    pub fn new(config: &LlmConfig) -> Self {
+    pub fn new(config: &Settings) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(config.timeout)

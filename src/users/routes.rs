@@ -120,7 +120,7 @@ pub async fn update_me(
 
     if let (Some(password), Some(current)) = (input.password, input.current_password) {
         let peer = connect_info.map(|Extension(ConnectInfo(peer))| peer);
-        let ip = client_ip(&headers, peer, state.config.trust_proxy_headers);
+        let ip = client_ip(&headers, peer, state.config.http.trust_proxy_headers);
         // Before bcrypt: guesses must cost the guesser, not the login queue.
         if let Err(retry_after_secs) = state.limits.check_password(user.id, ip).await {
             tracing::warn!(user_id = user.id, "current_password rate limit exceeded");

@@ -3,7 +3,10 @@
 
 pub mod hub;
 pub mod protocol;
+pub mod settings;
 pub mod slots;
+
+pub use settings::Settings;
 
 use std::{
     collections::HashMap,
@@ -71,6 +74,7 @@ fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     same_origin(origin, headers)
         || state
             .config
+            .http
             .cors_origins
             .iter()
             .any(|allowed| allowed == "*" || allowed == origin)
@@ -130,7 +134,7 @@ pub async fn upgrade(
             retry_after_secs: SLOT_RETRY_AFTER_SECS,
         }
     })?;
-    let limit = state.config.body_limit_bytes;
+    let limit = state.config.http.body_limit_bytes;
     Ok(upgrade
         // Frames over the limit get an error frame; far larger ones end the connection.
         .max_message_size(limit * 4)
@@ -169,7 +173,7 @@ async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket
     let connection = state.hub.register(user_id);
     // The socket's own frames wait for the client (backpressure on its generations);
     // only broadcasts, which cannot wait, can find their queue full.
-    let (own_sender, mut own) = mpsc::channel(state.config.ws_queue_capacity);
+    let (own_sender, mut own) = mpsc::channel(state.config.ws.queue_capacity);
     let context = Context {
         state: state.clone(),
         user_id,
@@ -179,7 +183,7 @@ async fn serve(state: AppState, user_id: i64, expires_at: i64, socket: WebSocket
     };
     let mut broadcasts = connection.frames;
     let (mut sink, mut stream) = socket.split();
-    let interval = state.config.ws_ping_interval;
+    let interval = state.config.ws.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -258,7 +262,7 @@ async fn write(
     tokio::select! {
         sent = sink.send(Message::Text(frame)) => sent.map_err(|_| None),
         () = too_slow.cancelled() => Err(Some(TOO_SLOW)),
-        () = tokio::time::sleep(state.config.ws_ping_interval * 2) => Err(Some(TOO_SLOW)),
+        () = tokio::time::sleep(state.config.ws.ping_interval * 2) => Err(Some(TOO_SLOW)),
         () = state.shutdown.cancelled() => Err(Some(GOING_AWAY)),
     }
 }
@@ -284,7 +288,7 @@ impl Context {
     }
 
     async fn on_text(&self, text: &str) -> Next {
-        if text.len() > self.state.config.body_limit_bytes {
+        if text.len() > self.state.config.http.body_limit_bytes {
             self.reply(error_frame("payload_too_large", "Frame is too large", None));
             return Next::Continue;
         }

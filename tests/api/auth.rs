@@ -116,7 +116,7 @@ db_test!(async fn deactivated_users_are_refused(backend) {
 });
 
 db_test!(async fn deactivation_made_elsewhere_bites_within_the_cache_ttl(backend) {
-    let app = spawn_with(backend, |config| config.auth_cache_ttl = std::time::Duration::from_millis(300)).await;
+    let app = spawn_with(backend, |config| config.auth.cache_ttl = std::time::Duration::from_millis(300)).await;
     let (token, login) = app.user().await;
     assert_eq!(me_status(&app, &token).await.0, 200);
     // A change through the API is seen at once...
@@ -132,7 +132,7 @@ db_test!(async fn deactivation_made_elsewhere_bites_within_the_cache_ttl(backend
 // change through the API never outlives it: whatever was in flight when a rename
 // returned, every request after it sees the new name (even with a long TTL).
 db_test!(async fn reads_in_flight_never_outlive_a_change_through_the_api(backend) {
-    let app = spawn_with(backend, |config| config.auth_cache_ttl = std::time::Duration::from_secs(60)).await;
+    let app = spawn_with(backend, |config| config.auth.cache_ttl = std::time::Duration::from_secs(60)).await;
     let (token, _) = app.user().await;
     let me = || async { app.get("/api/v1/user/me", &token).await.expect(200).data()["name"].clone() };
     let rename = |name: String| app.put("/api/v1/user/me", &token, json!({"name": name}));
@@ -231,7 +231,7 @@ db_test!(async fn logout_revokes_the_refresh_token(backend) {
 });
 
 db_test!(async fn auth_routes_are_rate_limited_per_ip(backend) {
-    let app = spawn_with(backend, |config| config.rate_limit_auth_per_minute = 3).await;
+    let app = spawn_with(backend, |config| config.http.rate_limit_auth_per_minute = 3).await;
     for _ in 0..3 {
         app.login("nobody@example.com", "password123").await.expect(401);
     }
@@ -249,12 +249,12 @@ const OLD_KEY: &str = "the-key-before-rotation-0123456789abcdef";
 const NEW_KEY: &str = "the-key-after-rotation-0123456789abcdefgh";
 
 db_test!(async fn tokens_signed_with_the_previous_key_survive_a_rotation(backend) {
-    let before = spawn_with(backend, |config| config.secret_key = OLD_KEY.into()).await;
+    let before = spawn_with(backend, |config| config.auth.secret_key = OLD_KEY.into()).await;
     let (access, login) = before.user().await;
     let rotated = before
         .sibling(|config| {
-            config.secret_key = NEW_KEY.into();
-            config.secret_key_previous = Some(OLD_KEY.into());
+            config.auth.secret_key = NEW_KEY.into();
+            config.auth.secret_key_previous = Some(OLD_KEY.into());
         })
         .await;
     assert_eq!(me_status(&rotated, &access).await.0, 200);
@@ -270,8 +270,8 @@ db_test!(async fn tokens_signed_with_the_previous_key_survive_a_rotation(backend
     // A key that was never ours verifies nothing.
     let unrelated = before
         .sibling(|config| {
-            config.secret_key = "some-other-deployment-key-0123456789ab".into();
-            config.secret_key_previous = Some("yet-another-deployment-key-0123456789".into());
+            config.auth.secret_key = "some-other-deployment-key-0123456789ab".into();
+            config.auth.secret_key_previous = Some("yet-another-deployment-key-0123456789".into());
         })
         .await;
     assert_eq!(me_status(&unrelated, &access).await, (401, "unauthorized".to_owned()));

@@ -186,7 +186,7 @@ db_test!(async fn codebase_questions_search_the_projects_files(backend) {
 });
 
 db_test!(async fn ai_routes_are_rate_limited_per_user(backend) {
-    let app = spawn_with(backend, |config| config.rate_limit_ai_per_minute = 2).await;
+    let app = spawn_with(backend, |config| config.http.rate_limit_ai_per_minute = 2).await;
     let (token, _) = app.user().await;
     let (other, _) = app.user().await;
     for _ in 0..2 {

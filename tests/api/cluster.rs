@@ -44,16 +44,16 @@ async fn pair(backend: Backend, redis: String, ai_limit: u32) -> (TestApp, TestA
     let prefix = format!("cs-test-{}", uuid::Uuid::new_v4().simple());
     let (redis_b, prefix_b) = (redis.clone(), prefix.clone());
     let a = spawn_with(backend, move |config| {
-        config.redis_url = Some(redis);
-        config.redis_prefix = prefix;
-        config.rate_limit_ai_per_minute = ai_limit;
+        config.redis.url = Some(redis);
+        config.redis.prefix = prefix;
+        config.http.rate_limit_ai_per_minute = ai_limit;
     })
     .await;
     let b = a
         .sibling(move |config| {
-            config.redis_url = Some(redis_b);
-            config.redis_prefix = prefix_b;
-            config.rate_limit_ai_per_minute = ai_limit;
+            config.redis.url = Some(redis_b);
+            config.redis.prefix = prefix_b;
+            config.http.rate_limit_ai_per_minute = ai_limit;
         })
         .await;
     (a, b)

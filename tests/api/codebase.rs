@@ -214,7 +214,7 @@ db_test!(async fn zip_uploads_and_tar_bombs(backend) {
 });
 
 db_test!(async fn uploads_are_checked(backend) {
-    let app = spawn_with(backend, |config| config.upload_limit_bytes = 64 * 1024).await;
+    let app = spawn_with(backend, |config| config.codebase.upload_limit_bytes = 64 * 1024).await;
     let (token, _) = app.user().await;
     let id = project(&app, &token).await;
     let not_archive = upload(&app, &token, id, b"just some text".to_vec()).await.expect(415);
@@ -526,7 +526,7 @@ fn streamed_body() -> (tokio::sync::mpsc::Sender<Vec<u8>>, reqwest::Body) {
 }
 
 db_test!(async fn uploads_beyond_index_concurrency_are_told_to_retry(backend) {
-    let app = spawn_with(backend, |config| config.index_concurrency = 1).await;
+    let app = spawn_with(backend, |config| config.codebase.index_concurrency = 1).await;
     let (token, _) = app.user().await;
     let id = project(&app, &token).await;
     let archive = github_tarball(&[("src/cart.rs", CART)]);

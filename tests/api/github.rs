@@ -12,8 +12,11 @@ use std::{
 };
 
 use codesherpa::{
-    config::{Config, GithubApp},
-    integrations::{github::Credential, signature::sign_sha256},
+    config::Config,
+    integrations::{
+        github::{settings::GithubApp, Credential},
+        signature::sign_sha256,
+    },
 };
 use serde_json::{json, Value};
 use wiremock::{

@@ -319,7 +319,7 @@ db_test!(async fn a_github_app_syncs_a_verified_project_through_its_installation
     let accounts = GithubAccounts::mount(&github, SERVER_TOKEN).await;
     let app = spawn_with(backend, |config| {
         configure_oauth(config, &github);
-        config.github.app = Some(codesherpa::config::GithubApp {
+        config.github.app = Some(codesherpa::integrations::github::settings::GithubApp {
             id: "12345".into(),
             private_key_pem: include_str!("../fixtures/github-app-test-key.pem").into(),
         });

@@ -10,7 +10,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use codesherpa::config::{Config, GithubOAuth};
+use codesherpa::{config::Config, integrations::github::settings::GithubOAuth};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wiremock::{

@@ -107,9 +107,9 @@ pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Config)) -
     app
 }
 
-/// Starts a server on `config.database_url`; the caller owns the database.
+/// Starts a server on `config.db.url`; the caller owns the database.
 async fn start(config: Config) -> TestApp {
-    let database_url = config.database_url.clone();
+    let database_url = config.db.url.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -428,7 +428,7 @@ impl TestApp {
 pub async fn spawn_on_slow_openai(backend: Backend) -> TestApp {
     let base = slow_openai().await;
     spawn_with(backend, move |config| {
-        config.llm.provider = codesherpa::config::ProviderKind::OpenAi;
+        config.llm.provider = codesherpa::llm::ProviderKind::OpenAi;
         config.llm.openai_base_url = base;
     })
     .await

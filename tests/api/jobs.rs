@@ -61,10 +61,7 @@ impl Handler for Recorder {
     }
 }
 
-async fn queue_on(
-    app: &TestApp,
-    configure: impl FnOnce(&mut codesherpa::config::JobsConfig),
-) -> Queue {
+async fn queue_on(app: &TestApp, configure: impl FnOnce(&mut codesherpa::jobs::Settings)) -> Queue {
     let db = Db::connect(&app.database_url, 5).await.expect("connect");
     let mut config = Config::for_tests(app.database_url.clone()).jobs;
     configure(&mut config);

@@ -67,8 +67,8 @@ db_test!(async fn junk_methods_and_paths_do_not_grow_metrics(backend) {
 
 db_test!(async fn forwarded_for_keys_on_the_proxys_entry_even_with_a_port(backend) {
     let app = spawn_with(backend, |config| {
-        config.trust_proxy_headers = true;
-        config.rate_limit_auth_per_minute = 3;
+        config.http.trust_proxy_headers = true;
+        config.http.rate_limit_auth_per_minute = 3;
     })
     .await;
     let login = json!({"email": "nobody@example.com", "password": "password123"});
@@ -97,8 +97,8 @@ db_test!(async fn forwarded_for_keys_on_the_proxys_entry_even_with_a_port(backen
 
 db_test!(async fn an_unparsable_last_entry_never_promotes_a_client_entry(backend) {
     let app = spawn_with(backend, |config| {
-        config.trust_proxy_headers = true;
-        config.rate_limit_auth_per_minute = 3;
+        config.http.trust_proxy_headers = true;
+        config.http.rate_limit_auth_per_minute = 3;
     })
     .await;
     let login = json!({"email": "nobody@example.com", "password": "password123"});
@@ -145,7 +145,7 @@ async fn raw_connection(app: &TestApp) -> tokio::net::TcpStream {
 
 db_test!(async fn half_sent_headers_and_idle_connections_are_closed(backend) {
     use tokio::io::AsyncWriteExt;
-    let app = spawn_with(backend, |config| config.header_timeout = std::time::Duration::from_secs(1)).await;
+    let app = spawn_with(backend, |config| config.http.header_timeout = std::time::Duration::from_secs(1)).await;
     let mut slow = raw_connection(&app).await;
     slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
     let answered = read_until_closed(&mut slow).await;
@@ -168,7 +168,7 @@ db_test!(async fn half_sent_headers_and_idle_connections_are_closed(backend) {
 
 db_test!(async fn a_trickled_body_gets_408(backend) {
     use tokio::io::AsyncWriteExt;
-    let app = spawn_with(backend, |config| config.body_timeout = std::time::Duration::from_secs(1)).await;
+    let app = spawn_with(backend, |config| config.http.body_timeout = std::time::Duration::from_secs(1)).await;
     let mut slow = raw_connection(&app).await;
     slow.write_all(
         b"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"email\": ",

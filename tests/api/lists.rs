@@ -297,7 +297,7 @@ db_test!(async fn a_kept_page_is_served_while_its_revision_stands(backend) {
 
 // With `LIST_CACHE_MB=0` no page is kept: the same answers, each read afresh.
 db_test!(async fn lists_answer_alike_with_no_pages_kept(backend) {
-    let app = spawn_with(backend, |config| config.list_cache_bytes = 0).await;
+    let app = spawn_with(backend, |config| config.db.list_cache_bytes = 0).await;
     let (token, _) = app.user().await;
     let user_id = user_id(&app, &token).await;
     app.post("/api/v1/projects", &token, json!({"name": "before"})).await.expect(201);

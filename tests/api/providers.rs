@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-use codesherpa::config::{AwsCredentials, ProviderKind};
+use codesherpa::llm::{settings::AwsCredentials, ProviderKind};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use wiremock::{

@@ -118,14 +118,14 @@ db_test!(needs_redis async fn a_silent_redis_partition_is_detected_reported_and_
     let prefix = format!("cs-test-{}", uuid::Uuid::new_v4().simple());
     let (prefix_b, proxied) = (prefix.clone(), proxy.url());
     let a = spawn_with(backend, move |config| {
-        config.redis_url = Some(redis);
-        config.redis_prefix = prefix;
+        config.redis.url = Some(redis);
+        config.redis.prefix = prefix;
     })
     .await;
     let b = a
         .sibling(move |config| {
-            config.redis_url = Some(proxied);
-            config.redis_prefix = prefix_b;
+            config.redis.url = Some(proxied);
+            config.redis.prefix = prefix_b;
         })
         .await;
     wait_for_readiness(&b, 200).await;

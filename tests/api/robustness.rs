@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::{future::join_all, StreamExt};
 use serde_json::{json, Value};
 
-use codesherpa::config::ProviderKind;
+use codesherpa::llm::ProviderKind;
 
 use crate::helpers::{
     agent_status, spawn, spawn_on_slow_openai, spawn_with, Reply, ServerProcess, TestApp,
@@ -75,7 +75,7 @@ async fn round(
 }
 
 db_test!(async fn mixed_concurrent_writes_never_answer_5xx(backend) {
-    let app = spawn_with(backend, |config| config.database_max_connections = 10).await;
+    let app = spawn_with(backend, |config| config.db.max_connections = 10).await;
     let mut users = Vec::new();
     for _ in 0..5 {
         let (token, login) = app.user().await;
@@ -337,7 +337,7 @@ db_test!(async fn edits_during_generations_never_leave_an_agent_processing(backe
     let app = spawn_with(backend, move |config| {
         config.llm.provider = ProviderKind::OpenAi;
         config.llm.openai_base_url = base;
-        config.database_max_connections = 10;
+        config.db.max_connections = 10;
     })
     .await;
     let (token, _) = app.user().await;
@@ -400,8 +400,8 @@ fn tally(replies: Vec<Reply>, statuses: &mut std::collections::BTreeMap<u16, usi
 )]
 async fn killed_database_sessions_answer_503_never_500_and_recover() {
     let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
-        config.database_max_connections = 10;
-        config.auth_cache_ttl = Duration::ZERO;
+        config.db.max_connections = 10;
+        config.auth.cache_ttl = Duration::ZERO;
     })
     .await;
     let (token, _) = app.user().await;
@@ -445,8 +445,8 @@ async fn killed_database_sessions_answer_503_never_500_and_recover() {
 )]
 async fn lists_read_together_answer_503_on_killed_sessions_and_recover() {
     let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
-        config.database_max_connections = 4;
-        config.auth_cache_ttl = Duration::from_secs(60);
+        config.db.max_connections = 4;
+        config.auth.cache_ttl = Duration::from_secs(60);
     })
     .await;
     let (token, _) = app.user().await;
@@ -482,7 +482,7 @@ async fn lists_read_together_answer_503_on_killed_sessions_and_recover() {
 )]
 async fn lists_answer_503_within_5_s_while_revisions_cannot_be_read() {
     let app = spawn_with(crate::helpers::Backend::Postgres, |config| {
-        config.auth_cache_ttl = Duration::from_secs(60);
+        config.auth.cache_ttl = Duration::from_secs(60);
     })
     .await;
     let (token, _) = app.user().await;

@@ -219,8 +219,8 @@ fn assert_rate_limited(reply: crate::helpers::Reply) {
 
 db_test!(async fn current_password_guesses_are_limited_per_user(backend) {
     let app = spawn_with(backend, |config| {
-        config.rate_limit_auth_per_minute = 5;
-        config.trust_proxy_headers = true;
+        config.http.rate_limit_auth_per_minute = 5;
+        config.http.trust_proxy_headers = true;
     })
     .await;
     let token = user_from(&app, "10.0.0.1").await;
@@ -237,8 +237,8 @@ db_test!(async fn current_password_guesses_are_limited_per_user(backend) {
 
 db_test!(async fn current_password_guesses_are_limited_per_ip(backend) {
     let app = spawn_with(backend, |config| {
-        config.rate_limit_auth_per_minute = 5;
-        config.trust_proxy_headers = true;
+        config.http.rate_limit_auth_per_minute = 5;
+        config.http.trust_proxy_headers = true;
     })
     .await;
     let mut tokens = Vec::new();

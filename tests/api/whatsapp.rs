@@ -409,7 +409,7 @@ db_test!(async fn a_phone_links_with_a_single_use_code_and_moves_between_owners(
 db_test!(async fn link_codes_cannot_be_guessed_from_one_number(backend) {
     let graph = graph().await;
     // Registering and logging in spend two of the auth budget's three, on the test's IP.
-    let app = app_with(backend, &graph, |config| config.rate_limit_auth_per_minute = 3).await;
+    let app = app_with(backend, &graph, |config| config.http.rate_limit_auth_per_minute = 3).await;
     let (token, _) = app.user().await;
     let code = app.post("/api/v1/user/whatsapp/link", &token, json!({})).await.expect(201);
     let code = code.data()["code"].as_str().unwrap().to_owned();
@@ -456,7 +456,7 @@ db_test!(async fn only_wrong_codes_that_were_checked_spend_the_budget_of_all_num
     // Registering and logging in spend two of the auth budget's three, on the test's IP;
     // each number's own link budget is three too.
     let app = app_with(backend, &graph, |config| {
-        config.rate_limit_auth_per_minute = 3;
+        config.http.rate_limit_auth_per_minute = 3;
         config.whatsapp.link_attempts_per_minute = 4;
     })
     .await;
@@ -490,8 +490,8 @@ fn sharing_link_budget(
     budget: u32,
 ) -> impl FnOnce(&mut codesherpa::config::Config) {
     move |config| {
-        config.redis_url = Some(redis);
-        config.redis_prefix = prefix;
+        config.redis.url = Some(redis);
+        config.redis.prefix = prefix;
         config.whatsapp.link_attempts_per_minute = budget;
     }
 }
@@ -686,7 +686,7 @@ db_test!(async fn a_long_answer_arrives_in_order_in_parts_of_at_most_4096_charac
     let provider = provider_answering(&answer).await;
     let base = format!("{}/v1", provider.uri());
     let app = app_with(backend, &graph, move |config| {
-        config.llm.provider = codesherpa::config::ProviderKind::OpenAi;
+        config.llm.provider = codesherpa::llm::ProviderKind::OpenAi;
         config.llm.openai_base_url = base;
         config.llm.openai_api_key = Some("sk-test".into());
     })
@@ -798,7 +798,7 @@ db_test!(async fn a_crashed_run_is_resumed_without_resending_sent_parts(backend)
 
 db_test!(async fn the_users_ai_rate_limit_applies(backend) {
     let graph = graph().await;
-    let app = app_with(backend, &graph, |config| config.rate_limit_ai_per_minute = 1).await;
+    let app = app_with(backend, &graph, |config| config.http.rate_limit_ai_per_minute = 1).await;
     let (token, _) = app.user().await;
     link(&app, &graph, &token, "15551230001").await;
     deliver(&app, &notification(vec![text("15551230001", "wamid.RL1", "what is a closure?")])).await;

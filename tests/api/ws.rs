@@ -103,7 +103,7 @@ db_test!(async fn upgrades_need_a_valid_token_and_origin(backend) {
 });
 
 db_test!(async fn bad_frames_get_errors_and_the_socket_stays_open(backend) {
-    let app = spawn_with(backend, |config| config.body_limit_bytes = 4096).await;
+    let app = spawn_with(backend, |config| config.http.body_limit_bytes = 4096).await;
     let (token, _) = app.user().await;
     let mut socket = connect(&app, &token).await;
     let cases = [
@@ -255,7 +255,7 @@ pub async fn open_sockets(app: &TestApp) -> u64 {
 }
 
 db_test!(async fn a_socket_that_stops_reading_is_closed_not_starved(backend) {
-    let app = spawn_with(backend, |config| config.ws_queue_capacity = 2).await;
+    let app = spawn_with(backend, |config| config.ws.queue_capacity = 2).await;
     let (token, _) = app.user().await;
     // A client that never reads, with a small fixed receive buffer.
     let address: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
@@ -335,7 +335,7 @@ db_test!(async fn expired_tokens_close_the_socket_unless_renewed(backend) {
 });
 
 db_test!(async fn deactivated_users_are_dropped(backend) {
-    let app = spawn_with(backend, |config| config.ws_ping_interval = Duration::from_millis(300)).await;
+    let app = spawn_with(backend, |config| config.ws.ping_interval = Duration::from_millis(300)).await;
     let (token, login) = app.user().await;
     let mut socket = connect(&app, &token).await;
     app.deactivate(login["user"]["id"].as_i64().unwrap()).await;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use codesherpa::config::ProviderKind;
+use codesherpa::llm::ProviderKind;
 use serde_json::{json, Value};
 use tokio_tungstenite::{connect_async, tungstenite::Error as WsError, MaybeTlsStream};
 use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
@@ -50,8 +50,8 @@ fn assert_rate_limited((status, retry_after, body): (u16, Option<String>, Value)
 
 db_test!(async fn sockets_are_capped_per_user_and_in_total(backend) {
     let app = spawn_with(backend, |config| {
-        config.ws_max_per_user = 3;
-        config.ws_max_connections = 5;
+        config.ws.max_per_user = 3;
+        config.ws.max_connections = 5;
     })
     .await;
     let (alice, _) = app.user().await;
@@ -88,7 +88,7 @@ db_test!(async fn sockets_are_capped_per_user_and_in_total(backend) {
 });
 
 db_test!(async fn concurrent_upgrades_never_overshoot_the_cap(backend) {
-    let app = spawn_with(backend, |config| config.ws_max_per_user = 4).await;
+    let app = spawn_with(backend, |config| config.ws.max_per_user = 4).await;
     let (token, _) = app.user().await;
     let attempts = (0..40).map(|_| connect_async(app.ws_url(&token)));
     let results = futures_util::future::join_all(attempts).await;
@@ -126,7 +126,7 @@ db_test!(async fn a_socket_streaming_its_own_chat_is_not_closed_by_a_broadcast(b
     let app = spawn_with(backend, move |config| {
         config.llm.provider = ProviderKind::OpenAi;
         config.llm.openai_base_url = base;
-        config.ws_queue_capacity = 4;
+        config.ws.queue_capacity = 4;
     })
     .await;
     let (token, _) = app.user().await;

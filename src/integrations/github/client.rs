@@ -14,7 +14,8 @@ use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::{config::GithubConfig, jobs::Outcome};
+use super::Settings;
+use crate::jobs::Outcome;
 
 const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
@@ -124,7 +125,7 @@ struct InstallationToken {
 }
 
 impl GithubClient {
-    pub fn new(config: &GithubConfig) -> Self {
+    pub fn new(config: &Settings) -> Self {
         // Redirects are followed (renamed repositories, tarballs); reqwest drops the
         // Authorization header when a redirect leaves the API's host.
         let http = reqwest::Client::builder()

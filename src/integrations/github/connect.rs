@@ -184,7 +184,7 @@ pub async fn callback(
 /// `POST {GITHUB_WEB_URL}/login/oauth/access_token`: the code for the user's token.
 async fn exchange(
     state: &AppState,
-    oauth: &crate::config::GithubOAuth,
+    oauth: &super::settings::GithubOAuth,
     code: &str,
 ) -> Result<String> {
     let url = format!("{}/login/oauth/access_token", state.config.github.web_url);

@@ -12,11 +12,13 @@ mod repo_url;
 mod review;
 pub mod routes;
 pub mod sealed;
+pub mod settings;
 mod store;
 pub mod webhook;
 
 pub use client::{Credential, GithubClient, GithubError};
 pub use repo_url::{linked_repository, parse_repo_url, web_url, RepoUrl};
+pub use settings::Settings;
 
 use crate::{jobs::Workers, state::AppState};
 

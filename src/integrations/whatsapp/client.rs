@@ -7,7 +7,7 @@ use reqwest::{header::RETRY_AFTER, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::WhatsappConfig;
+use super::settings::Settings;
 
 /// Meta's "re-engagement message": more than 24 hours since the user last wrote.
 pub const OUTSIDE_WINDOW: i64 = 131_047;
@@ -56,7 +56,7 @@ struct SentMessage {
 }
 
 impl GraphClient {
-    pub fn new(config: &WhatsappConfig) -> Self {
+    pub fn new(config: &Settings) -> Self {
         GraphClient {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -188,7 +188,7 @@ pub struct Whatsapp {
 }
 
 impl Whatsapp {
-    pub fn new(config: &WhatsappConfig) -> Self {
+    pub fn new(config: &Settings) -> Self {
         Whatsapp {
             graph: GraphClient::new(config),
         }

@@ -10,12 +10,15 @@ pub mod job;
 pub mod link;
 pub mod payload;
 pub mod reply;
+pub mod settings;
 pub mod store;
 pub mod webhook;
 
 use axum::Router;
 
 use crate::state::AppState;
+
+pub use settings::Settings;
 
 /// `/user/whatsapp…` and `/integrations/whatsapp/webhook`, under `/api/v1`.
 pub fn router() -> Router<AppState> {

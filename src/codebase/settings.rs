@@ -1,0 +1,29 @@
+//! The codebase's settings: how large an uploaded archive may be and how many
+//! extractions and indexings run at once.
+
+use crate::env::{positive, ConfigError, Env};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Body limit of `PUT /projects/{id}/files` (archives of code).
+    pub upload_limit_bytes: usize,
+    /// Archive extractions and indexings (uploads and syncs) running at once on this
+    /// instance; an upload beyond them gets 429, a sync waits its turn.
+    pub index_concurrency: usize,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Settings {
+            upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
+            index_concurrency: env.parse("INDEX_CONCURRENCY", 2, positive)?,
+        })
+    }
+
+    pub fn for_tests() -> Self {
+        Settings {
+            upload_limit_bytes: 50 * 1024 * 1024,
+            index_concurrency: 2,
+        }
+    }
+}
