@@ -1,12 +1,18 @@
 //! Every setting the server reads, composed from the slices' own settings (each slice's
 //! `settings.rs` names its variables, defaults and checks), validated once at start-up.
 
+// Each slice's settings file, not its `mod.rs`: the settings import nothing of the slice.
 use crate::{
-    auth, codebase, db,
+    auth::settings as auth,
+    codebase::settings as codebase,
+    db::settings as db,
     env::Env,
-    http,
-    integrations::{github, whatsapp},
-    jobs, llm, redis_bus, telemetry, ws,
+    http::settings as http,
+    integrations::{github::settings as github, whatsapp::settings as whatsapp},
+    jobs::settings as jobs,
+    llm::settings as llm,
+    redis_bus, telemetry,
+    ws::settings as ws,
 };
 
 pub use crate::env::ConfigError;

@@ -14,7 +14,7 @@ use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::Settings;
+use super::settings::Settings;
 use crate::jobs::Outcome;
 
 const API_VERSION: &str = "2022-11-28";
