@@ -15,12 +15,12 @@ use super::{
     store::{self, Stored},
 };
 use crate::{
+    agents,
     chat::routes::admit,
     error::Error,
     orchestrator::{self, ChatInput},
     state::AppState,
     users::User,
-    with_pool,
 };
 
 const LINKED: &str = "✅ This number is now linked to your CodeSherpa account. Send a message \
@@ -255,13 +255,8 @@ async fn addressed_agent(
     let Some(rest) = text.strip_prefix('@') else {
         return Ok((None, text.to_owned()));
     };
-    let agents: Vec<(i64, String)> = with_pool!(&state.db, |pool| sqlx::query_as(
-        "SELECT id, name FROM agents WHERE user_id = $1"
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await)?;
-    let chosen = agents
+    let chosen = agents::store::names(&state.db, user_id)
+        .await?
         .into_iter()
         .filter(|(_, name)| !name.is_empty() && names_agent(rest, name))
         .max_by_key(|(_, name)| name.len());
