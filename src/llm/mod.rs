@@ -40,7 +40,24 @@ pub struct Subject {
     pub message: String,
     pub code_context: Option<String>,
     /// Windows of the project's indexed code that match the message.
-    pub project_snippets: Vec<crate::codebase::retrieval::Snippet>,
+    pub project_snippets: Vec<Snippet>,
+}
+
+/// A window of a project file around a matching line (`codebase::retrieval` finds them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snippet {
+    pub path: String,
+    /// The matching line (1-based): what an answer cites as `path:line`.
+    pub line: usize,
+    /// The first line of `text`.
+    pub start: usize,
+    pub text: String,
+}
+
+impl Snippet {
+    pub fn citation(&self) -> String {
+        format!("{}:{}", self.path, self.line)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -3,14 +3,12 @@
 
 use std::time::Instant;
 
-use super::{
-    schemas::{extract_json, Explanation, Review},
-    Prepared,
-};
+use super::Prepared;
 use crate::{
     chat::store::NewChat,
     error::{Error, Result},
     llm::{LlmError, Task, Usage},
+    specialists::schemas::{extract_json, Explanation, Review},
 };
 
 pub(super) enum Outcome {

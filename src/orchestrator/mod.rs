@@ -5,8 +5,6 @@
 pub mod activity;
 mod answer;
 mod plan;
-pub mod routing;
-pub mod schemas;
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -26,10 +24,10 @@ use self::{
 use crate::{
     agents::{self, Agent},
     chat::{store as chats, Chat},
-    codebase::retrieval::{self, Snippet},
+    codebase::retrieval,
     error::{Error, Result},
     llm::Task,
-    llm::{with_idle_timeout, Chunk, LlmRequest, Role, Subject, Turn, Usage},
+    llm::{with_idle_timeout, Chunk, LlmRequest, Role, Snippet, Subject, Turn, Usage},
     projects::{self, Project},
     state::AppState,
     validate::Violations,

@@ -3,14 +3,12 @@
 
 use tokio::sync::mpsc;
 
-use super::{
-    routing::{parse_routing, route_by_keywords, Specialist},
-    subject_of, ChatEvent, Prepared,
-};
+use super::{subject_of, ChatEvent, Prepared};
 use crate::{
     agents::{self, builtin::BUILTIN_AGENTS, Agent},
     error::Result,
     llm::{self, LlmRequest, Role, Task, Turn, Usage},
+    specialists::routing::{parse_routing, route_by_keywords, Specialist},
     state::AppState,
 };
 

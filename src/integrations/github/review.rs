@@ -26,11 +26,11 @@ use crate::{
     error::Error,
     jobs::{Handler, Job, Outcome},
     llm::{self, LlmError, LlmRequest, Role, Subject, Task, Turn},
-    orchestrator::{
+    projects::store as projects,
+    specialists::{
         routing::Specialist,
         schemas::{extract_json, Review},
     },
-    projects::store as projects,
     state::AppState,
 };
 
