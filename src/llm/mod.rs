@@ -162,6 +162,20 @@ pub async fn complete(
         .unwrap_or(Err(LlmError::Timeout))
 }
 
+/// [`complete`] as a stream of one piece and its usage: for an answer nobody watches being
+/// written (the provider's non-streaming API where it has one; bounded as a whole).
+pub fn whole(provider: Arc<dyn Provider>, request: LlmRequest, timeout: Duration) -> ChunkStream {
+    Box::pin(async_stream::stream! {
+        match complete(provider.as_ref(), request, timeout).await {
+            Ok(completion) => {
+                yield Ok(Chunk::Delta(completion.text));
+                yield Ok(Chunk::Usage(completion.usage));
+            }
+            Err(err) => yield Err(err),
+        }
+    })
+}
+
 /// Fails the stream when no piece arrives within `idle`.
 pub fn with_idle_timeout(mut inner: ChunkStream, idle: Duration) -> ChunkStream {
     Box::pin(async_stream::stream! {

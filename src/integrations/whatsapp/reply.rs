@@ -5,8 +5,6 @@
 use std::{sync::OnceLock, time::Duration};
 
 use regex::Regex;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     client::{GraphError, Recipient},
@@ -16,9 +14,8 @@ use super::{
 };
 use crate::{
     agents,
-    chat::routes::admit,
     error::Error,
-    orchestrator::{self, ChatInput},
+    orchestrator::{self, ChatInput, Delivery},
     state::AppState,
     users::User,
 };
@@ -187,7 +184,7 @@ fn link_code(text: &str) -> Option<&str> {
         .map(|m| m.as_str())
 }
 
-/// Runs the user's agents on the text, stores the chat, tells their sockets, and
+/// Has the user's agents answer the text (the chat is stored and their sockets told), and
 /// records the answer as WhatsApp parts.
 async fn answer(
     state: &AppState,
@@ -203,12 +200,10 @@ async fn answer(
         agent_id,
         project_id: None,
         code_context: None,
+        assignment: None,
     };
-    let outcome = match admit(state, user.id, input).await {
-        Ok(prepared) => {
-            let (events, _) = mpsc::channel(1);
-            orchestrator::execute(state, prepared, &events, &CancellationToken::new()).await
-        }
+    let outcome = match orchestrator::admit(state, user.id, input).await {
+        Ok(exchange) => exchange.run(Delivery::default()).await.map_err(Error::from),
         Err(err) => Err(err),
     };
     let chat = match outcome {
@@ -219,7 +214,6 @@ async fn answer(
             return Ok(());
         }
     };
-    state.hub.broadcast_chat(&chat, None).await;
     let mut parts = split(&to_whatsapp(&chat.response), PART_MAX);
     if parts.iter().all(|p| p.trim().is_empty()) {
         parts = vec![EMPTY_ANSWER.to_owned()];
