@@ -135,8 +135,8 @@ pub struct OAuth2Form {
     components(schemas(
         ErrorBody,
         FieldError,
-        crate::orchestrator::schemas::Review,
-        crate::orchestrator::schemas::Explanation,
+        crate::specialists::schemas::Review,
+        crate::specialists::schemas::Explanation,
     )),
     modifiers(&SecuritySchemes),
     tags(

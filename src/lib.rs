@@ -23,6 +23,7 @@ pub mod orchestrator;
 pub mod pagination;
 pub mod projects;
 pub mod redis_bus;
+pub mod specialists;
 pub mod state;
 pub mod telemetry;
 pub mod users;

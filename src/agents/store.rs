@@ -1,5 +1,7 @@
 //! Agent queries; every one is scoped to its owner.
 
+use chrono::TimeDelta;
+
 use crate::{
     db::{
         now, owned,
@@ -58,6 +60,55 @@ pub async fn by_role(db: &Db, user_id: i64, role: &str) -> Result<Option<Agent>>
         .bind(role)
         .fetch_optional(pool)
         .await)?)
+}
+
+/// The ids and names of the user's agents, for picking one by name.
+pub async fn names(db: &Db, user_id: i64) -> Result<Vec<(i64, String)>> {
+    Ok(with_pool!(db, |pool| sqlx::query_as(
+        "SELECT id, name FROM agents WHERE user_id = $1"
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Sets an agent's status (`processing` while it generates).
+pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<()> {
+    let sql = "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3";
+    write_status(db, id, status, sql).await
+}
+
+/// Compare and set: only an agent still `processing` gets `status`, so one the user chose
+/// meanwhile (`PUT /agents/{id}`) is never overwritten.
+pub async fn restore_status(db: &Db, id: i64, status: &str) -> Result<()> {
+    let sql =
+        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'processing'";
+    write_status(db, id, status, sql).await
+}
+
+async fn write_status(db: &Db, id: i64, status: &str, sql: &'static str) -> Result<()> {
+    Ok(with_pool!(db, |pool| sqlx::query(sql)
+        .bind(status)
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(drop))?)
+}
+
+/// Every agent `processing` for longer than `stale_after` becomes `active` again; returns
+/// how many did.
+pub async fn reset_processing(db: &Db, stale_after: TimeDelta) -> Result<u64> {
+    let now = now();
+    Ok(with_pool!(db, |pool| sqlx::query(
+        "UPDATE agents SET status = 'active', updated_at = $1 \
+         WHERE status = 'processing' AND updated_at < $2"
+    )
+    .bind(now)
+    .bind(now - stale_after)
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected()))?)
 }
 
 pub async fn create(db: &Db, user_id: i64, fields: AgentFields) -> Result<Agent> {

@@ -1,12 +1,40 @@
-//! Chats: each exchange with the AI, grouped in sessions, over REST and server-sent events.
+//! Chats: each exchange with the AI, grouped in sessions, over REST and server-sent events;
+//! what a client sends to ask (`ChatRequest`) and how it reads the answer, on any channel.
 
 pub mod routes;
 pub mod store;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::types::Json;
 use utoipa::ToSchema;
+
+use crate::extract::optional_integer;
+
+/// A chat, over REST, server-sent events or a WebSocket `chat` frame.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatRequest {
+    /// Not blank.
+    #[schema(
+        example = "Review this diff for security problems",
+        min_length = 1,
+        max_length = 32_000,
+        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
+    pub message: String,
+    /// Continue a conversation; omitted, a new session starts and its id is returned.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9_:.+@/#-]*$")]
+    pub session_id: Option<String>,
+    /// Ask this agent; omitted, the orchestrator picks the specialist(s).
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub agent_id: Option<i64>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub project_id: Option<i64>,
+    /// Code or a diff the message is about.
+    #[schema(max_length = 200_000, pattern = r"^[^\x00]*$")]
+    pub code_context: Option<String>,
+}
 
 /// One stored exchange.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -32,6 +60,16 @@ pub struct Chat {
     /// False when the generation was cancelled or cut off: `response` is partial.
     pub complete: bool,
     pub created_at: DateTime<Utc>,
+}
+
+impl Chat {
+    /// The final answer as a client reads it: the structured object, else the text.
+    pub fn final_content(&self) -> serde_json::Value {
+        match &self.result {
+            Some(result) => result.0.clone(),
+            None => json!(self.response),
+        }
+    }
 }
 
 /// A conversation: the chats sharing a `session_id`.

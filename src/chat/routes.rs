@@ -15,16 +15,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
-use super::{store, Chat};
+use super::{store, ChatRequest};
 use crate::{
     auth::AuthUser,
     db::pages::{List, PageKey},
     error::responses::{Authenticated, JsonBody, Limited, ServerErrors},
     error::{code_for, created, ok, Error, ErrorBody, Result},
-    extract::{optional_integer, Id, Json, Query},
-    orchestrator::{self, ChatEvent, ChatInput},
+    extract::{Id, Json, Query},
+    orchestrator::{self, ChatEvent, Delivery},
     pagination::{JsonPage, Page, PageParams},
     state::AppState,
     validate::NUL_REFUSED,
@@ -36,57 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/chat/stream", post(stream))
         .route("/chat/sessions", get(sessions))
         .route("/chat/{id}", get(read))
-}
-
-/// A chat, over REST, server-sent events or a WebSocket `chat` frame.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChatRequest {
-    /// Not blank.
-    #[schema(
-        example = "Review this diff for security problems",
-        min_length = 1,
-        max_length = 32_000,
-        pattern = r"^[\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00\x09-\x0d \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
-    )]
-    pub message: String,
-    /// Continue a conversation; omitted, a new session starts and its id is returned.
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9_:.+@/#-]*$")]
-    pub session_id: Option<String>,
-    /// Ask this agent; omitted, the orchestrator picks the specialist(s).
-    #[serde(default, deserialize_with = "optional_integer")]
-    pub agent_id: Option<i64>,
-    #[serde(default, deserialize_with = "optional_integer")]
-    pub project_id: Option<i64>,
-    /// Code or a diff the message is about.
-    #[schema(max_length = 200_000, pattern = r"^[^\x00]*$")]
-    pub code_context: Option<String>,
-}
-
-impl From<ChatRequest> for ChatInput {
-    fn from(r: ChatRequest) -> Self {
-        ChatInput {
-            message: r.message,
-            session_id: r.session_id,
-            agent_id: r.agent_id,
-            project_id: r.project_id,
-            code_context: r.code_context,
-        }
-    }
-}
-
-/// Every chat, however it arrives: within the user's AI rate limit, validated, with its
-/// context gathered, before any generation starts.
-pub async fn admit(
-    state: &AppState,
-    user_id: i64,
-    input: ChatInput,
-) -> Result<orchestrator::Prepared> {
-    state
-        .limits
-        .check_ai(user_id)
-        .await
-        .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
-    orchestrator::prepare(state, user_id, input).await
 }
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
@@ -104,25 +53,11 @@ pub async fn create(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    let prepared = admit(&state, user.id, input.into()).await?;
+    let exchange = orchestrator::admit(&state, user.id, input.into()).await?;
     // The generation runs on its own task: a client that hangs up does not lose the answer.
-    let task = tokio::spawn(async move {
-        let (events, _) = mpsc::channel(1);
-        let chat =
-            orchestrator::execute(&state, prepared, &events, &CancellationToken::new()).await?;
-        state.hub.broadcast_chat(&chat, None).await;
-        Ok::<_, Error>(chat)
-    });
+    let task = tokio::spawn(exchange.run(Delivery::default()));
     let chat = task.await.map_err(Error::internal)??;
     Ok(created(chat, "Chat created"))
-}
-
-/// The final answer as a client reads it: the structured object, else the text.
-pub fn final_content(chat: &Chat) -> serde_json::Value {
-    match &chat.result {
-        Some(result) => result.0.clone(),
-        None => json!(chat.response),
-    }
 }
 
 fn sse_event(kind: &str, data: serde_json::Value) -> Event {
@@ -160,19 +95,19 @@ pub async fn stream(
     AuthUser(user): AuthUser,
     Json(input): Json<ChatRequest>,
 ) -> Result<impl IntoResponse> {
-    let prepared = admit(&state, user.id, input.into()).await?;
-    let session_id = prepared.session_id.clone();
+    let exchange = orchestrator::admit(&state, user.id, input.into()).await?;
+    let session_id = exchange.session_id().to_owned();
     let (events_tx, mut events) = mpsc::channel::<ChatEvent>(64);
-    let (done_tx, done) = oneshot::channel::<Result<Chat>>();
+    let (done_tx, done) = oneshot::channel();
     let cancel = CancellationToken::new();
     let on_disconnect = cancel.clone().drop_guard();
+    let delivery = Delivery {
+        events: Some(events_tx),
+        cancel,
+        socket: None,
+    };
     tokio::spawn(async move {
-        let result = orchestrator::execute(&state, prepared, &events_tx, &cancel).await;
-        drop(events_tx);
-        if let Ok(chat) = &result {
-            state.hub.broadcast_chat(chat, None).await;
-        }
-        let _ = done_tx.send(result);
+        let _ = done_tx.send(exchange.run(delivery).await.map_err(Error::from));
     });
     let body = async_stream::stream! {
         // Dropped with the response body when the client goes away: cancels the generation.
@@ -183,7 +118,7 @@ pub async fn stream(
         yield Ok(match done.await {
             Ok(Ok(chat)) => sse_event("response", json!({
                 "type": "response",
-                "content": final_content(&chat),
+                "content": chat.final_content(),
                 "session_id": session_id,
                 "chat": chat,
             })),

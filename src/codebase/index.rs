@@ -6,9 +6,6 @@
 //! the old set or the new one, never a mix; a generation that fails on the way is
 //! deleted, so a failed index leaves nothing behind.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use sqlx::types::Json;
 
 use super::{
@@ -19,6 +16,7 @@ use crate::{
     db::now,
     db::Db,
     error::{Error, Result},
+    specialists::reading::defined_name,
     with_pool,
 };
 
@@ -32,21 +30,6 @@ const TRANSACTION_LINES: usize = 4_000;
 /// search index), then its files, which then cascade to nothing.
 const LINES_PER_DELETE: i64 = 4_000;
 const FILES_PER_DELETE: i64 = 50;
-
-static DEFINITION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"^\s*(?:(?:pub(?:\([^)]*\))?|export|default|async|static|public|private|protected|abstract|final|unsafe|extern(?:\s+"[^"]*")?|override|inline)\s+)*(?:fn|def|func|function\*?|class|struct|enum|trait|interface|type|impl(?:<[^>]*>)?|mod|module|macro_rules!|const|union)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)"#,
-    )
-    .expect("valid pattern")
-});
-
-/// The name a line defines (`fn checkout_total(` → `checkout_total`), if it is a definition.
-pub fn defined_name(line: &str) -> Option<&str> {
-    DEFINITION
-        .captures(line)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str())
-}
 
 /// What a finished index looks like, for the project's `sync` object.
 pub struct Outcome {
@@ -305,23 +288,6 @@ pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn definitions_are_recognised() {
-        assert_eq!(
-            defined_name("pub fn checkout_total(cart: &Cart) -> u64 {"),
-            Some("checkout_total")
-        );
-        assert_eq!(defined_name("    async def fetch(url):"), Some("fetch"));
-        assert_eq!(defined_name("export default class Cart {"), Some("Cart"));
-        assert_eq!(defined_name("pub(crate) struct Outcome {"), Some("Outcome"));
-        assert_eq!(
-            defined_name("func (s *Server) Serve() error {"),
-            Some("Serve")
-        );
-        assert_eq!(defined_name("    let total = checkout_total(&cart);"), None);
-        assert_eq!(defined_name("    checkout_total(&cart);"), None);
-    }
 
     #[test]
     fn line_inserts_number_their_parameters() {

@@ -5,8 +5,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::index::{defined_name, live_generation};
-use crate::{db::Db, error::Result, with_pool};
+use super::index::live_generation;
+use crate::{db::Db, error::Result, specialists::reading::defined_name, with_pool};
 
 /// Matching lines looked at for ranking; definitions are fetched first.
 const CANDIDATES: i64 = 500;

@@ -41,7 +41,24 @@ pub struct Subject {
     pub message: String,
     pub code_context: Option<String>,
     /// Windows of the project's indexed code that match the message.
-    pub project_snippets: Vec<crate::codebase::retrieval::Snippet>,
+    pub project_snippets: Vec<Snippet>,
+}
+
+/// A window of a project file around a matching line (`codebase::retrieval` finds them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snippet {
+    pub path: String,
+    /// The matching line (1-based): what an answer cites as `path:line`.
+    pub line: usize,
+    /// The first line of `text`.
+    pub start: usize,
+    pub text: String,
+}
+
+impl Snippet {
+    pub fn citation(&self) -> String {
+        format!("{}:{}", self.path, self.line)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +173,20 @@ pub async fn complete(
     tokio::time::timeout(timeout, provider.complete(request))
         .await
         .unwrap_or(Err(LlmError::Timeout))
+}
+
+/// [`complete`] as a stream of one piece and its usage: for an answer nobody watches being
+/// written (the provider's non-streaming API where it has one; bounded as a whole).
+pub fn whole(provider: Arc<dyn Provider>, request: LlmRequest, timeout: Duration) -> ChunkStream {
+    Box::pin(async_stream::stream! {
+        match complete(provider.as_ref(), request, timeout).await {
+            Ok(completion) => {
+                yield Ok(Chunk::Delta(completion.text));
+                yield Ok(Chunk::Usage(completion.usage));
+            }
+            Err(err) => yield Err(err),
+        }
+    })
 }
 
 /// Fails the stream when no piece arrives within `idle`.

@@ -8,7 +8,11 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::{agents::Agent, db::now, db::Db, with_pool};
+use crate::{
+    agents::{self, Agent},
+    db::Db,
+    error::Result,
+};
 
 #[derive(Default)]
 pub struct AgentActivity {
@@ -120,51 +124,28 @@ async fn wait_written(mut marked: watch::Receiver<()>) {
 const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// Returns agents that a crashed instance left `processing` to `active`.
-pub async fn recover_stale(db: &Db) -> Result<u64, sqlx::Error> {
-    let now = now();
-    with_pool!(db, |pool| sqlx::query(
-        "UPDATE agents SET status = 'active', updated_at = $1 \
-         WHERE status = 'processing' AND updated_at < $2"
-    )
-    .bind(now)
-    .bind(now - STALE_AFTER)
-    .execute(pool)
-    .await
-    .map(|done| done.rows_affected()))
+pub async fn recover_stale(db: &Db) -> Result<u64> {
+    agents::store::reset_processing(db, STALE_AFTER).await
+}
+
+async fn set_status(db: &Db, agent_id: i64, status: &str) {
+    logged(
+        agent_id,
+        agents::store::set_status(db, agent_id, status).await,
+    );
+}
+
+/// Only an agent still `processing` (as we left it) gets its status back.
+async fn restore_status(db: &Db, agent_id: i64, status: &str) {
+    logged(
+        agent_id,
+        agents::store::restore_status(db, agent_id, status).await,
+    );
 }
 
 /// Best effort: a failed status write is logged, never fails the chat.
-async fn set_status(db: &Db, agent_id: i64, status: &str) {
-    write_status(
-        db,
-        agent_id,
-        status,
-        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3",
-    )
-    .await
-}
-
-/// Compare and set: only an agent still `processing` (as we left it) gets its status back,
-/// so a status the user chose meanwhile (`PUT /agents/{id}`) is never overwritten.
-async fn restore_status(db: &Db, agent_id: i64, status: &str) {
-    write_status(
-        db,
-        agent_id,
-        status,
-        "UPDATE agents SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'processing'",
-    )
-    .await
-}
-
-async fn write_status(db: &Db, agent_id: i64, status: &str, sql: &'static str) {
-    let result = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(status)
-        .bind(now())
-        .bind(agent_id)
-        .execute(pool)
-        .await
-        .map(drop));
-    if let Err(err) = result {
+fn logged(agent_id: i64, written: Result<()>) {
+    if let Err(err) = written {
         tracing::warn!(agent_id, error = %err, "could not update agent status");
     }
 }

@@ -3,14 +3,12 @@
 
 use std::time::Instant;
 
-use super::{
-    schemas::{extract_json, Explanation, Review},
-    Prepared,
-};
+use super::types::{ExchangeError, Prepared};
 use crate::{
     chat::store::NewChat,
-    error::{Error, Result},
+    error::Error,
     llm::{LlmError, Task, Usage},
+    specialists::schemas::{extract_json, Explanation, Review},
 };
 
 pub(super) enum Outcome {
@@ -48,35 +46,64 @@ fn shape(task: Task, text: &str) -> (String, Option<serde_json::Value>) {
     }
 }
 
+/// The chat to store, unless every agent failed: the first one's failure is then the
+/// exchange's.
 pub(super) fn combine(
     prepared: &Prepared,
     outputs: Vec<Output>,
     routing: Usage,
     started: Instant,
-) -> Result<NewChat> {
+) -> Result<NewChat, ExchangeError> {
     if outputs
         .iter()
         .all(|o| matches!(o.outcome, Outcome::Failed(_)))
     {
-        let Some(Output {
-            outcome: Outcome::Failed(err),
-            ..
-        }) = outputs.into_iter().next()
-        else {
-            return Err(Error::internal("no agent ran"));
-        };
-        return Err(err.into());
+        return Err(match outputs.into_iter().next() {
+            Some(Output {
+                outcome: Outcome::Failed(err),
+                ..
+            }) => ExchangeError::Provider(err),
+            _ => Error::internal("no agent ran").into(),
+        });
     }
     let complete = outputs
         .iter()
         .all(|o| matches!(o.outcome, Outcome::Complete));
     let single = outputs.len() == 1;
-    let mut response = String::new();
-    let mut results = serde_json::Map::new();
-    let mut usage = routing;
-    for output in &outputs {
+    let (response, result) = merge(&outputs);
+    let usage = outputs.iter().fold(routing, |mut usage, output| {
         usage.prompt_tokens += output.usage.prompt_tokens;
         usage.completion_tokens += output.usage.completion_tokens;
+        usage
+    });
+    let first = &outputs[0];
+    let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+    Ok(NewChat {
+        user_id: prepared.user_id,
+        session_id: prepared.session_id.clone(),
+        agent_id: if single { first.agent_id } else { None }
+            .or(prepared.agent.as_ref().map(|a| a.id)),
+        project_id: prepared.project.as_ref().map(|p| p.id),
+        message: prepared.message.clone(),
+        response,
+        result,
+        agent: Some(names.join(", ")),
+        provider: Some(first.provider.to_owned()),
+        model: Some(first.model.clone()),
+        prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
+        completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
+        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        complete,
+    })
+}
+
+/// The readable answer and the structured one: one agent's own, or several agents' under
+/// their names.
+fn merge(outputs: &[Output]) -> (String, Option<serde_json::Value>) {
+    let single = outputs.len() == 1;
+    let mut response = String::new();
+    let mut results = serde_json::Map::new();
+    for output in outputs {
         let (text, result) = match &output.outcome {
             Outcome::Complete => shape(output.task, &output.text),
             Outcome::Cancelled => (output.text.clone(), None),
@@ -96,28 +123,5 @@ pub(super) fn combine(
         (true, _) => results.into_iter().next().map(|(_, v)| v),
         (false, _) => Some(serde_json::Value::Object(results)),
     };
-    let first = &outputs[0];
-    Ok(NewChat {
-        user_id: prepared.user_id,
-        session_id: prepared.session_id.clone(),
-        agent_id: if single { first.agent_id } else { None }
-            .or(prepared.agent.as_ref().map(|a| a.id)),
-        project_id: prepared.project.as_ref().map(|p| p.id),
-        message: prepared.message.clone(),
-        response: response.trim_end().to_owned(),
-        result,
-        agent: Some(
-            outputs
-                .iter()
-                .map(|o| o.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        provider: Some(first.provider.to_owned()),
-        model: Some(first.model.clone()),
-        prompt_tokens: i64::try_from(usage.prompt_tokens).unwrap_or(i64::MAX),
-        completion_tokens: i64::try_from(usage.completion_tokens).unwrap_or(i64::MAX),
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        complete,
-    })
+    (response.trim_end().to_owned(), result)
 }

@@ -1,16 +1,15 @@
-//! Who answers a chat: the agent asked for, or the specialists the orchestrator picks
-//! (its model's routing JSON, or keywords when that fails).
+//! Who answers a chat: the agent asked for, the specialist an assignment names, or the
+//! specialists the orchestrator picks (its model's routing JSON, or keywords when that
+//! fails).
 
 use tokio::sync::mpsc;
 
-use super::{
-    routing::{parse_routing, route_by_keywords, Specialist},
-    subject_of, ChatEvent, Prepared,
-};
+use super::types::{ChatEvent, Prepared};
 use crate::{
     agents::{self, builtin::BUILTIN_AGENTS, Agent},
     error::Result,
     llm::{self, LlmRequest, Role, Task, Turn, Usage},
+    specialists::routing::{parse_routing, route_by_keywords, Specialist},
     state::AppState,
 };
 
@@ -82,12 +81,17 @@ fn builtin_prompt(role: &str) -> Option<&'static str> {
         .map(|a| a.system_prompt)
 }
 
-/// Who answers: the agent asked for, or the orchestrator's pick among the specialists.
+/// Who answers: the agent asked for, the assigned specialist, or the orchestrator's pick
+/// among the specialists.
 pub(super) async fn plan(
     state: &AppState,
     prepared: &Prepared,
     events: &mpsc::Sender<ChatEvent>,
 ) -> Result<(Vec<Worker>, Usage)> {
+    if let Some(assignment) = &prepared.assignment {
+        let worker = staff(state, prepared.user_id, assignment.specialist).await?;
+        return Ok((vec![worker], Usage::default()));
+    }
     if let Some(agent) = prepared.agent.clone().filter(|a| a.role != "orchestrator") {
         return Ok((vec![Worker::from_agent(agent)], Usage::default()));
     }
@@ -117,14 +121,19 @@ pub(super) async fn plan(
     }
     let mut workers = Vec::new();
     for specialist in specialists {
-        workers.push(
-            match agents::store::by_role(&state.db, prepared.user_id, specialist.role()).await? {
-                Some(agent) => Worker::from_agent(agent),
-                None => Worker::builtin(specialist.role()),
-            },
-        );
+        workers.push(staff(state, prepared.user_id, specialist).await?);
     }
     Ok((workers, usage))
+}
+
+/// The user's agent playing `specialist` (their first of its role), else the built-in one.
+async fn staff(state: &AppState, user_id: i64, specialist: Specialist) -> Result<Worker> {
+    Ok(
+        match agents::store::by_role(&state.db, user_id, specialist.role()).await? {
+            Some(agent) => Worker::from_agent(agent),
+            None => Worker::builtin(specialist.role()),
+        },
+    )
 }
 
 /// The orchestrator model's routing, or keywords when it fails or answers non-JSON.
@@ -152,7 +161,7 @@ async fn classify(
         model,
         max_tokens: 200,
         task: Task::Route,
-        subject: subject_of(prepared, Task::Route),
+        subject: prepared.subject(Task::Route),
     };
     match llm::complete(provider.as_ref(), request, state.config.llm.timeout).await {
         Ok(reply) => match parse_routing(&reply.text) {

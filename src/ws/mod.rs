@@ -40,10 +40,9 @@ use tokio_util::sync::CancellationToken;
 use self::protocol::{error_frame, ClientFrame, Refusal};
 use crate::{
     auth::extractor::{authenticate, bearer_token},
-    chat::routes::{admit, final_content},
     error::{code_for, Error, Result},
     extract::Query,
-    orchestrator,
+    orchestrator::{self, ChatInput, Delivery},
     state::AppState,
     users,
 };
@@ -306,19 +305,7 @@ impl Context {
                 Next::Continue
             }
             Ok(ClientFrame::Cancel { request_id }) => {
-                match self
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .get(&request_id)
-                {
-                    Some(cancel) => cancel.cancel(),
-                    None => self.reply(error_frame(
-                        "not_found",
-                        "No request with that id is in flight",
-                        Some(&request_id),
-                    )),
-                }
+                self.cancel(&request_id);
                 Next::Continue
             }
             Ok(ClientFrame::Auth { token }) => match authenticate(&self.state, &token).await {
@@ -337,34 +324,56 @@ impl Context {
                 }
             },
             Ok(ClientFrame::Chat { request_id, input }) => {
-                {
-                    let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-                    if in_flight.len() >= MAX_IN_FLIGHT {
-                        self.reply(error_frame(
-                            "rate_limited",
-                            "Too many requests in flight on this socket",
-                            Some(&request_id),
-                        ));
-                        return Next::Continue;
-                    }
-                    if in_flight.contains_key(&request_id) {
-                        self.reply(error_frame(
-                            "conflict",
-                            "A request with this id is already in flight",
-                            Some(&request_id),
-                        ));
-                        return Next::Continue;
-                    }
-                    in_flight.insert(request_id.clone(), CancellationToken::new());
-                }
-                tokio::spawn(self.clone().chat(request_id, input.into()));
+                self.start_chat(request_id, input.into());
                 Next::Continue
             }
         }
     }
 
+    fn cancel(&self, request_id: &str) {
+        match self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get(request_id)
+        {
+            Some(cancel) => cancel.cancel(),
+            None => self.reply(error_frame(
+                "not_found",
+                "No request with that id is in flight",
+                Some(request_id),
+            )),
+        }
+    }
+
+    /// Starts a chat on its own task, unless the socket has too many in flight or one with
+    /// the same id.
+    fn start_chat(&self, request_id: String, input: ChatInput) {
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                self.reply(error_frame(
+                    "rate_limited",
+                    "Too many requests in flight on this socket",
+                    Some(&request_id),
+                ));
+                return;
+            }
+            if in_flight.contains_key(&request_id) {
+                self.reply(error_frame(
+                    "conflict",
+                    "A request with this id is already in flight",
+                    Some(&request_id),
+                ));
+                return;
+            }
+            in_flight.insert(request_id.clone(), CancellationToken::new());
+        }
+        tokio::spawn(self.clone().chat(request_id, input));
+    }
+
     /// Runs one chat, streaming its frames to this socket, then tells the user's others.
-    async fn chat(self, request_id: String, input: orchestrator::ChatInput) {
+    async fn chat(self, request_id: String, input: ChatInput) {
         let session_id = input.session_id.clone();
         let outcome = self.run_chat(&request_id, input).await;
         self.in_flight
@@ -384,10 +393,9 @@ impl Context {
         }
     }
 
-    async fn run_chat(&self, request_id: &str, input: orchestrator::ChatInput) -> Result<()> {
-        let state = &self.state;
-        let prepared = admit(state, self.user_id, input).await?;
-        let session_id = prepared.session_id.clone();
+    async fn run_chat(&self, request_id: &str, input: ChatInput) -> Result<()> {
+        let exchange = orchestrator::admit(&self.state, self.user_id, input).await?;
+        let session_id = exchange.session_id().to_owned();
         let cancel = self
             .in_flight
             .lock()
@@ -396,10 +404,10 @@ impl Context {
             .cloned()
             .unwrap_or_default();
         let (events, mut received) = mpsc::channel(64);
-        let generate = async move {
-            let result = orchestrator::execute(state, prepared, &events, &cancel).await;
-            drop(events);
-            result
+        let delivery = Delivery {
+            events: Some(events),
+            cancel,
+            socket: Some(self.connection_id),
         };
         let forward = async {
             while let Some(event) = received.recv().await {
@@ -410,20 +418,16 @@ impl Context {
                 let _ = self.frames.send(Utf8Bytes::from(frame.to_string())).await;
             }
         };
-        let (result, ()) = tokio::join!(generate, forward);
+        let (result, ()) = tokio::join!(exchange.run(delivery), forward);
         let chat = result?;
         let frame = json!({
             "type": "response",
-            "content": final_content(&chat),
+            "content": chat.final_content(),
             "chat": chat,
             "request_id": request_id,
             "session_id": chat.session_id,
         });
         let _ = self.frames.send(Utf8Bytes::from(frame.to_string())).await;
-        state
-            .hub
-            .broadcast_chat(&chat, Some(self.connection_id))
-            .await;
         Ok(())
     }
 }

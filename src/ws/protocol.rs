@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::chat::routes::ChatRequest;
+use crate::chat::ChatRequest;
 
 /// A client frame, already checked.
 #[derive(Debug)]

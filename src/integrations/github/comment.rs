@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::orchestrator::schemas::{Review, SecurityRisk};
+use crate::specialists::schemas::{Review, SecurityRisk};
 
 /// Invisible on GitHub; identifies CodeSherpa's one comment on a pull request.
 pub const MARKER: &str = "<!-- codesherpa-review -->";
@@ -107,7 +107,7 @@ impl Comment<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::orchestrator::schemas::{Finding, Severity};
+    use crate::specialists::schemas::{Finding, Severity};
 
     #[test]
     fn shows_everything_a_reader_needs() {

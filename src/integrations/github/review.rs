@@ -5,8 +5,6 @@
 //! Idempotent across crashes and retries: the chat is made once (its id is kept on the
 //! review), and the comment is found again by its hidden marker before anything is posted.
 
-use std::time::Instant;
-
 use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde::Deserialize;
@@ -21,16 +19,13 @@ use super::{
     web_url,
 };
 use crate::{
-    agents::{self, builtin::BUILTIN_AGENTS, Agent},
-    chat::{store as chats, store::NewChat, Chat},
+    chat::{store as chats, Chat},
     error::Error,
     jobs::{Handler, Job, Outcome},
-    llm::{self, LlmError, LlmRequest, Role, Subject, Task, Turn},
-    orchestrator::{
-        routing::Specialist,
-        schemas::{extract_json, Review},
-    },
+    llm::LlmError,
+    orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
     projects::store as projects,
+    specialists::{routing::Specialist, schemas::Review},
     state::AppState,
 };
 
@@ -190,9 +185,8 @@ impl Stop {
     }
 }
 
-async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
-    let github = &state.github;
-    // The owner's access is what lets the server's credentials act for this project.
+/// The owner's access is what lets the server's credentials act for this project.
+async fn check_access(state: &AppState, task: &ReviewTask) -> Result<(), Stop> {
     if let Some(project) = projects::find(&state.db, task.project_id).await? {
         if !access::fresh(state, project)
             .await?
@@ -204,11 +198,17 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
             ));
         }
     }
-    let installation = task.installation_id;
-    let pull_path = format!("/repos/{}/pulls/{}", task.repository, task.pull_number);
-    let (pull, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
+    Ok(())
+}
+
+/// The head to review: the one the task names, while it is still the PR's head; for a
+/// `/codesherpa review` comment (which names none), whatever the head is now.
+async fn settle_head(state: &AppState, task: &mut ReviewTask, pull_path: &str) -> Result<(), Stop> {
+    let (pull, _): (Pull, _) = state
+        .github
+        .get_json(pull_path, task.installation_id)
+        .await?;
     if task.head_sha.is_empty() {
-        // A `/codesherpa review` comment: review whatever the head is now.
         task.head_sha = pull.head.sha.clone();
         let head = Update {
             head_sha: Some(&task.head_sha),
@@ -221,6 +221,15 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
             pull.head.sha
         )));
     }
+    Ok(())
+}
+
+async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
+    let github = &state.github;
+    check_access(state, &task).await?;
+    let installation = task.installation_id;
+    let pull_path = format!("/repos/{}/pulls/{}", task.repository, task.pull_number);
+    settle_head(state, &mut task, &pull_path).await?;
     let budgeted = diff::fetch(
         github,
         &task.repository,
@@ -229,23 +238,7 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         state.config.github.review_max_diff_bytes,
     )
     .await?;
-    let chat = match task.chat_id {
-        Some(id) => chats::get(&state.db, task.user_id, id).await?,
-        None => None,
-    };
-    let chat = match chat {
-        Some(chat) => chat,
-        None => {
-            let chat = review_chat(state, &task, &budgeted).await?;
-            let link = Update {
-                chat_id: Some(chat.id),
-                ..Update::default()
-            };
-            store::update(&state.db, task.id, link).await?;
-            state.hub.broadcast_chat(&chat, None).await;
-            chat
-        }
-    };
+    let chat = review_chat(state, &task, &budgeted).await?;
     // Just before posting: a push since the diff was read makes this review stale.
     let (now, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
     if now.head.sha != task.head_sha {
@@ -329,32 +322,52 @@ async fn upsert_comment(state: &AppState, task: &ReviewTask, body: &str) -> Resu
     Ok(posted.html_url)
 }
 
-/// Runs the owner's Review Monk (their prompt and model) on the diff; stores the chat.
+/// The review's chat: the one a run before this made, else the owner's Review Monk (their
+/// prompt and model) on the diff, stored, broadcast, and kept on the review.
 async fn review_chat(
     state: &AppState,
     task: &ReviewTask,
     budgeted: &Budgeted,
 ) -> Result<Chat, Stop> {
-    let role = Specialist::Review.role();
-    let agent: Option<Agent> = agents::store::by_role(&state.db, task.user_id, role).await?;
-    let builtin = BUILTIN_AGENTS.iter().find(|a| a.role == role);
-    let system = agent
-        .as_ref()
-        .and_then(|a| a.system_prompt.clone())
-        .or_else(|| builtin.map(|b| b.system_prompt.to_owned()))
-        .unwrap_or_default();
-    let name = agent
-        .as_ref()
-        .map(|a| a.name.clone())
-        .or_else(|| builtin.map(|b| b.name.to_owned()))
-        .unwrap_or_else(|| "Review Monk".into());
-    let (provider, model) = state
-        .providers
-        .select(agent.as_ref().and_then(|a| a.model.as_deref()));
+    if let Some(id) = task.chat_id {
+        if let Some(chat) = chats::get(&state.db, task.user_id, id).await? {
+            return Ok(chat);
+        }
+    }
     let message = format!(
         "Review pull request {}#{} at {}.",
         task.repository, task.pull_number, task.head_sha
     );
+    let prompt = review_prompt(&message, budgeted);
+    let input = ChatInput {
+        message,
+        session_id: Some(format!("github:{}#{}", task.repository, task.pull_number)),
+        agent_id: None,
+        project_id: Some(task.project_id),
+        code_context: Some(budgeted.diff.clone()),
+        assignment: Some(Assignment {
+            specialist: Specialist::Review,
+            prompt,
+        }),
+    };
+    let exchange = orchestrator::admit(state, task.user_id, input).await?;
+    let chat = exchange
+        .run(Delivery::default())
+        .await
+        .map_err(|err| match err {
+            ExchangeError::Provider(err) => Stop::from(err),
+            ExchangeError::Other(err) => Stop::from(err),
+        })?;
+    let link = Update {
+        chat_id: Some(chat.id),
+        ..Update::default()
+    };
+    store::update(&state.db, task.id, link).await?;
+    Ok(chat)
+}
+
+/// The diff as Review Monk reads it, and the files left out of it.
+fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
     let mut prompt = format!("{message}\n\n```diff\n{}\n```", budgeted.diff);
     if !budgeted.skipped.is_empty() {
         prompt.push_str("\n\nFiles not shown (do not review them):");
@@ -362,50 +375,5 @@ async fn review_chat(
             prompt.push_str(&format!("\n- {path}: {why}"));
         }
     }
-    let request = LlmRequest {
-        system,
-        messages: vec![Turn {
-            role: Role::User,
-            content: prompt,
-        }],
-        model: model.clone(),
-        max_tokens: state.config.llm.max_tokens,
-        task: Task::Review,
-        subject: Subject {
-            message: message.clone(),
-            code_context: Some(budgeted.diff.clone()),
-            project_snippets: Vec::new(),
-        },
-    };
-    let started = Instant::now();
-    let working = agent
-        .as_ref()
-        .map(|agent| state.activity.begin(&state.db, agent));
-    let completion = llm::complete(provider.as_ref(), request, state.config.llm.timeout).await;
-    if let Some(working) = working {
-        working.finish().await;
-    }
-    let completion = completion?;
-    let structured = extract_json::<Review>(&completion.text).filter(Review::is_valid);
-    let (response, result) = match &structured {
-        Some(review) => (review.to_markdown(), serde_json::to_value(review).ok()),
-        None => (completion.text.clone(), None),
-    };
-    let chat = NewChat {
-        user_id: task.user_id,
-        session_id: format!("github:{}#{}", task.repository, task.pull_number),
-        agent_id: agent.as_ref().map(|a| a.id),
-        project_id: Some(task.project_id),
-        message,
-        response,
-        result,
-        agent: Some(name),
-        provider: Some(provider.name().to_owned()),
-        model: Some(model.unwrap_or_else(|| provider.default_model().to_owned())),
-        prompt_tokens: i64::try_from(completion.usage.prompt_tokens).unwrap_or(i64::MAX),
-        completion_tokens: i64::try_from(completion.usage.completion_tokens).unwrap_or(i64::MAX),
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        complete: true,
-    };
-    Ok(chats::insert(&state.db, chat).await?)
+    prompt
 }

@@ -5,8 +5,6 @@
 use std::{sync::OnceLock, time::Duration};
 
 use regex::Regex;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     client::{GraphError, Recipient},
@@ -15,12 +13,11 @@ use super::{
     store::{self, Stored},
 };
 use crate::{
-    chat::routes::admit,
+    agents,
     error::Error,
-    orchestrator::{self, ChatInput},
+    orchestrator::{self, ChatInput, Delivery},
     state::AppState,
     users::User,
-    with_pool,
 };
 
 const LINKED: &str = "✅ This number is now linked to your CodeSherpa account. Send a message \
@@ -187,7 +184,7 @@ fn link_code(text: &str) -> Option<&str> {
         .map(|m| m.as_str())
 }
 
-/// Runs the user's agents on the text, stores the chat, tells their sockets, and
+/// Has the user's agents answer the text (the chat is stored and their sockets told), and
 /// records the answer as WhatsApp parts.
 async fn answer(
     state: &AppState,
@@ -203,12 +200,10 @@ async fn answer(
         agent_id,
         project_id: None,
         code_context: None,
+        assignment: None,
     };
-    let outcome = match admit(state, user.id, input).await {
-        Ok(prepared) => {
-            let (events, _) = mpsc::channel(1);
-            orchestrator::execute(state, prepared, &events, &CancellationToken::new()).await
-        }
+    let outcome = match orchestrator::admit(state, user.id, input).await {
+        Ok(exchange) => exchange.run(Delivery::default()).await.map_err(Error::from),
         Err(err) => Err(err),
     };
     let chat = match outcome {
@@ -219,7 +214,6 @@ async fn answer(
             return Ok(());
         }
     };
-    state.hub.broadcast_chat(&chat, None).await;
     let mut parts = split(&to_whatsapp(&chat.response), PART_MAX);
     if parts.iter().all(|p| p.trim().is_empty()) {
         parts = vec![EMPTY_ANSWER.to_owned()];
@@ -255,13 +249,8 @@ async fn addressed_agent(
     let Some(rest) = text.strip_prefix('@') else {
         return Ok((None, text.to_owned()));
     };
-    let agents: Vec<(i64, String)> = with_pool!(&state.db, |pool| sqlx::query_as(
-        "SELECT id, name FROM agents WHERE user_id = $1"
-    )
-    .bind(user_id)
-    .fetch_all(pool)
-    .await)?;
-    let chosen = agents
+    let chosen = agents::store::names(&state.db, user_id)
+        .await?
         .into_iter()
         .filter(|(_, name)| !name.is_empty() && names_agent(rest, name))
         .max_by_key(|(_, name)| name.len());

@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, sync::LazyLock};
 use regex::Regex;
 
 use super::language::Language;
-use crate::orchestrator::schemas::{Explanation, KeyConcept};
+use crate::specialists::schemas::{Explanation, KeyConcept};
 
 static FUNCTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?m)^\s*(?:pub(?:\([^)]*\))?\s+)?(?:export\s+)?(?:async\s+)?(?:fn|def|func|function)\s+([A-Za-z_]\w*)\s*(?:<[^>]*>)?\s*\(([^)]*)\)")

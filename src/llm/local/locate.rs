@@ -3,8 +3,11 @@
 //! every place is cited as `path:line`.
 
 use crate::{
-    codebase::{index::defined_name, retrieval::Snippet},
-    orchestrator::schemas::{Explanation, KeyConcept},
+    llm::Snippet,
+    specialists::{
+        reading::{defined_name, terms},
+        schemas::{Explanation, KeyConcept},
+    },
 };
 
 const QUESTION_WORDS: [&str; 10] = [
@@ -33,9 +36,7 @@ pub fn locate(message: &str, snippets: &[Snippet]) -> Option<Explanation> {
     if !QUESTION_WORDS.iter().any(|word| lower.contains(word)) {
         return None;
     }
-    let target = crate::codebase::retrieval::terms(message)
-        .into_iter()
-        .next()?;
+    let target = terms(message).into_iter().next()?;
     let (definitions, uses) = places(&target, snippets);
     if definitions.is_empty() && uses.is_empty() {
         return None;

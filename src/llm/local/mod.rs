@@ -11,7 +11,7 @@ pub mod source;
 use futures_util::stream;
 
 use super::{estimate_tokens, Chunk, ChunkStream, LlmRequest, Provider, Task, Usage};
-use crate::orchestrator::routing::route_by_keywords;
+use crate::specialists::routing::route_by_keywords;
 use source::Source;
 
 pub struct LocalEngine;

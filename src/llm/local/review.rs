@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::source::{Source, SourceFile};
-use crate::orchestrator::schemas::{Finding, Review, SecurityRisk, Severity};
+use crate::specialists::schemas::{Finding, Review, SecurityRisk, Severity};
 
 /// Functions longer than this many added lines are flagged.
 const LONG_FUNCTION_LINES: usize = 50;
