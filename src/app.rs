@@ -12,10 +12,12 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    agents, auth, chat,
+    agents, auth, chat, codebase,
     config::{redact_url, Config},
+    console,
     db::Db,
     docs, health,
     http::{
@@ -134,27 +136,28 @@ pub fn app(
         .service(router(state))
 }
 
-/// Every route, each telling [`EdgeLayer`] its template.
+/// Every slice's routes and the document they make, each route telling [`EdgeLayer`] its
+/// template.
 fn router(state: AppState) -> Router {
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         rate_limit::limit_auth,
     ));
-    let api = Router::new()
+    let (routes, openapi) = OpenApiRouter::new()
         .merge(auth_routes)
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
-        .merge(crate::codebase::routes::router())
+        .merge(codebase::routes::router())
         .merge(chat::routes::router())
-        .merge(crate::integrations::whatsapp::router())
-        .merge(integrations::github::routes::router());
-    Router::new()
-        .nest("/api/v1", api)
+        .merge(integrations::whatsapp::router())
+        .merge(integrations::github::routes::router())
         .merge(health::router())
         .merge(ws::router())
-        .merge(docs::router())
-        .merge(crate::console::router())
+        .merge(console::router())
+        .split_for_parts();
+    routes
+        .merge(docs::router(openapi))
         .route_layer(RememberRouteLayer)
         .with_state(state)
 }

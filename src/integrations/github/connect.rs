@@ -47,7 +47,7 @@ pub struct Authorization {
 
 #[utoipa::path(post, path = "/api/v1/user/github/connect", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 201, description = "Open `authorize_url` in the browser within 10 minutes", body = crate::docs::GithubAuthorizationResponse),
+        (status = 201, description = "Open `authorize_url` in the browser within 10 minutes", body = super::routes::GithubAuthorizationResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn connect(
@@ -281,7 +281,7 @@ async fn recheck_all(state: &AppState, user_id: i64) {
 
 #[utoipa::path(get, path = "/api/v1/user/github", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The connected GitHub account", body = crate::docs::GithubIdentityResponse),
+        (status = 200, description = "The connected GitHub account", body = super::routes::GithubIdentityResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No GitHub account is connected", body = ErrorBody),
     ))]
@@ -294,7 +294,7 @@ pub async fn show(State(state): State<AppState>, AuthUser(user): AuthUser) -> Re
 
 #[utoipa::path(delete, path = "/api/v1/user/github", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Disconnected (also when none was connected): the identity and its token are forgotten, and the user's projects lose their verified access", body = crate::docs::EmptyResponse),
+        (status = 200, description = "Disconnected (also when none was connected): the identity and its token are forgotten, and the user's projects lose their verified access", body = crate::error::responses::EmptyResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn disconnect(

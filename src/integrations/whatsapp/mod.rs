@@ -13,10 +13,10 @@ pub mod reply;
 pub mod store;
 pub mod webhook;
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::client::GraphClient;
-use crate::{config::WhatsappConfig, state::AppState};
+use crate::{config::WhatsappConfig, error::responses::envelope_schema, state::AppState};
 
 /// What the WhatsApp slice shares through `AppState`.
 pub struct Whatsapp {
@@ -31,7 +31,13 @@ impl Whatsapp {
     }
 }
 
-/// `/user/whatsapp…` and `/integrations/whatsapp/webhook`, under `/api/v1`.
-pub fn router() -> Router<AppState> {
-    webhook::router().merge(link::router())
+/// `/api/v1/user/whatsapp…` and `/api/v1/integrations/whatsapp/webhook` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook::verify, webhook::receive))
+        .routes(routes!(link::create_code))
+        .routes(routes!(link::unlink))
 }
+
+envelope_schema!(LinkCodeResponse, link::LinkCode);
+envelope_schema!(WhatsappReceivedResponse, webhook::Received);
