@@ -92,13 +92,9 @@ pub async fn run(
     );
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
-    crate::integrations::whatsapp::job::register(&mut workers, &state);
+    integrations::whatsapp::register_jobs(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
-    workers.register(
-        crate::codebase::sync::SYNC_JOB,
-        crate::codebase::sync::SYNC_CONCURRENCY,
-        crate::codebase::sync::SyncJob::new(state.clone()),
-    );
+    codebase::register_jobs(&mut workers, &state);
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {

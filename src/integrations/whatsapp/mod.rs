@@ -16,7 +16,9 @@ pub mod webhook;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::client::GraphClient;
-use crate::{config::WhatsappConfig, error::responses::envelope_schema, state::AppState};
+use crate::{
+    config::WhatsappConfig, error::responses::envelope_schema, jobs::Workers, state::AppState,
+};
 
 /// What the WhatsApp slice shares through `AppState`.
 pub struct Whatsapp {
@@ -41,3 +43,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 envelope_schema!(LinkCodeResponse, link::LinkCode);
 envelope_schema!(WhatsappReceivedResponse, webhook::Received);
+
+/// Registers the reply job's handler.
+pub fn register_jobs(workers: &mut Workers, state: &AppState) {
+    job::register(workers, state);
+}
