@@ -36,10 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(connect::callback))
 }
 
-envelope_schema!(WebhookReceiptResponse, Receipt);
 envelope_schema!(ReviewPageResponse, Page<PullReview>);
-envelope_schema!(GithubAuthorizationResponse, connect::Authorization);
-envelope_schema!(GithubIdentityResponse, super::identity::GithubIdentity);
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/reviews", tag = "integrations", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id"), PageParams),
