@@ -135,6 +135,7 @@ pub fn app(
 /// Every slice's routes and the document they make, each route telling [`EdgeLayer`] its
 /// template.
 fn router(state: AppState) -> Router {
+    // The auth routes' per-IP limit reads the state, which routers get only at the end.
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         rate_limit::limit_auth,

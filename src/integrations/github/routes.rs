@@ -20,7 +20,7 @@ use crate::{
     state::AppState,
 };
 
-pub use webhook::{Receipt, BODY_LIMIT, PATH as WEBHOOK_PATH};
+pub use webhook::{BODY_LIMIT, PATH as WEBHOOK_PATH};
 
 pub use super::store::PullReview;
 
