@@ -12,10 +12,12 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    agents, auth, chat,
+    agents, auth, chat, codebase,
     config::Config,
+    console,
     db::{settings::redact_url, Db},
     docs, health,
     http::{
@@ -90,13 +92,9 @@ pub async fn run(
     );
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
-    crate::integrations::whatsapp::job::register(&mut workers, &state);
+    integrations::whatsapp::register_jobs(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
-    workers.register(
-        crate::codebase::sync::SYNC_JOB,
-        crate::codebase::sync::SYNC_CONCURRENCY,
-        crate::codebase::sync::SyncJob::new(state.clone()),
-    );
+    codebase::register_jobs(&mut workers, &state);
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.http.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {
@@ -137,27 +135,29 @@ pub fn app(
         .service(router(state))
 }
 
-/// Every route, each telling [`EdgeLayer`] its template.
+/// Every slice's routes and the document they make, each route telling [`EdgeLayer`] its
+/// template.
 fn router(state: AppState) -> Router {
+    // The auth routes' per-IP limit reads the state, which routers get only at the end.
     let auth_routes = auth::routes::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::limit::limit_auth,
     ));
-    let api = Router::new()
+    let (routes, openapi) = OpenApiRouter::new()
         .merge(auth_routes)
         .merge(users::routes::router())
         .merge(agents::routes::router())
         .merge(projects::routes::router())
-        .merge(crate::codebase::routes::router())
+        .merge(codebase::routes::router())
         .merge(chat::routes::router())
-        .merge(crate::integrations::whatsapp::router())
-        .merge(integrations::github::routes::router());
-    Router::new()
-        .nest("/api/v1", api)
+        .merge(integrations::whatsapp::router())
+        .merge(integrations::github::routes::router())
         .merge(health::router())
         .merge(ws::router())
-        .merge(docs::router())
-        .merge(crate::console::router())
+        .merge(console::router())
+        .split_for_parts();
+    routes
+        .merge(docs::router(openapi))
         .route_layer(RememberRouteLayer)
         .with_state(state)
 }

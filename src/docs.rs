@@ -1,4 +1,7 @@
-//! OpenAPI 3.1 generated from the handlers, Swagger UI and ReDoc, all served offline.
+//! The API document and its pages: the slices' routers bring their paths and schemas
+//! (each handler's `#[utoipa::path]`, collected by `routes!`); this module adds what
+//! belongs to the whole API (info, tags, security schemes, shared schemas) and serves
+//! OpenAPI 3.1, Swagger UI and ReDoc, all offline.
 
 use axum::{
     http::{header, HeaderValue},
@@ -11,78 +14,15 @@ use utoipa::{
     openapi::security::{
         Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
     },
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi,
 };
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    agents::{self, Agent},
-    auth::{self, routes::TokenPair},
-    chat::{self, Chat, ChatSession},
     error::{ErrorBody, FieldError},
-    health::{self, Health, Readiness},
     http::layers::DOCS_CSP,
-    integrations::github,
-    pagination::Page,
-    projects::{self, Project},
     state::AppState,
-    users::{self, User},
 };
-
-/// Documents `{success: true, data: <T>, message}` for one `T`.
-macro_rules! envelope_schema {
-    ($name:ident, $data:ty) => {
-        #[derive(ToSchema)]
-        #[allow(dead_code)]
-        pub struct $name {
-            success: bool,
-            data: $data,
-            message: String,
-        }
-    };
-}
-
-envelope_schema!(UserResponse, User);
-envelope_schema!(TokenPairResponse, TokenPair);
-envelope_schema!(AgentResponse, Agent);
-envelope_schema!(AgentPageResponse, Page<Agent>);
-envelope_schema!(ProjectResponse, Project);
-envelope_schema!(ProjectPageResponse, Page<Project>);
-envelope_schema!(ChatResponse, Chat);
-envelope_schema!(ChatPageResponse, Page<Chat>);
-envelope_schema!(SessionPageResponse, Page<ChatSession>);
-envelope_schema!(HealthResponse, Health);
-envelope_schema!(ReadinessResponse, Readiness);
-envelope_schema!(
-    LinkCodeResponse,
-    crate::integrations::whatsapp::link::LinkCode
-);
-envelope_schema!(
-    WhatsappReceivedResponse,
-    crate::integrations::whatsapp::webhook::Received
-);
-envelope_schema!(WebhookReceiptResponse, github::routes::Receipt);
-envelope_schema!(ReviewPageResponse, Page<github::routes::PullReview>);
-envelope_schema!(GithubAuthorizationResponse, github::connect::Authorization);
-envelope_schema!(GithubIdentityResponse, github::identity::GithubIdentity);
-
-/// `{success: true, data: null, message}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EmptyResponse {
-    success: bool,
-    #[schema(value_type = Option<Object>)]
-    data: (),
-    message: String,
-}
-
-/// The OAuth2 password form (`username` is the email).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct OAuth2Form {
-    username: String,
-    password: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -91,46 +31,6 @@ pub struct OAuth2Form {
         description = "AI developer-productivity platform: users, projects, agents and chat. \
             Every response is wrapped in `{success, data, message}`; errors add `code` and, \
             for validation, `errors`.",
-    ),
-    paths(
-        auth::routes::register,
-        auth::routes::login,
-        auth::routes::refresh,
-        auth::routes::logout,
-        users::routes::me,
-        users::routes::update_me,
-        agents::routes::list,
-        agents::routes::create,
-        agents::routes::read,
-        agents::routes::update,
-        agents::routes::remove,
-        projects::routes::list,
-        projects::routes::create,
-        projects::routes::read,
-        projects::routes::update,
-        projects::routes::remove,
-        chat::routes::create,
-        chat::routes::stream,
-        chat::routes::list,
-        chat::routes::sessions,
-        chat::routes::read,
-        crate::ws::upgrade,
-        health::live,
-        health::ready,
-        health::metrics,
-        crate::integrations::whatsapp::link::create_code,
-        crate::integrations::whatsapp::link::unlink,
-        crate::integrations::whatsapp::webhook::verify,
-        crate::integrations::whatsapp::webhook::receive,
-        github::webhook::receive,
-        github::routes::list,
-        github::access::recheck,
-        github::connect::connect,
-        github::connect::callback,
-        github::connect::show,
-        github::connect::disconnect,
-        crate::console::index,
-        crate::console::asset,
     ),
     components(schemas(
         ErrorBody,
@@ -195,9 +95,10 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// `/api/v1/openapi.json`, `/api/v1/docs` (Swagger UI) and `/api/v1/redoc`.
-pub fn router() -> Router<AppState> {
-    let api = ApiDoc::openapi().merge_from(crate::codebase::routes::CodebaseApi::openapi());
+/// `/api/v1/openapi.json`, `/api/v1/docs` (Swagger UI) and `/api/v1/redoc`, documenting
+/// `paths`: what the slices' routers collected.
+pub fn router(paths: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let api = ApiDoc::openapi().merge_from(paths);
     let swagger = SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", api);
     Router::new()
         .route("/api/v1/redoc", get(|| async { Html(REDOC_PAGE) }))

@@ -2,21 +2,26 @@
 
 use std::time::Duration;
 
-use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
+use axum::{extract::State, http::header, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ok, Error, ErrorBody, Result},
+    error::{ok, responses::envelope_schema, Error, ErrorBody, Result},
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+/// `/health`, `/health/ready` and `/metrics` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
+
+envelope_schema!(HealthResponse, Health);
+envelope_schema!(ReadinessResponse, Readiness);
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -37,7 +42,7 @@ pub struct Readiness {
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "The process is up", body = crate::docs::HealthResponse)))]
+    responses((status = 200, description = "The process is up", body = HealthResponse)))]
 pub async fn live() -> impl IntoResponse {
     ok(
         Health {
@@ -50,7 +55,7 @@ pub async fn live() -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Dependencies reachable", body = crate::docs::ReadinessResponse),
+        (status = 200, description = "Dependencies reachable", body = ReadinessResponse),
         (status = 503, description = "A dependency is down", body = ErrorBody),
     ))]
 pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse> {

@@ -1,8 +1,9 @@
 //! `/agents` routes.
 
-use axum::{extract::State, response::IntoResponse, routing::get, Router};
+use axum::{extract::State, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     store::{self, AgentFields},
@@ -13,20 +14,24 @@ use crate::{
     db::pages::{List, PageKey},
     error::{
         created, ok,
-        responses::{Authenticated, JsonBody, ServerErrors},
+        responses::{envelope_schema, Authenticated, EmptyResponse, JsonBody, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
-    pagination::{JsonPage, PageParams},
+    pagination::{JsonPage, Page, PageParams},
     state::AppState,
     validate::Violations,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agents", get(list).post(create))
-        .route("/agents/{id}", get(read).put(update).delete(remove))
+/// `/api/v1/agents` and `/api/v1/agents/{id}` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
+
+envelope_schema!(AgentResponse, Agent);
+envelope_schema!(AgentPageResponse, Page<Agent>);
 
 const NAME_MAX: usize = 100;
 const DESCRIPTION_MAX: usize = 2_000;
@@ -115,7 +120,7 @@ fn validated(fields: AgentFields) -> Result<AgentFields> {
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
     params(PageParams),
     responses(
-        (status = 200, description = "The user's agents, newest first", body = crate::docs::AgentPageResponse),
+        (status = 200, description = "The user's agents, newest first", body = AgentPageResponse),
         Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
@@ -139,7 +144,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
     request_body = CreateAgent,
     responses(
-        (status = 201, description = "Created", body = crate::docs::AgentResponse),
+        (status = 201, description = "Created", body = AgentResponse),
         Authenticated, JsonBody, ServerErrors,
     ))]
 pub async fn create(
@@ -162,7 +167,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, description = "The agent", body = crate::docs::AgentResponse),
+        (status = 200, description = "The agent", body = AgentResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
     ))]
@@ -179,7 +184,7 @@ pub async fn read(
     params(("id" = i64, Path, description = "Agent id")),
     request_body = UpdateAgent,
     responses(
-        (status = 200, description = "Updated", body = crate::docs::AgentResponse),
+        (status = 200, description = "Updated", body = AgentResponse),
         Authenticated, JsonBody, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
     ))]
@@ -210,7 +215,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, description = "Deleted; the agent's chats are kept without the link", body = crate::docs::EmptyResponse),
+        (status = 200, description = "Deleted; the agent's chats are kept without the link", body = EmptyResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such agent of this user", body = ErrorBody),
     ))]

@@ -4,11 +4,10 @@ use axum::{
     extract::{FromRequest, Request, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
-    Router,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
@@ -18,23 +17,34 @@ use super::{
 use crate::{
     error::{
         created, ok,
-        responses::{JsonBody, Limited, ServerErrors},
+        responses::{envelope_schema, EmptyResponse, JsonBody, Limited, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{has_content_type, parse_form, read_body, Json},
     state::AppState,
-    users::{self, User},
+    users::{self, routes::UserResponse, User},
     validate::{normalize_email, Violations, PASSWORD_MAX_BYTES},
 };
 
 const BAD_CREDENTIALS: &str = "Incorrect email or password";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
+/// `/api/v1/auth/*` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+envelope_schema!(TokenPairResponse, TokenPair);
+
+/// The OAuth2 password form (`username` is the email).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Never built: it only describes the form to utoipa.
+pub struct OAuth2Form {
+    username: String,
+    password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,7 +67,7 @@ pub struct RegisterRequest {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Registered", body = crate::docs::UserResponse),
+        (status = 201, description = "Registered", body = UserResponse),
         JsonBody, Limited, ServerErrors,
         (status = 409, description = "Email already registered", body = ErrorBody),
     ))]
@@ -134,10 +144,10 @@ pub struct TokenPair {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content(
         (LoginRequest = "application/json"),
-        (inline(crate::docs::OAuth2Form) = "application/x-www-form-urlencoded"),
+        (inline(OAuth2Form) = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Logged in", body = crate::docs::TokenPairResponse),
+        (status = 200, description = "Logged in", body = TokenPairResponse),
         JsonBody, Limited, ServerErrors,
         (status = 401, description = "Incorrect email or password", body = ErrorBody),
         (status = 403, description = "Account deactivated", body = ErrorBody),
@@ -194,7 +204,7 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new token pair; the presented token is spent", body = crate::docs::TokenPairResponse),
+        (status = 200, description = "A new token pair; the presented token is spent", body = TokenPairResponse),
         JsonBody, Limited, ServerErrors,
         (status = 401, description = "Invalid, expired, spent or revoked refresh token", body = ErrorBody),
         (status = 403, description = "Account deactivated", body = ErrorBody),
@@ -223,7 +233,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "The refresh token and its family are revoked", body = crate::docs::EmptyResponse),
+        (status = 200, description = "The refresh token and its family are revoked", body = EmptyResponse),
         JsonBody, Limited, ServerErrors,
         (status = 401, description = "Invalid refresh token", body = ErrorBody),
     ))]

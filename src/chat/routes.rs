@@ -8,20 +8,19 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse,
     },
-    routing::{get, post},
-    Router,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{store, ChatRequest};
+use super::{store, Chat, ChatRequest, ChatSession};
 use crate::{
     auth::AuthUser,
     db::pages::{List, PageKey},
-    error::responses::{Authenticated, JsonBody, Limited, ServerErrors},
+    error::responses::{envelope_schema, Authenticated, JsonBody, Limited, ServerErrors},
     error::{code_for, created, ok, Error, ErrorBody, Result},
     extract::{Id, Json, Query},
     orchestrator::{self, ChatEvent, Delivery},
@@ -30,18 +29,23 @@ use crate::{
     validate::NUL_REFUSED,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/chat", get(list).post(create))
-        .route("/chat/stream", post(stream))
-        .route("/chat/sessions", get(sessions))
-        .route("/chat/{id}", get(read))
+/// `/api/v1/chat…` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(stream))
+        .routes(routes!(sessions))
+        .routes(routes!(read))
 }
+
+envelope_schema!(ChatResponse, Chat);
+envelope_schema!(ChatPageResponse, Page<Chat>);
+envelope_schema!(SessionPageResponse, Page<ChatSession>);
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
     request_body = ChatRequest,
     responses(
-        (status = 201, description = "The stored chat with the AI's answer", body = crate::docs::ChatResponse),
+        (status = 201, description = "The stored chat with the AI's answer", body = ChatResponse),
         Authenticated, JsonBody, Limited, ServerErrors,
         (status = 404, description = "No such agent or project of this user", body = ErrorBody),
         (status = 502, description = "The AI provider failed", body = ErrorBody),
@@ -155,7 +159,7 @@ pub struct ChatQuery {
 #[utoipa::path(get, path = "/api/v1/chat", tag = "chat", security(("bearer" = [])),
     params(ChatQuery),
     responses(
-        (status = 200, description = "Chat history: newest first, or oldest first within one session", body = crate::docs::ChatPageResponse),
+        (status = 200, description = "Chat history: newest first, or oldest first within one session", body = ChatPageResponse),
         Authenticated, ServerErrors,
         (status = 422, description = "Invalid filter or paging", body = ErrorBody),
     ))]
@@ -196,7 +200,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/chat/sessions", tag = "chat", security(("bearer" = [])),
     params(PageParams),
     responses(
-        (status = 200, description = "The user's sessions, most recently active first", body = crate::docs::SessionPageResponse),
+        (status = 200, description = "The user's sessions, most recently active first", body = SessionPageResponse),
         Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
@@ -213,7 +217,7 @@ pub async fn sessions(
 #[utoipa::path(get, path = "/api/v1/chat/{id}", tag = "chat", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Chat id")),
     responses(
-        (status = 200, description = "The chat", body = crate::docs::ChatResponse),
+        (status = 200, description = "The chat", body = ChatResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such chat of this user", body = ErrorBody),
     ))]

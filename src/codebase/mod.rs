@@ -17,6 +17,17 @@ use utoipa::ToSchema;
 pub use archive::Skipped;
 pub use settings::Settings;
 
+use crate::{jobs::Workers, state::AppState};
+
+/// Registers the repository sync job's handler.
+pub fn register_jobs(workers: &mut Workers, state: &AppState) {
+    workers.register(
+        sync::SYNC_JOB,
+        sync::SYNC_CONCURRENCY,
+        sync::SyncJob::new(state.clone()),
+    );
+}
+
 /// Where a project's index stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -5,25 +5,24 @@ use axum::{
     body::{to_bytes, Bytes},
     extract::{Request, State},
     response::IntoResponse,
-    routing::{get, post},
-    Router,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use super::files::{FileContent, FileEntry};
 use super::{
-    archive::{self, ArchiveError, Skipped},
+    archive::{self, ArchiveError},
     files, index,
     search::{self, Hit},
-    SyncState, SyncStatus,
+    sync, SyncState, SyncStatus,
 };
 use crate::{
     auth::AuthUser,
     error::{
         ok,
-        responses::{Authenticated, ServerErrors},
+        responses::{envelope_schema, Authenticated, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{over_length_limit, Id, Query},
@@ -33,30 +32,25 @@ use crate::{
     validate::{Violations, NUL_REFUSED},
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/projects/{id}/files", get(list_files).put(upload))
-        .route("/projects/{id}/files/content", get(read_file))
-        .route("/projects/{id}/search", get(search_files))
-        .route("/projects/{id}/sync", post(super::sync::start))
+/// `/api/v1/projects/{id}/files`, `…/files/content`, `…/search` and `…/sync` with their
+/// OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(CodebaseApi::openapi())
+        .routes(routes!(list_files, upload))
+        .routes(routes!(read_file))
+        .routes(routes!(search_files))
+        .routes(routes!(sync::start))
 }
 
-/// The OpenAPI paths and schemas of this slice, merged into the API document.
+/// A page inlines its items, so the file entry is named in the document here.
 #[derive(OpenApi)]
-#[openapi(
-    paths(upload, list_files, read_file, search_files, super::sync::start),
-    components(schemas(
-        SyncState,
-        SyncStatus,
-        Skipped,
-        FileEntry,
-        FileContent,
-        SearchResult,
-        Hit,
-        super::sync::SyncRequest
-    ))
-)]
-pub struct CodebaseApi;
+#[openapi(components(schemas(FileEntry)))]
+struct CodebaseApi;
+
+envelope_schema!(SyncStateResponse, SyncState);
+envelope_schema!(FileEntryPageResponse, Page<FileEntry>);
+envelope_schema!(FileContentResponse, FileContent);
+envelope_schema!(SearchResultResponse, SearchResult);
 
 const SEARCH_DEFAULT_LIMIT: i64 = 20;
 const QUERY_MAX_CHARS: usize = 200;
@@ -307,21 +301,3 @@ pub async fn search_files(
         "Search results",
     ))
 }
-
-/// Documents `{success: true, data: <T>, message}` for one `T`.
-macro_rules! envelope_schema {
-    ($name:ident, $data:ty) => {
-        #[derive(ToSchema)]
-        #[allow(dead_code)]
-        pub struct $name {
-            success: bool,
-            data: $data,
-            message: String,
-        }
-    };
-}
-
-envelope_schema!(SyncStateResponse, SyncState);
-envelope_schema!(FileEntryPageResponse, Page<FileEntry>);
-envelope_schema!(FileContentResponse, FileContent);
-envelope_schema!(SearchResultResponse, SearchResult);

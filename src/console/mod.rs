@@ -8,8 +8,9 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
 };
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::assets::Asset;
 use crate::{
@@ -17,11 +18,18 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
+/// `/` and `/console/{*path}` with their OpenAPI. The asset route catches nested paths
+/// (`js/main.js`), which an OpenAPI path cannot say, so `routes!` (which routes what the
+/// document says) does not serve it: [`AssetDoc`] documents it as `/console/{path}`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(AssetDoc::openapi())
+        .routes(routes!(index))
         .route("/console/{*path}", get(asset))
 }
+
+#[derive(OpenApi)]
+#[openapi(paths(asset))]
+struct AssetDoc;
 
 /// The console page: an empty shell that loads `/console/js/main.js`.
 #[utoipa::path(get, path = "/", tag = "console",

@@ -1,11 +1,36 @@
-//! The failure answers shared by many routes, declared once for the OpenAPI document.
-//! A route lists the sets that can happen to it next to its own responses.
+//! The answers shared by many routes, declared once for the OpenAPI document: the failure
+//! sets a route lists next to its own responses, and the success envelope each slice
+//! declares for its own data with [`envelope_schema!`].
 
-#![allow(dead_code)] // Never built: these enums only describe answers to utoipa.
+#![allow(dead_code)] // Never built: these types only describe answers to utoipa.
 
-use utoipa::IntoResponses;
+use utoipa::{IntoResponses, ToSchema};
 
 use super::ErrorBody;
+
+/// Documents `{success: true, data: <T>, message}` for one `T`:
+/// `envelope_schema!(AgentResponse, Agent)` next to the slice's routes.
+macro_rules! envelope_schema {
+    ($name:ident, $data:ty) => {
+        #[derive(utoipa::ToSchema)]
+        #[allow(dead_code)]
+        pub struct $name {
+            success: bool,
+            data: $data,
+            message: String,
+        }
+    };
+}
+pub(crate) use envelope_schema;
+
+/// `{success: true, data: null, message}`.
+#[derive(ToSchema)]
+pub struct EmptyResponse {
+    success: bool,
+    #[schema(value_type = Option<Object>)]
+    data: (),
+    message: String,
+}
 
 /// Every route behind `Authorization: Bearer <access token>`.
 #[derive(IntoResponses)]

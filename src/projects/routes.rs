@@ -1,30 +1,38 @@
 //! `/projects` routes.
 
-use axum::{extract::State, response::IntoResponse, routing::get, Router};
+use axum::{extract::State, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::store::{self, ProjectFields};
+use super::{
+    store::{self, ProjectFields},
+    Project,
+};
 use crate::{
     auth::AuthUser,
     db::pages::{List, PageKey},
     error::{
         created, ok,
-        responses::{Authenticated, JsonBody, ServerErrors},
+        responses::{envelope_schema, Authenticated, EmptyResponse, JsonBody, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
     integrations::github::{access, parse_repo_url, RepoUrl},
-    pagination::{JsonPage, PageParams},
+    pagination::{JsonPage, Page, PageParams},
     state::AppState,
     validate::Violations,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/projects", get(list).post(create))
-        .route("/projects/{id}", get(read).put(update).delete(remove))
+/// `/api/v1/projects` and `/api/v1/projects/{id}` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
+
+envelope_schema!(ProjectResponse, Project);
+envelope_schema!(ProjectPageResponse, Page<Project>);
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateProject {
@@ -99,7 +107,7 @@ fn validated(state: &AppState, fields: ProjectFields) -> Result<ProjectFields> {
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
     params(PageParams),
     responses(
-        (status = 200, description = "The user's projects, newest first", body = crate::docs::ProjectPageResponse),
+        (status = 200, description = "The user's projects, newest first", body = ProjectPageResponse),
         Authenticated, ServerErrors,
         (status = 422, description = "Invalid paging", body = ErrorBody),
     ))]
@@ -123,7 +131,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
     request_body = CreateProject,
     responses(
-        (status = 201, description = "Created", body = crate::docs::ProjectResponse),
+        (status = 201, description = "Created", body = ProjectResponse),
         Authenticated, JsonBody, ServerErrors,
     ))]
 pub async fn create(
@@ -149,7 +157,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id")),
     responses(
-        (status = 200, description = "The project", body = crate::docs::ProjectResponse),
+        (status = 200, description = "The project", body = ProjectResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
@@ -168,7 +176,7 @@ pub async fn read(
     params(("id" = i64, Path, description = "Project id")),
     request_body = UpdateProject,
     responses(
-        (status = 200, description = "Updated", body = crate::docs::ProjectResponse),
+        (status = 200, description = "Updated", body = ProjectResponse),
         Authenticated, JsonBody, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]
@@ -206,7 +214,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id")),
     responses(
-        (status = 200, description = "Deleted; the project's chats are kept without the link", body = crate::docs::EmptyResponse),
+        (status = 200, description = "Deleted; the project's chats are kept without the link", body = EmptyResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
     ))]

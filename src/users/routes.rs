@@ -6,21 +6,24 @@ use axum::{
     extract::{ConnectInfo, State},
     http::HeaderMap,
     response::IntoResponse,
-    routing::get,
-    Extension, Router,
+    Extension,
 };
 use serde::Deserialize;
 use utoipa::{
     openapi::{schema::Type, Object, ObjectBuilder},
     ToSchema,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::store::{self, Changes, PasswordChange, Updated};
+use super::{
+    store::{self, Changes, PasswordChange, Updated},
+    User,
+};
 use crate::{
     auth::AuthUser,
     error::{
         ok,
-        responses::{Authenticated, JsonBody, Limited, ServerErrors},
+        responses::{envelope_schema, Authenticated, JsonBody, Limited, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{nullable, Json},
@@ -29,13 +32,16 @@ use crate::{
     validate::Violations,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/user/me", get(me).put(update_me))
+/// `/api/v1/user/me` with its OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me, update_me))
 }
+
+envelope_schema!(UserResponse, User);
 
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The current user", body = crate::docs::UserResponse),
+        (status = 200, description = "The current user", body = UserResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn me(AuthUser(user): AuthUser) -> impl IntoResponse {
@@ -82,7 +88,7 @@ const LINK_FLOW: &str = "is read-only: send null to unlink, or link a number wit
 #[utoipa::path(put, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     request_body = UpdateMe,
     responses(
-        (status = 200, description = "Updated", body = crate::docs::UserResponse),
+        (status = 200, description = "Updated", body = UserResponse),
         Authenticated, JsonBody, Limited, ServerErrors,
         (status = 409, description = "Email taken", body = ErrorBody),
     ))]

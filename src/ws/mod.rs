@@ -25,8 +25,6 @@ use axum::{
     },
     http::{header, HeaderMap},
     response::Response,
-    routing::get,
-    Router,
 };
 use futures_util::{stream::SplitSink, SinkExt, StreamExt};
 use serde::Deserialize;
@@ -36,6 +34,7 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::protocol::{error_frame, ClientFrame, Refusal};
 use crate::{
@@ -56,8 +55,9 @@ const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
 /// What a refused upgrade is told to wait: sockets come and go, so a short while.
 const SLOT_RETRY_AFTER_SECS: u64 = 5;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+/// `/ws` with its OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
 #[derive(Deserialize)]

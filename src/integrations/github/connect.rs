@@ -18,7 +18,7 @@ use crate::{
     auth::AuthUser,
     error::{
         created, ok,
-        responses::{Authenticated, ServerErrors},
+        responses::{envelope_schema, Authenticated, EmptyResponse, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::Query,
@@ -45,9 +45,12 @@ pub struct Authorization {
     pub expires_at: DateTime<Utc>,
 }
 
+envelope_schema!(GithubAuthorizationResponse, Authorization);
+envelope_schema!(GithubIdentityResponse, identity::GithubIdentity);
+
 #[utoipa::path(post, path = "/api/v1/user/github/connect", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 201, description = "Open `authorize_url` in the browser within 10 minutes", body = crate::docs::GithubAuthorizationResponse),
+        (status = 201, description = "Open `authorize_url` in the browser within 10 minutes", body = GithubAuthorizationResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn connect(
@@ -281,7 +284,7 @@ async fn recheck_all(state: &AppState, user_id: i64) {
 
 #[utoipa::path(get, path = "/api/v1/user/github", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The connected GitHub account", body = crate::docs::GithubIdentityResponse),
+        (status = 200, description = "The connected GitHub account", body = GithubIdentityResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No GitHub account is connected", body = ErrorBody),
     ))]
@@ -294,7 +297,7 @@ pub async fn show(State(state): State<AppState>, AuthUser(user): AuthUser) -> Re
 
 #[utoipa::path(delete, path = "/api/v1/user/github", tag = "integrations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Disconnected (also when none was connected): the identity and its token are forgotten, and the user's projects lose their verified access", body = crate::docs::EmptyResponse),
+        (status = 200, description = "Disconnected (also when none was connected): the identity and its token are forgotten, and the user's projects lose their verified access", body = EmptyResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn disconnect(

@@ -4,45 +4,44 @@
 use axum::{
     extract::{DefaultBodyLimit, State},
     response::IntoResponse,
-    routing::{get, post},
-    Router,
+};
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouterExt},
+    routes,
 };
 
 use super::{access, connect, store, webhook};
 use crate::{
     auth::AuthUser,
-    error::{ok, ErrorBody, Result},
+    error::{ok, responses::envelope_schema, ErrorBody, Result},
     extract::{Id, Query},
     pagination::{Page, PageParams},
     projects,
     state::AppState,
 };
 
-pub use webhook::{Receipt, BODY_LIMIT, PATH as WEBHOOK_PATH};
+pub use webhook::{BODY_LIMIT, PATH as WEBHOOK_PATH};
 
 pub use super::store::PullReview;
 
-/// Routes under `/api/v1`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/integrations/github/webhook",
-            post(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)),
-        )
-        .route("/projects/{id}/reviews", get(list))
-        .route("/projects/{id}/repo-access", post(access::recheck))
-        .route("/user/github/connect", post(connect::connect))
-        .route(
-            "/user/github",
-            get(connect::show).delete(connect::disconnect),
-        )
-        .route("/integrations/github/callback", get(connect::callback))
+/// `/api/v1/integrations/github/*`, `/api/v1/user/github…` and a project's reviews and
+/// repository access, with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)))
+        .routes(routes!(list))
+        .routes(routes!(access::recheck))
+        .routes(routes!(connect::connect))
+        .routes(routes!(connect::show, connect::disconnect))
+        .routes(routes!(connect::callback))
 }
+
+envelope_schema!(ReviewPageResponse, Page<PullReview>);
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/reviews", tag = "integrations", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id"), PageParams),
     responses(
-        (status = 200, description = "The project's pull-request reviews, newest first", body = crate::docs::ReviewPageResponse),
+        (status = 200, description = "The project's pull-request reviews, newest first", body = ReviewPageResponse),
         crate::error::responses::Authenticated, crate::error::responses::ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
         (status = 422, description = "Invalid paging", body = ErrorBody),

@@ -44,6 +44,8 @@ pub struct Receipt {
     pub reason: Option<String>,
 }
 
+crate::error::responses::envelope_schema!(WebhookReceiptResponse, Receipt);
+
 #[derive(Deserialize)]
 struct Repository {
     full_name: String,
@@ -161,8 +163,8 @@ enum Decision {
         ("X-GitHub-Delivery" = String, Header, description = "The delivery's unique id (1 to 200 characters)"),
     ),
     responses(
-        (status = 200, description = "Ping answered, delivery ignored (with a reason) or already received", body = crate::docs::WebhookReceiptResponse),
-        (status = 202, description = "A review (pull_request, issue_comment) or a re-sync (push to the default branch) was queued", body = crate::docs::WebhookReceiptResponse),
+        (status = 200, description = "Ping answered, delivery ignored (with a reason) or already received", body = WebhookReceiptResponse),
+        (status = 202, description = "A review (pull_request, issue_comment) or a re-sync (push to the default branch) was queued", body = WebhookReceiptResponse),
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),

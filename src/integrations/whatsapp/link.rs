@@ -2,12 +2,7 @@
 //! sends `link <code>` from WhatsApp (the reply job finishes the link). Unlinking is
 //! one call.
 
-use axum::{
-    extract::State,
-    response::IntoResponse,
-    routing::{delete, post},
-    Router,
-};
+use axum::{extract::State, response::IntoResponse};
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::Serialize;
@@ -33,12 +28,6 @@ pub const CODE_LIFETIME_MINUTES: i64 = 10;
 /// at any time takes months.
 pub const CODE_DIGITS: usize = 8;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/user/whatsapp/link", post(create_code))
-        .route("/user/whatsapp", delete(unlink))
-}
-
 /// A one-time code that links the phone which sends it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkCode {
@@ -56,7 +45,7 @@ pub struct LinkCode {
 
 #[utoipa::path(post, path = "/api/v1/user/whatsapp/link", tag = "whatsapp", security(("bearer" = [])),
     responses(
-        (status = 201, description = "A fresh link code; any earlier code of the user stops working", body = crate::docs::LinkCodeResponse),
+        (status = 201, description = "A fresh link code; any earlier code of the user stops working", body = super::LinkCodeResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn create_code(
@@ -80,7 +69,7 @@ pub async fn create_code(
 
 #[utoipa::path(delete, path = "/api/v1/user/whatsapp", tag = "whatsapp", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Unlinked (also when no number was linked); the updated user", body = crate::docs::UserResponse),
+        (status = 200, description = "Unlinked (also when no number was linked); the updated user", body = crate::users::routes::UserResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn unlink(

@@ -14,13 +14,24 @@ pub mod settings;
 pub mod store;
 pub mod webhook;
 
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::state::AppState;
+use crate::{error::responses::envelope_schema, jobs::Workers, state::AppState};
 
 pub use settings::Settings;
 
-/// `/user/whatsapp…` and `/integrations/whatsapp/webhook`, under `/api/v1`.
-pub fn router() -> Router<AppState> {
-    webhook::router().merge(link::router())
+/// `/api/v1/user/whatsapp…` and `/api/v1/integrations/whatsapp/webhook` with their OpenAPI.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook::verify, webhook::receive))
+        .routes(routes!(link::create_code))
+        .routes(routes!(link::unlink))
+}
+
+envelope_schema!(LinkCodeResponse, link::LinkCode);
+envelope_schema!(WhatsappReceivedResponse, webhook::Received);
+
+/// Registers the reply job's handler.
+pub fn register_jobs(workers: &mut Workers, state: &AppState) {
+    job::register(workers, state);
 }

@@ -6,8 +6,6 @@ use axum::{
     extract::{RawQuery, State},
     http::{header, HeaderMap},
     response::IntoResponse,
-    routing::get,
-    Router,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -19,10 +17,6 @@ use crate::{
     integrations::signature::verify_webhook,
     state::AppState,
 };
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/integrations/whatsapp/webhook", get(verify).post(receive))
-}
 
 /// What Meta sends when the webhook URL is saved in the app dashboard.
 #[derive(Default, Deserialize, IntoParams)]
@@ -84,7 +78,7 @@ pub struct Received {
     params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body keyed with `WHATSAPP_APP_SECRET`")),
     request_body(content = Object, description = "Meta's notification: `{object, entry: [{id, changes: [{field, value: {metadata, messages?, statuses?}}]}]}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored: every new message has its reply queued; repeats and `statuses` are acknowledged", body = crate::docs::WhatsappReceivedResponse),
+        (status = 200, description = "Stored: every new message has its reply queued; repeats and `statuses` are acknowledged", body = super::WhatsappReceivedResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Signature missing or wrong", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
