@@ -22,7 +22,7 @@ use crate::{
     },
     extract::{has_content_type, parse_json, read_body, Id},
     integrations::github::{access, Credential, GithubError},
-    jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
+    jobs::{self, Enqueued, Handler, Job, NewJob, Outcome, Stop},
     state::AppState,
 };
 
@@ -231,7 +231,7 @@ async fn run(state: &AppState, job: Job) -> Outcome {
             Some(id) => Some(id),
             None => match state.github.installation_for(&repository).await {
                 Ok(found) => found,
-                Err(err) => return github_outcome(&err, Credential::Server(None)),
+                Err(err) => return github_outcome(err, Credential::Server(None)),
             },
         };
         Credential::Server(installation)
@@ -291,7 +291,7 @@ async fn default_branch(
     {
         Ok((info, _)) if valid_ref(&info.default_branch) => Ok(info.default_branch),
         Ok(_) => Ok("HEAD".into()),
-        Err(err) => Err(github_outcome(&err, credential)),
+        Err(err) => Err(github_outcome(err, credential)),
     }
 }
 
@@ -307,7 +307,7 @@ async fn download(
         .github
         .get_raw(&path, credential)
         .await
-        .map_err(|err| github_outcome(&err, credential))?;
+        .map_err(|err| github_outcome(err, credential))?;
     let limit = state.config.codebase.upload_limit_bytes;
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
@@ -325,7 +325,7 @@ async fn download(
 
 /// The queue's verdict on a GitHub failure, with a reason fit to show the project's owner
 /// (GitHub's own message stays in the logs).
-fn github_outcome(err: &GithubError, credential: Credential<'_>) -> Outcome {
+fn github_outcome(err: GithubError, credential: Credential<'_>) -> Outcome {
     tracing::warn!(error = %err, "GitHub call for a sync failed");
     let reason = match err.status() {
         Some(404) if matches!(credential, Credential::Anonymous) => {
@@ -339,11 +339,7 @@ fn github_outcome(err: &GithubError, credential: Credential<'_>) -> Outcome {
         Some(status) => format!("GitHub answered {status}"),
         None => "GitHub could not be reached".to_owned(),
     };
-    match err.outcome() {
-        Outcome::Retry { after, .. } => Outcome::Retry { reason, after },
-        Outcome::Failed(_) => Outcome::Failed(reason),
-        Outcome::Done => Outcome::Done,
-    }
+    Stop::from(err).because(reason).into()
 }
 
 #[cfg(test)]
