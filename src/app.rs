@@ -79,7 +79,8 @@ pub async fn run(
         ),
         None => None,
     };
-    let state = AppState::new(config, db.clone(), providers, redis);
+    let repo_access = &integrations::github::access::GithubAccess;
+    let state = AppState::new(config, db.clone(), providers, redis, repo_access);
     let passwords = state.passwords.clone();
     tokio::spawn(async move { passwords.warm_up().await });
     tracing::info!(

@@ -14,10 +14,9 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 pub use super::files::{FileContent, FileEntry};
 use super::{
-    archive::{self, ArchiveError, Skipped},
+    archive::{self, ArchiveError},
     files, index,
     search::{self, Hit},
-    SyncState, SyncStatus,
 };
 use crate::{
     auth::AuthUser,
@@ -28,7 +27,10 @@ use crate::{
     },
     extract::{over_length_limit, Id, Query},
     pagination::{Page, PageParams},
-    projects,
+    projects::{
+        self,
+        sync::{self as sync_state, Skipped, SyncState, SyncStatus},
+    },
     state::AppState,
     validate::{Violations, NUL_REFUSED},
 };
@@ -147,12 +149,13 @@ async fn index_upload(
                 Error::invalid("body", err.to_string())
             }
         })?;
-    index::mark(&state.db, id, SyncStatus::Running, None).await?;
+    sync_state::mark(&state.db, id, SyncStatus::Running, None).await?;
     match index::replace(&state.db, id, extracted).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(Error::NotFound("Project")),
         Err(err) => {
-            index::mark(&state.db, id, SyncStatus::Failed, Some("indexing failed")).await?;
+            let failed = Some("indexing failed");
+            sync_state::mark(&state.db, id, SyncStatus::Failed, failed).await?;
             Err(err)
         }
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{archive, index, SyncStatus};
+use super::{archive, index};
 use crate::{
     auth::AuthUser,
     error::{
@@ -22,7 +22,8 @@ use crate::{
     },
     extract::{has_content_type, parse_json, read_body, Id},
     integrations::github::{access, Credential, GithubError},
-    jobs::{self, Enqueued, Handler, Job, NewJob, Outcome, Stop},
+    jobs::{Enqueued, Handler, Job, NewJob, Outcome, Stop},
+    projects::sync::{self as sync_state, SyncStatus},
     state::AppState,
 };
 
@@ -143,17 +144,7 @@ pub async fn queue(
     if let Some(key) = dedupe {
         job = job.dedupe_key(key);
     }
-    let enqueued = crate::in_transaction!(&state.db, |tx| {
-        let enqueued = jobs::enqueue(&mut *tx, &job).await?;
-        if enqueued.is_new() {
-            sqlx::query("UPDATE projects SET sync_status = $2, sync_reason = NULL WHERE id = $1")
-                .bind(project_id)
-                .bind(SyncStatus::Queued.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        enqueued
-    })?;
+    let enqueued = sync_state::queue(&state.db, project_id, &job).await?;
     state.jobs.wake(&enqueued);
     Ok(enqueued)
 }
@@ -177,7 +168,8 @@ impl Handler for SyncJob {
             let outcome = run(&state, job).await;
             // Waiting for a retry is not running: show the owner why, until the next try.
             if let (Outcome::Retry { reason, .. }, Some(project_id)) = (&outcome, project_id) {
-                let marked = index::mark(&state.db, project_id, SyncStatus::Queued, Some(reason));
+                let marked =
+                    sync_state::mark(&state.db, project_id, SyncStatus::Queued, Some(reason));
                 if let Err(err) = marked.await {
                     tracing::warn!(error = %err, "could not record a sync retry");
                 }
@@ -192,7 +184,7 @@ impl Handler for SyncJob {
             let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
                 return;
             };
-            let marked = index::mark(
+            let marked = sync_state::mark(
                 &state.db,
                 payload.project_id,
                 SyncStatus::Failed,
@@ -238,7 +230,7 @@ async fn run(state: &AppState, job: Job) -> Outcome {
     } else {
         Credential::Anonymous
     };
-    if index::mark(&state.db, id, SyncStatus::Running, None)
+    if sync_state::mark(&state.db, id, SyncStatus::Running, None)
         .await
         .is_err()
     {

@@ -4,7 +4,10 @@ use axum::{extract::State, response::IntoResponse, routing::get, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::store::{self, ProjectFields};
+use super::{
+    repo_url::{parse_repo_url, RepoUrl},
+    store::{self, ProjectFields},
+};
 use crate::{
     auth::AuthUser,
     db::pages::{List, PageKey},
@@ -14,7 +17,6 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
-    integrations::github::{access, parse_repo_url, RepoUrl},
     pagination::{JsonPage, PageParams},
     state::AppState,
     validate::Violations,
@@ -142,7 +144,7 @@ pub async fn create(
         },
     )?;
     let project = store::create(&state.db, user.id, fields).await?;
-    let project = access::check(&state, project).await?;
+    let project = state.repo_access.check(&state, project).await?;
     Ok(created(project, "Project created"))
 }
 
@@ -196,7 +198,7 @@ pub async fn update(
         .await?
         .ok_or(Error::NotFound("Project"))?;
     let project = if changed {
-        access::check(&state, project).await?
+        state.repo_access.check(&state, project).await?
     } else {
         project
     };

@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::settings::Settings;
-use crate::jobs::Stop;
+use crate::{jobs::Stop, projects::repo_url::linked_repository};
 
 const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
@@ -171,9 +171,9 @@ impl GithubClient {
     }
 
     /// `owner/repo` when a project's `repo_url` names a repository this GitHub serves
-    /// ([`linked_repository`](super::repo_url::linked_repository)).
+    /// ([`linked_repository`]).
     pub fn repository_of(&self, repo_url: Option<&str>) -> Option<String> {
-        super::repo_url::linked_repository(repo_url?, &self.inner.api_url)
+        linked_repository(repo_url?, &self.inner.api_url)
     }
 
     /// Sends `method path` (a path under the API, or an absolute URL) with the standard

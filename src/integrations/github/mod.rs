@@ -8,7 +8,6 @@ mod comment;
 pub mod connect;
 mod diff;
 pub mod identity;
-mod repo_url;
 mod review;
 pub mod routes;
 pub mod sealed;
@@ -17,7 +16,6 @@ mod store;
 pub mod webhook;
 
 pub use client::{Credential, GithubClient, GithubError};
-pub use repo_url::{linked_repository, parse_repo_url, web_url, RepoUrl};
 pub use settings::Settings;
 
 use crate::{jobs::Workers, state::AppState};

@@ -16,14 +16,13 @@ use super::{
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
     store::{self, ReviewTask, Update},
-    web_url,
 };
 use crate::{
     chat::{store as chats, Chat},
     jobs::{Handler, Job, Outcome, Stop},
     llm::LlmError,
     orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
-    projects::store as projects,
+    projects::{repo_url::web_url, store as projects},
     specialists::{routing::Specialist, schemas::Review},
     state::AppState,
 };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{linked_repository, store, REVIEW_JOB};
+use super::{store, REVIEW_JOB};
 use crate::{
     db::{now, Db},
     error::{ok, Error, ErrorBody, Result},
@@ -20,6 +20,7 @@ use crate::{
     in_transaction,
     integrations::signature::verify_webhook,
     jobs::{self, Enqueued, NewJob},
+    projects::repo_url::linked_repository,
     state::AppState,
 };
 
