@@ -93,11 +93,6 @@ pub async fn run(
     let mut workers = jobs::Workers::new(state.jobs.clone());
     crate::integrations::whatsapp::job::register(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
-    workers.register(
-        crate::codebase::sync::SYNC_JOB,
-        crate::codebase::sync::SYNC_CONCURRENCY,
-        crate::codebase::sync::SyncJob::new(state.clone()),
-    );
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.http.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {

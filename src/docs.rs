@@ -124,6 +124,7 @@ pub struct OAuth2Form {
         crate::integrations::whatsapp::webhook::receive,
         github::webhook::receive,
         github::routes::list,
+        github::sync::start,
         github::access::recheck,
         github::connect::connect,
         github::connect::callback,

@@ -5,7 +5,7 @@ use axum::{
     body::{to_bytes, Bytes},
     extract::{Request, State},
     response::IntoResponse,
-    routing::{get, post},
+    routing::get,
     Router,
 };
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use super::{
     archive::{self, ArchiveError},
     files, index,
     search::{self, Hit},
+    Unread,
 };
 use crate::{
     auth::AuthUser,
@@ -40,13 +41,12 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/files", get(list_files).put(upload))
         .route("/projects/{id}/files/content", get(read_file))
         .route("/projects/{id}/search", get(search_files))
-        .route("/projects/{id}/sync", post(super::sync::start))
 }
 
 /// The OpenAPI paths and schemas of this slice, merged into the API document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(upload, list_files, read_file, search_files, super::sync::start),
+    paths(upload, list_files, read_file, search_files),
     components(schemas(
         SyncState,
         SyncStatus,
@@ -54,8 +54,7 @@ pub fn router() -> Router<AppState> {
         FileEntry,
         FileContent,
         SearchResult,
-        Hit,
-        super::sync::SyncRequest
+        Hit
     ))
 )]
 pub struct CodebaseApi;
@@ -138,17 +137,15 @@ async fn index_upload(
     body: Bytes,
     _permit: OwnedSemaphorePermit,
 ) -> Result<()> {
-    let extracted = tokio::task::spawn_blocking(move || archive::extract(&body))
-        .await
-        .map_err(Error::internal)?
-        .map_err(|err| match err {
-            ArchiveError::UnknownFormat => {
-                Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
-            }
-            ArchiveError::Corrupt | ArchiveError::OverlappingEntries => {
-                Error::invalid("body", err.to_string())
-            }
-        })?;
+    let extracted = super::extract(body).await.map_err(|err| match err {
+        Unread::Interrupted(err) => Error::internal(err),
+        Unread::Archive(ArchiveError::UnknownFormat) => {
+            Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
+        }
+        Unread::Archive(err @ (ArchiveError::Corrupt | ArchiveError::OverlappingEntries)) => {
+            Error::invalid("body", err.to_string())
+        }
+    })?;
     sync_state::mark(&state.db, id, SyncStatus::Running, None).await?;
     match index::replace(&state.db, id, extracted).await {
         Ok(Some(_)) => Ok(()),

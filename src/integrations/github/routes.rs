@@ -1,5 +1,5 @@
-//! The GitHub slice's HTTP surface: the webhook (with its own 25 MiB body limit) and the
-//! reviews of a project.
+//! The GitHub slice's HTTP surface: the webhook (with its own 25 MiB body limit), the
+//! reviews of a project and its sync from GitHub.
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -8,7 +8,7 @@ use axum::{
     Router,
 };
 
-use super::{access, connect, store, webhook};
+use super::{access, connect, store, sync, webhook};
 use crate::{
     auth::AuthUser,
     error::{ok, ErrorBody, Result},
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
             post(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)),
         )
         .route("/projects/{id}/reviews", get(list))
+        .route("/projects/{id}/sync", post(sync::start))
         .route("/projects/{id}/repo-access", post(access::recheck))
         .route("/user/github/connect", post(connect::connect))
         .route(

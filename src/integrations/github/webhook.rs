@@ -374,14 +374,8 @@ async fn record(
             // makes GitHub redeliver, and the keys keep the syncs from doubling.
             for id in project_ids {
                 let key = format!("push:{delivery_id}:{id}");
-                crate::codebase::sync::queue(
-                    state,
-                    id,
-                    Some(commit.clone()),
-                    installation_id,
-                    Some(key),
-                )
-                .await?;
+                super::sync::queue(state, id, Some(commit.clone()), installation_id, Some(key))
+                    .await?;
             }
             if !insert_delivery_alone(&state.db, delivery_id, event).await? {
                 return Ok((StatusCode::OK, receipt("duplicate", None, None)));
