@@ -9,6 +9,7 @@ mod comment;
 pub mod connect;
 mod diff;
 pub mod identity;
+mod payload;
 mod review;
 pub mod routes;
 pub mod sealed;
