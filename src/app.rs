@@ -81,7 +81,8 @@ pub async fn run(
         ),
         None => None,
     };
-    let state = AppState::new(config, db.clone(), providers, redis);
+    let repo_access = &integrations::github::access::GithubAccess;
+    let state = AppState::new(config, db.clone(), providers, redis, repo_access);
     let passwords = state.passwords.clone();
     tokio::spawn(async move { passwords.warm_up().await });
     tracing::info!(
@@ -94,7 +95,6 @@ pub async fn run(
     let mut workers = jobs::Workers::new(state.jobs.clone());
     integrations::whatsapp::register_jobs(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
-    codebase::register_jobs(&mut workers, &state);
     let workers = workers.start(closing.child_token());
     let header_timeout = state.config.http.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {

@@ -11,6 +11,7 @@ use crate::{
     jobs::Queue,
     llm::Providers,
     orchestrator::activity::AgentActivity,
+    projects::AccessChecker,
     redis_bus::RedisBus,
     users::cache::UserCache,
     ws::{hub::Hub, slots::Slots},
@@ -42,6 +43,8 @@ pub struct Shared {
     pub whatsapp: Arc<crate::integrations::whatsapp::client::Whatsapp>,
     pub jobs: Queue,
     pub github: GithubClient,
+    /// Proves a project's repository access for `projects` (GitHub's check).
+    pub repo_access: &'static dyn AccessChecker<AppState>,
     /// Seals users' GitHub tokens at rest.
     pub github_tokens: crate::integrations::github::sealed::Sealer,
     /// One per archive extraction and indexing allowed at once (`INDEX_CONCURRENCY`):
@@ -52,7 +55,15 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db, providers: Providers, redis: Option<RedisBus>) -> Self {
+    /// `repo_access` is GitHub's check of a project's repository access (the state holds
+    /// it for `projects`).
+    pub fn new(
+        config: Config,
+        db: Db,
+        providers: Providers,
+        redis: Option<RedisBus>,
+        repo_access: &'static dyn AccessChecker<AppState>,
+    ) -> Self {
         AppState(Arc::new(Shared {
             tokens: Arc::new(TokenKeys::new(
                 &config.auth.secret_key,
@@ -82,6 +93,7 @@ impl AppState {
             redis,
             jobs: Queue::new(db.clone(), config.jobs.clone()),
             github: GithubClient::new(&config.github),
+            repo_access,
             github_tokens: crate::integrations::github::sealed::Sealer::new(
                 &config.auth.secret_key,
                 config.auth.secret_key_previous.as_deref(),

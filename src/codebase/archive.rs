@@ -10,8 +10,8 @@ use std::{
 };
 
 use flate2::read::GzDecoder;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+
+use crate::projects::sync::Skipped;
 
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_FILES: usize = 20_000;
@@ -33,15 +33,6 @@ pub const TOO_MANY_UNPACKED: &str = "archive exceeds 200 MiB unpacked; the rest 
 pub struct SourceFile {
     pub path: String,
     pub content: String,
-}
-
-/// An entry left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Skipped {
-    #[schema(example = "assets/logo.png")]
-    pub path: String,
-    #[schema(example = "binary file")]
-    pub reason: String,
 }
 
 #[derive(Debug, Default)]

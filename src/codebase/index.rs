@@ -6,16 +6,11 @@
 //! the old set or the new one, never a mix; a generation that fails on the way is
 //! deleted, so a failed index leaves nothing behind.
 
-use sqlx::types::Json;
-
-use super::{
-    archive::{Extracted, Skipped, SourceFile},
-    SyncStatus,
-};
+use super::archive::{Extracted, SourceFile};
 use crate::{
-    db::now,
     db::Db,
     error::{Error, Result},
+    projects::sync::{self, Indexed},
     specialists::reading::defined_name,
     with_pool,
 };
@@ -31,17 +26,10 @@ const TRANSACTION_LINES: usize = 4_000;
 const LINES_PER_DELETE: i64 = 4_000;
 const FILES_PER_DELETE: i64 = 50;
 
-/// What a finished index looks like, for the project's `sync` object.
-pub struct Outcome {
-    pub commit: Option<String>,
-    pub files: i64,
-    pub skipped: Vec<Skipped>,
-}
-
 /// Indexes `extracted` as the project's new file set. Returns `None` when the project is
 /// gone; a newer index that finished first wins (this one is then dropped).
-pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<Option<Outcome>> {
-    let Some(generation) = next_generation(db, project_id).await? else {
+pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<Option<Indexed>> {
+    let Some(generation) = sync::next_generation(db, project_id).await? else {
         return Ok(None);
     };
     let Extracted {
@@ -49,19 +37,19 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         skipped,
         commit,
     } = extracted;
-    let outcome = Outcome {
+    let indexed = Indexed {
         commit,
         files: files.len() as i64,
         skipped,
     };
     let live = async {
         write_generation(db, project_id, generation, &files).await?;
-        make_live(db, project_id, generation, &outcome).await
+        sync::make_live(db, project_id, generation, &indexed).await
     }
     .await;
     let (stale, result) = match live {
-        Ok(true) => ("generation < $2", Ok(Some(outcome))),
-        Ok(false) => ("generation = $2", Ok(Some(outcome))),
+        Ok(true) => ("generation < $2", Ok(Some(indexed))),
+        Ok(false) => ("generation = $2", Ok(Some(indexed))),
         Err(err) => ("generation = $2", Err(err)),
     };
     // Left behind, stale rows are only dead weight (no reader names their generation),
@@ -70,16 +58,6 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         tracing::warn!(project_id, error = %err, "could not delete a stale index generation");
     }
     result
-}
-
-async fn next_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
-    let sql = "UPDATE projects SET sync_last_generation = sync_last_generation + 1 \
-               WHERE id = $1 RETURNING sync_last_generation";
-    let row: Option<(i64,)> = with_pool!(db, |pool| sqlx::query_as(sql)
-        .bind(project_id)
-        .fetch_optional(pool)
-        .await)?;
-    Ok(row.map(|(generation,)| generation))
 }
 
 /// What one write transaction holds: file rows, and runs of a file's lines that follow
@@ -206,25 +184,6 @@ fn lines_insert(rows: usize) -> String {
     )
 }
 
-/// Flips the project to `generation` unless a newer one is already live.
-async fn make_live(db: &Db, project_id: i64, generation: i64, outcome: &Outcome) -> Result<bool> {
-    let sql = "UPDATE projects SET sync_generation = $2, sync_status = $3, sync_commit = $4, \
-               sync_files = $5, sync_skipped = $6, synced_at = $7, sync_reason = NULL \
-               WHERE id = $1 AND (sync_generation IS NULL OR sync_generation < $2)";
-    let affected = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(project_id)
-        .bind(generation)
-        .bind(SyncStatus::Done.as_str())
-        .bind(&outcome.commit)
-        .bind(outcome.files)
-        .bind(Json(&outcome.skipped))
-        .bind(now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(affected == 1)
-}
-
 /// Deletes the generations `condition` names: their lines, then their files, a batch per
 /// statement so that no write holds SQLite's lock for long.
 async fn drop_generations(
@@ -254,35 +213,6 @@ async fn drop_generations(
         }
     }
     Ok(())
-}
-
-/// Records a status change that carries no new files (queued, running, failed).
-pub async fn mark(
-    db: &Db,
-    project_id: i64,
-    status: SyncStatus,
-    reason: Option<&str>,
-) -> Result<()> {
-    let sql = "UPDATE projects SET sync_status = $2, sync_reason = $3 WHERE id = $1";
-    with_pool!(db, |pool| sqlx::query(sql)
-        .bind(project_id)
-        .bind(status.as_str())
-        .bind(reason)
-        .execute(pool)
-        .await
-        .map(drop))?;
-    Ok(())
-}
-
-/// The live generation, if anything is indexed.
-pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> = with_pool!(db, |pool| sqlx::query_as(
-        "SELECT sync_generation FROM projects WHERE id = $1"
-    )
-    .bind(project_id)
-    .fetch_optional(pool)
-    .await)?;
-    Ok(row.and_then(|(generation,)| generation))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::{
     archive::{self, ArchiveError},
     files, index,
     search::{self, Hit},
-    sync, SyncState, SyncStatus,
+    Unread,
 };
 use crate::{
     auth::AuthUser,
@@ -27,19 +27,21 @@ use crate::{
     },
     extract::{over_length_limit, Id, Query},
     pagination::{Page, PageParams},
-    projects,
+    projects::{
+        self,
+        sync::{self as sync_state, SyncStateResponse, SyncStatus},
+    },
     state::AppState,
     validate::{Violations, NUL_REFUSED},
 };
 
-/// `/api/v1/projects/{id}/files`, `…/files/content`, `…/search` and `…/sync` with their
+/// `/api/v1/projects/{id}/files`, `…/files/content` and `…/search` with their
 /// OpenAPI.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(CodebaseApi::openapi())
         .routes(routes!(list_files, upload))
         .routes(routes!(read_file))
         .routes(routes!(search_files))
-        .routes(routes!(sync::start))
 }
 
 /// A page inlines its items, so the file entry is named in the document here.
@@ -47,7 +49,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[openapi(components(schemas(FileEntry)))]
 struct CodebaseApi;
 
-envelope_schema!(SyncStateResponse, SyncState);
 envelope_schema!(FileEntryPageResponse, Page<FileEntry>);
 envelope_schema!(FileContentResponse, FileContent);
 envelope_schema!(SearchResultResponse, SearchResult);
@@ -130,23 +131,22 @@ async fn index_upload(
     body: Bytes,
     _permit: OwnedSemaphorePermit,
 ) -> Result<()> {
-    let extracted = tokio::task::spawn_blocking(move || archive::extract(&body))
-        .await
-        .map_err(Error::internal)?
-        .map_err(|err| match err {
-            ArchiveError::UnknownFormat => {
-                Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
-            }
-            ArchiveError::Corrupt | ArchiveError::OverlappingEntries => {
-                Error::invalid("body", err.to_string())
-            }
-        })?;
-    index::mark(&state.db, id, SyncStatus::Running, None).await?;
+    let extracted = super::extract(body).await.map_err(|err| match err {
+        Unread::Interrupted(err) => Error::internal(err),
+        Unread::Archive(ArchiveError::UnknownFormat) => {
+            Error::UnsupportedMediaType("Expected a .tar.gz or .zip archive")
+        }
+        Unread::Archive(err @ (ArchiveError::Corrupt | ArchiveError::OverlappingEntries)) => {
+            Error::invalid("body", err.to_string())
+        }
+    })?;
+    sync_state::mark(&state.db, id, SyncStatus::Running, None).await?;
     match index::replace(&state.db, id, extracted).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(Error::NotFound("Project")),
         Err(err) => {
-            index::mark(&state.db, id, SyncStatus::Failed, Some("indexing failed")).await?;
+            let failed = Some("indexing failed");
+            sync_state::mark(&state.db, id, SyncStatus::Failed, failed).await?;
             Err(err)
         }
     }

@@ -5,8 +5,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::index::live_generation;
-use crate::{db::Db, error::Result, specialists::reading::defined_name, with_pool};
+use crate::{
+    db::Db, error::Result, projects::sync::live_generation, specialists::reading::defined_name,
+    with_pool,
+};
 
 /// Matching lines looked at for ranking; definitions are fetched first.
 const CANDIDATES: i64 = 500;

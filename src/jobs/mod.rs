@@ -25,7 +25,8 @@
 //! 3. **Answer an [`Outcome`]**: `Done`; `Retry` (backoff from ~2 s doubling to 10 min,
 //!    with jitter, or exactly `after` — Retry-After, x-ratelimit-reset); `Failed(reason)`.
 //!    After `JOB_MAX_ATTEMPTS` a retry becomes a failure. [`Handler::failed`] is called
-//!    once before a job is marked failed, to update the slice's own record.
+//!    once before a job is marked failed, to update the slice's own record. Errors become
+//!    outcomes through [`Stop`] (transient, permanent or skipped), never case by case.
 //!
 //! Delivery is **at least once**: a handler may run again after a crash or a lost lease,
 //! so every side effect must be idempotent. A running job's lease (`JOB_LEASE_SECONDS`)
@@ -33,6 +34,7 @@
 
 mod backoff;
 pub mod settings;
+mod stop;
 mod store;
 mod worker;
 
@@ -48,6 +50,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 pub use settings::Settings;
+pub use stop::Stop;
 pub use store::{enqueue, JobConnection};
 pub use worker::{RunningWorkers, Workers};
 

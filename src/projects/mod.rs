@@ -1,11 +1,17 @@
-//! Projects: code bases (often GitHub repositories) owned by one user.
+//! Projects: code bases (often GitHub repositories) owned by one user, with the state
+//! of their index (`sync`) and of their proven repository access (`repo_access`).
 
+pub mod repo_url;
 pub mod routes;
 pub mod store;
+pub mod sync;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::error::Result;
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Project {
@@ -20,7 +26,7 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
     /// The index of the project's code: what was uploaded or synced, and when.
     #[sqlx(flatten)]
-    pub sync: crate::codebase::SyncState,
+    pub sync: sync::SyncState,
     /// Whether the owner's connected GitHub identity may push to the repository `repo_url`
     /// names (SPEC §6.2); `null` when `repo_url` names no GitHub repository.
     #[sqlx(flatten)]
@@ -78,4 +84,13 @@ pub struct RepoAccessView {
     checked_at: Option<DateTime<Utc>>,
     /// Why the access is not verified.
     reason: Option<String>,
+}
+
+/// Proves a project's repository access (SPEC §6.2) once its `repo_url` is set or
+/// changed. GitHub's slice implements it for the application's state `S`, which holds it,
+/// so that projects ask for the check without depending on GitHub.
+pub trait AccessChecker<S>: Send + Sync {
+    /// The project with its access checked and recorded; as it was when `repo_url` names
+    /// no GitHub repository.
+    fn check<'a>(&'a self, state: &'a S, project: Project) -> BoxFuture<'a, Result<Project>>;
 }

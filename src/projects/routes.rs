@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    repo_url::{parse_repo_url, RepoUrl},
     store::{self, ProjectFields},
     Project,
 };
@@ -18,7 +19,6 @@ use crate::{
         Error, ErrorBody, Result,
     },
     extract::{nullable, Id, Json, Query},
-    integrations::github::{access, parse_repo_url, RepoUrl},
     pagination::{JsonPage, Page, PageParams},
     state::AppState,
     validate::Violations,
@@ -150,7 +150,7 @@ pub async fn create(
         },
     )?;
     let project = store::create(&state.db, user.id, fields).await?;
-    let project = access::check(&state, project).await?;
+    let project = state.repo_access.check(&state, project).await?;
     Ok(created(project, "Project created"))
 }
 
@@ -204,7 +204,7 @@ pub async fn update(
         .await?
         .ok_or(Error::NotFound("Project"))?;
     let project = if changed {
-        access::check(&state, project).await?
+        state.repo_access.check(&state, project).await?
     } else {
         project
     };

@@ -192,6 +192,28 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Project>> {
         .await)?)
 }
 
+/// A verified project that may link a repository.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct LinkedProject {
+    pub id: i64,
+    pub repo_url: String,
+    pub auto_review: bool,
+}
+
+/// Verified projects whose `repo_url` may name `repository` (`owner/repo`, lower case),
+/// earliest-verified first; the caller checks each URL exactly. Unverified and denied
+/// projects never link: naming a repository proves nothing (SPEC §6.2).
+pub async fn verified_linking(db: &Db, repository: &str) -> Result<Vec<LinkedProject>> {
+    const SQL: &str = "SELECT id, repo_url, auto_review FROM projects \
+                       WHERE repo_access_status = 'verified' AND LOWER(repo_url) LIKE $1 \
+                       ORDER BY repo_verified_at, id";
+    let pattern = format!("%/{}%", repository.replace(['%', '_'], "%"));
+    Ok(with_pool!(db, |pool| sqlx::query_as(SQL)
+        .bind(pattern)
+        .fetch_all(pool)
+        .await)?)
+}
+
 /// The user's projects that name a GitHub repository.
 pub async fn on_github(db: &Db, user_id: i64) -> Result<Vec<Project>> {
     let sql = format!(

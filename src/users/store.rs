@@ -1,5 +1,8 @@
 //! User queries.
 
+use futures_util::future::BoxFuture;
+use sqlx::{PgConnection, SqliteConnection};
+
 use crate::{
     db::{now, Db},
     error::{Error, Result},
@@ -21,12 +24,108 @@ pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<User>> {
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
+    find_by(db, "email", email).await
+}
+
+/// The active user a WhatsApp number is linked to.
+pub async fn find_by_whatsapp_number(db: &Db, number: &str) -> Result<Option<User>> {
+    Ok(find_by(db, "whatsapp_number", number)
+        .await?
+        .filter(|user| user.is_active))
+}
+
+/// The user whose `column`, a unique one, holds `value`.
+async fn find_by(db: &Db, column: &str, value: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE {column} = $1");
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(email)
+        .bind(value)
         .fetch_optional(pool)
         .await)?)
 }
+
+/// A connection that writes users' WhatsApp numbers: `&mut *tx` of either backend's
+/// transaction, so that a number changes together with the caller's own rows (a link code
+/// spent, a reply stored).
+pub trait WhatsappNumbers: Send {
+    fn set_whatsapp_number<'c>(
+        &'c mut self,
+        user_id: i64,
+        number: &'c str,
+    ) -> BoxFuture<'c, Result<Option<i64>, sqlx::Error>>;
+
+    fn clear_whatsapp_number(&mut self, user_id: i64) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+}
+
+/// Links `number` to the user, taking it from any other user first (a number belongs to
+/// one account); answers that earlier owner.
+pub async fn set_whatsapp_number<C: WhatsappNumbers + ?Sized>(
+    conn: &mut C,
+    user_id: i64,
+    number: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    conn.set_whatsapp_number(user_id, number).await
+}
+
+/// Unlinks the user's WhatsApp number.
+pub async fn clear_whatsapp_number<C: WhatsappNumbers + ?Sized>(
+    conn: &mut C,
+    user_id: i64,
+) -> Result<(), sqlx::Error> {
+    conn.clear_whatsapp_number(user_id).await
+}
+
+macro_rules! impl_whatsapp_numbers {
+    ($connection:ty) => {
+        impl WhatsappNumbers for $connection {
+            fn set_whatsapp_number<'c>(
+                &'c mut self,
+                user_id: i64,
+                number: &'c str,
+            ) -> BoxFuture<'c, Result<Option<i64>, sqlx::Error>> {
+                Box::pin(async move {
+                    let now = now();
+                    let earlier: Option<(i64,)> = sqlx::query_as(
+                        "UPDATE users SET whatsapp_number = NULL, updated_at = $1 \
+                         WHERE whatsapp_number = $2 AND id <> $3 RETURNING id",
+                    )
+                    .bind(now)
+                    .bind(number)
+                    .bind(user_id)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE users SET whatsapp_number = $1, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(number)
+                    .bind(now)
+                    .bind(user_id)
+                    .execute(&mut *self)
+                    .await?;
+                    Ok(earlier.map(|(id,)| id))
+                })
+            }
+
+            fn clear_whatsapp_number(
+                &mut self,
+                user_id: i64,
+            ) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE users SET whatsapp_number = NULL, updated_at = $1 WHERE id = $2",
+                    )
+                    .bind(now())
+                    .bind(user_id)
+                    .execute(&mut *self)
+                    .await?;
+                    Ok(())
+                })
+            }
+        }
+    };
+}
+
+impl_whatsapp_numbers!(SqliteConnection);
+impl_whatsapp_numbers!(PgConnection);
 
 /// The fields a user asked to change, already validated; `None` leaves a column alone.
 #[derive(Default)]

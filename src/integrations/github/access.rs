@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use axum::{extract::State, response::IntoResponse};
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use super::{client::Credential, identity, GithubError};
@@ -20,7 +21,7 @@ use crate::{
     extract::Id,
     projects::{
         store::{self as projects, AccessCheck},
-        Project, RepoAccess,
+        AccessChecker, Project, RepoAccess,
     },
     state::AppState,
 };
@@ -44,6 +45,19 @@ struct Permissions {
 struct RepositoryInfo {
     #[serde(default)]
     permissions: Option<Permissions>,
+}
+
+/// The check projects ask for when a `repo_url` is set or changed (the state holds it).
+pub struct GithubAccess;
+
+impl AccessChecker<AppState> for GithubAccess {
+    fn check<'a>(
+        &'a self,
+        state: &'a AppState,
+        project: Project,
+    ) -> BoxFuture<'a, Result<Project>> {
+        Box::pin(check(state, project))
+    }
 }
 
 /// Checks the project's repository access with its owner's identity and records it. A

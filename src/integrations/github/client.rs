@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::settings::Settings;
-use crate::jobs::Outcome;
+use crate::{jobs::Stop, projects::repo_url::linked_repository};
 
 const API_VERSION: &str = "2022-11-28";
 const USER_AGENT: &str = concat!("CodeSherpa/", env!("CARGO_PKG_VERSION"));
@@ -41,22 +41,17 @@ pub enum GithubError {
 }
 
 impl GithubError {
-    /// Rate limits wait as told; 5xx, 408, 429 and network errors retry with backoff;
-    /// other 4xx and bad configuration are permanent.
-    pub fn outcome(&self) -> Outcome {
+    /// 5xx, 408, 429, rate limits and network errors pass; other 4xx and bad configuration
+    /// never will.
+    pub fn is_permanent(&self) -> bool {
         match self {
-            GithubError::RateLimited(wait) => Outcome::retry_after(self.to_string(), *wait),
-            GithubError::Status { status, .. }
-                if *status >= 500 || *status == 408 || *status == 429 =>
-            {
-                Outcome::retry(self.to_string())
+            GithubError::Status { status, .. } => {
+                !(*status >= 500 || *status == 408 || *status == 429)
             }
-            GithubError::Transport(_) | GithubError::BadResponse(_) => {
-                Outcome::retry(self.to_string())
-            }
-            GithubError::Status { .. } | GithubError::Config(_) => {
-                Outcome::failed(self.to_string())
-            }
+            GithubError::Config(_) => true,
+            GithubError::RateLimited(_)
+            | GithubError::Transport(_)
+            | GithubError::BadResponse(_) => false,
         }
     }
 
@@ -64,6 +59,20 @@ impl GithubError {
         match self {
             GithubError::Status { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+}
+
+/// Rate limits wait as told; other transient failures retry with backoff.
+impl From<GithubError> for Stop {
+    fn from(err: GithubError) -> Self {
+        match err {
+            GithubError::RateLimited(wait) => Stop::Retry {
+                reason: err.to_string(),
+                after: Some(wait),
+            },
+            err if err.is_permanent() => Stop::failed(err.to_string()),
+            err => Stop::retry(err.to_string()),
         }
     }
 }
@@ -162,9 +171,9 @@ impl GithubClient {
     }
 
     /// `owner/repo` when a project's `repo_url` names a repository this GitHub serves
-    /// ([`linked_repository`](super::repo_url::linked_repository)).
+    /// ([`linked_repository`]).
     pub fn repository_of(&self, repo_url: Option<&str>) -> Option<String> {
-        super::repo_url::linked_repository(repo_url?, &self.inner.api_url)
+        linked_repository(repo_url?, &self.inner.api_url)
     }
 
     /// Sends `method path` (a path under the API, or an absolute URL) with the standard
@@ -289,7 +298,7 @@ impl GithubClient {
                 };
                 match asked {
                     Ok(login) => Ok(Some(login)),
-                    Err(err) if matches!(err.outcome(), Outcome::Failed(_)) => {
+                    Err(err) if err.is_permanent() => {
                         tracing::warn!(error = %err, "GitHub does not tell the server's own login");
                         Ok(None)
                     }
@@ -491,6 +500,18 @@ fn next_link(headers: &header::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::Outcome;
+
+    /// What the queue makes of an error, through the one mapping in `jobs`.
+    trait QueueOutcome {
+        fn outcome(self) -> Outcome;
+    }
+
+    impl QueueOutcome for GithubError {
+        fn outcome(self) -> Outcome {
+            Stop::from(self).into()
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> header::HeaderMap {
         pairs

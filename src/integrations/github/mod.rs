@@ -1,6 +1,7 @@
-//! GitHub pull-request reviews (SPEC §6.2): the signed webhook, the REST client, the
-//! review job (diff → Review Monk → one comment per PR, kept up to date) and the
-//! `GET /projects/{id}/reviews` list.
+//! GitHub (SPEC §6.2): the signed webhook, the REST client, connected accounts and proven
+//! repository access, the review job (diff → Review Monk → one comment per PR, kept up to
+//! date) with the `GET /projects/{id}/reviews` list, and the repository sync job that
+//! feeds codebase's index.
 
 pub mod access;
 pub mod client;
@@ -8,16 +9,16 @@ mod comment;
 pub mod connect;
 mod diff;
 pub mod identity;
-mod repo_url;
+mod payload;
 mod review;
 pub mod routes;
 pub mod sealed;
 pub mod settings;
 mod store;
+pub mod sync;
 pub mod webhook;
 
 pub use client::{Credential, GithubClient, GithubError};
-pub use repo_url::{linked_repository, parse_repo_url, web_url, RepoUrl};
 pub use settings::Settings;
 
 use crate::{jobs::Workers, state::AppState};
@@ -25,11 +26,16 @@ use crate::{jobs::Workers, state::AppState};
 /// The job kind of a pull-request review.
 pub const REVIEW_JOB: &str = "github.review";
 
-/// Registers the review job's handler.
+/// Registers the handlers of the review and sync jobs.
 pub fn register_jobs(workers: &mut Workers, state: &AppState) {
     workers.register(
         REVIEW_JOB,
         state.config.github.review_concurrency,
         review::ReviewJob::new(state.clone()),
+    );
+    workers.register(
+        sync::SYNC_JOB,
+        sync::SYNC_CONCURRENCY,
+        sync::SyncJob::new(state.clone()),
     );
 }

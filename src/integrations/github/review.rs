@@ -16,15 +16,13 @@ use super::{
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
     store::{self, ReviewTask, Update},
-    web_url,
 };
 use crate::{
     chat::{store as chats, Chat},
-    error::Error,
-    jobs::{Handler, Job, Outcome},
+    jobs::{Handler, Job, Outcome, Stop},
     llm::LlmError,
     orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
-    projects::store as projects,
+    projects::{repo_url::web_url, store as projects},
     specialists::{routing::Specialist, schemas::Review},
     state::AppState,
 };
@@ -39,31 +37,13 @@ impl ReviewJob {
     }
 }
 
-/// Why a run stopped early: a queue outcome, or a finished review that was skipped.
-enum Stop {
-    Outcome(Outcome),
-    Skipped(String),
-}
-
-impl From<GithubError> for Stop {
-    fn from(err: GithubError) -> Self {
-        Stop::Outcome(err.outcome())
-    }
-}
-
-impl From<Error> for Stop {
-    fn from(err: Error) -> Self {
-        tracing::warn!(error = %err, "review job storage error");
-        Stop::Outcome(Outcome::retry("database error"))
-    }
-}
-
+/// A provider's refusal never passes; its other failures do.
 impl From<LlmError> for Stop {
     fn from(err: LlmError) -> Self {
-        Stop::Outcome(match err {
-            LlmError::Rejected(_) => Outcome::failed(err.to_string()),
-            _ => Outcome::retry(err.to_string()),
-        })
+        match err {
+            LlmError::Rejected(_) => Stop::failed(err.to_string()),
+            _ => Stop::retry(err.to_string()),
+        }
     }
 }
 
@@ -116,7 +96,7 @@ impl Handler for ReviewJob {
                 Ok(Some(task)) => task,
                 // The project (and with it the review) was deleted: nothing left to do.
                 Ok(None) => return Outcome::Done,
-                Err(err) => return Stop::from(err).into_outcome(),
+                Err(err) => return Stop::from(err).into(),
             };
             if matches!(task.status.as_str(), "done" | "skipped" | "failed") {
                 return Outcome::Done;
@@ -128,7 +108,7 @@ impl Handler for ReviewJob {
                 ..Update::default()
             };
             if let Err(err) = store::update(&state.db, task.id, running).await {
-                return Stop::from(err).into_outcome();
+                return Stop::from(err).into();
             }
             match review(&state, task.clone()).await {
                 Ok(()) => Outcome::Done,
@@ -140,11 +120,11 @@ impl Handler for ReviewJob {
                     };
                     match store::update(&state.db, task.id, skipped).await {
                         Ok(()) => Outcome::Done,
-                        Err(err) => Stop::from(err).into_outcome(),
+                        Err(err) => Stop::from(err).into(),
                     }
                 }
-                Err(Stop::Outcome(outcome)) => {
-                    if let Outcome::Retry { reason, .. } = &outcome {
+                Err(stop) => {
+                    if let Stop::Retry { reason, .. } = &stop {
                         let waiting = Update {
                             status: Some("queued"),
                             reason: Some(Some(reason)),
@@ -152,7 +132,7 @@ impl Handler for ReviewJob {
                         };
                         let _ = store::update(&state.db, task.id, waiting).await;
                     }
-                    outcome
+                    stop.into()
                 }
             }
         })
@@ -173,15 +153,6 @@ impl Handler for ReviewJob {
                 tracing::warn!(error = %err, review_id, "cannot mark a review failed");
             }
         })
-    }
-}
-
-impl Stop {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Stop::Outcome(outcome) => outcome,
-            Stop::Skipped(_) => Outcome::Done,
-        }
     }
 }
 

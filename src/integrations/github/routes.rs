@@ -1,5 +1,5 @@
-//! The GitHub slice's HTTP surface: the webhook (with its own 25 MiB body limit) and the
-//! reviews of a project.
+//! The GitHub slice's HTTP surface: the webhook (with its own 25 MiB body limit), the
+//! reviews of a project and its sync from GitHub.
 
 use axum::{
     extract::{DefaultBodyLimit, State},
@@ -10,7 +10,7 @@ use utoipa_axum::{
     routes,
 };
 
-use super::{access, connect, store, webhook};
+use super::{access, connect, store, sync, webhook};
 use crate::{
     auth::AuthUser,
     error::{ok, responses::envelope_schema, ErrorBody, Result},
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(webhook::receive).layer(DefaultBodyLimit::max(BODY_LIMIT)))
         .routes(routes!(list))
+        .routes(routes!(sync::start))
         .routes(routes!(access::recheck))
         .routes(routes!(connect::connect))
         .routes(routes!(connect::show, connect::disconnect))

@@ -2,12 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
+use super::REVIEW_JOB;
 use crate::{
     db::{now, Db},
     error::Result,
+    in_transaction,
+    jobs::{self, Enqueued, NewJob},
     pagination::PageRequest,
     with_pool,
 };
@@ -51,26 +55,75 @@ pub struct ReviewTask {
     pub chat_id: Option<i64>,
 }
 
-/// A project that may link a repository.
-#[derive(Clone, Debug, FromRow)]
-pub struct LinkedProject {
-    pub id: i64,
-    pub repo_url: String,
-    pub auto_review: bool,
+/// A pull request to review, as a delivery asks for it.
+pub struct Wanted {
+    pub repository: String,
+    pub pull_number: i64,
+    /// Empty for a `/codesherpa review` comment: the job reads the current head.
+    pub head_sha: String,
+    pub installation_id: Option<i64>,
 }
 
-/// Verified projects whose `repo_url` may name `repository` (`owner/repo`, lower case),
-/// earliest-verified first; the caller checks each URL exactly. Unverified and denied
-/// projects never link: naming a repository proves nothing (SPEC §6.2).
-pub async fn candidate_projects(db: &Db, repository: &str) -> Result<Vec<LinkedProject>> {
-    const SQL: &str = "SELECT id, repo_url, auto_review FROM projects \
-                       WHERE repo_access_status = 'verified' AND LOWER(repo_url) LIKE $1 \
-                       ORDER BY repo_verified_at, id";
-    let pattern = format!("%/{}%", repository.replace(['%', '_'], "%"));
-    Ok(with_pool!(db, |pool| sqlx::query_as(SQL)
-        .bind(pattern)
-        .fetch_all(pool)
-        .await)?)
+const INSERT_DELIVERY: &str = "INSERT INTO github_deliveries (delivery_id, event, received_at) \
+                               VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING";
+const INSERT_REVIEW: &str =
+    "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
+                             head_sha, installation_id, status, attempts, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
+
+/// Stores a delivery that asks for nothing more; true when this is the first time it is
+/// seen.
+pub async fn insert_delivery(db: &Db, delivery_id: &str, event: &str) -> Result<bool> {
+    // On SQLite `in_transaction!` is IMMEDIATE: concurrent deliveries queue for the write
+    // lock instead of failing with "database is locked".
+    let inserted = in_transaction!(db, |tx| sqlx::query(INSERT_DELIVERY)
+        .bind(delivery_id)
+        .bind(event)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())?;
+    Ok(inserted == 1)
+}
+
+/// The delivery, the review and its job together; `None` for a repeated delivery.
+pub async fn write_review(
+    db: &Db,
+    delivery_id: &str,
+    event: &str,
+    project_id: i64,
+    wanted: &Wanted,
+) -> Result<Option<(i64, Enqueued)>> {
+    let written = in_transaction!(db, |tx| {
+        let now = now();
+        let first = sqlx::query(INSERT_DELIVERY)
+            .bind(delivery_id)
+            .bind(event)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            let review_id: i64 = sqlx::query_scalar(INSERT_REVIEW)
+                .bind(project_id)
+                .bind(delivery_id)
+                .bind(&wanted.repository)
+                .bind(wanted.pull_number)
+                .bind(&wanted.head_sha)
+                .bind(wanted.installation_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
+                .dedupe_key(format!("review:{review_id}"));
+            let enqueued = jobs::enqueue(&mut *tx, &job).await?;
+            Some((review_id, enqueued))
+        } else {
+            None
+        }
+    })?;
+    Ok(written)
 }
 
 /// The ids of the comments earlier reviews of this pull request posted (from their

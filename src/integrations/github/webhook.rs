@@ -1,6 +1,7 @@
 //! `POST /api/v1/integrations/github/webhook`: verify the signature over the raw body,
-//! record the delivery once, and for a pull request to review store the review and its
-//! job in one transaction — then answer, well within GitHub's 10 s.
+//! decide what the delivery asks for, record it once — for a pull request to review, the
+//! review and its job in one transaction; for a push to the default branch, the linked
+//! projects' syncs — then answer, well within GitHub's 10 s.
 
 use axum::{
     body::Bytes,
@@ -8,18 +9,19 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{linked_repository, store, REVIEW_JOB};
+use super::{
+    payload::{IssueCommentEvent, PullRequestEvent, PushEvent},
+    store::{self, Wanted},
+    sync,
+};
 use crate::{
-    db::{now, Db},
     error::{ok, Error, ErrorBody, Result},
     extract::{has_content_type, parse_json},
-    in_transaction,
     integrations::signature::verify_webhook,
-    jobs::{self, Enqueued, NewJob},
+    projects::{repo_url::linked_repository, store::LinkedProject},
     state::AppState,
 };
 
@@ -46,100 +48,7 @@ pub struct Receipt {
 
 crate::error::responses::envelope_schema!(WebhookReceiptResponse, Receipt);
 
-#[derive(Deserialize)]
-struct Repository {
-    full_name: String,
-}
-
-#[derive(Deserialize)]
-struct Account {
-    login: String,
-    #[serde(rename = "type", default)]
-    kind: String,
-}
-
-impl Account {
-    fn is_bot(&self) -> bool {
-        self.kind.eq_ignore_ascii_case("bot") || self.login.ends_with("[bot]")
-    }
-}
-
-#[derive(Deserialize)]
-struct Installation {
-    id: i64,
-}
-
-#[derive(Deserialize)]
-struct Head {
-    sha: String,
-}
-
-#[derive(Deserialize)]
-struct PullRequest {
-    number: i64,
-    head: Head,
-    #[serde(default)]
-    draft: bool,
-}
-
-#[derive(Deserialize)]
-struct PullRequestEvent {
-    action: String,
-    pull_request: PullRequest,
-    repository: Repository,
-    sender: Account,
-    installation: Option<Installation>,
-}
-
-#[derive(Deserialize)]
-struct Issue {
-    number: i64,
-    pull_request: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Comment {
-    body: Option<String>,
-    user: Account,
-}
-
-#[derive(Deserialize)]
-struct IssueCommentEvent {
-    action: String,
-    issue: Issue,
-    comment: Comment,
-    repository: Repository,
-    sender: Account,
-    installation: Option<Installation>,
-}
-
-/// A pull request to review.
-struct Wanted {
-    repository: String,
-    pull_number: i64,
-    /// Empty for a `/codesherpa review` comment: the job reads the current head.
-    head_sha: String,
-    installation_id: Option<i64>,
-}
-
-/// A push to a repository's default branch (§6.4: linked projects re-sync).
-#[derive(Deserialize)]
-struct PushRepository {
-    full_name: String,
-    default_branch: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PushEvent {
-    #[serde(rename = "ref")]
-    git_ref: Option<String>,
-    after: Option<String>,
-    #[serde(default)]
-    deleted: bool,
-    repository: Option<PushRepository>,
-    installation: Option<Installation>,
-}
-
+/// What a delivery asks for.
 enum Decision {
     Pong,
     Review {
@@ -230,75 +139,87 @@ fn payload_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>> {
 async fn decide(state: &AppState, event: &str, payload: &[u8]) -> Result<Decision> {
     match event {
         "ping" => Ok(Decision::Pong),
-        "pull_request" => {
-            let event: PullRequestEvent = parse_json(payload)?;
-            if !matches!(
-                event.action.as_str(),
-                "opened" | "reopened" | "synchronize" | "ready_for_review"
-            ) {
-                return Ok(Decision::Ignore(format!(
-                    "action `{}` is not reviewed",
-                    event.action
-                )));
-            }
-            if event.pull_request.draft {
-                return Ok(Decision::Ignore("draft pull request".into()));
-            }
-            if event.sender.is_bot() {
-                return Ok(Decision::Ignore("sent by a bot".into()));
-            }
-            review_or_ignore(
-                state,
-                Wanted {
-                    repository: event.repository.full_name,
-                    pull_number: event.pull_request.number,
-                    head_sha: event.pull_request.head.sha,
-                    installation_id: event.installation.map(|i| i.id),
-                },
-            )
-            .await
-        }
-        "issue_comment" => {
-            let event: IssueCommentEvent = parse_json(payload)?;
-            let command = event
-                .comment
-                .body
-                .as_deref()
-                .is_some_and(|body| body.trim_start().starts_with(REVIEW_COMMAND));
-            if event.action != "created" || event.issue.pull_request.is_none() || !command {
-                return Ok(Decision::Ignore(
-                    "not a `/codesherpa review` comment on a pull request".into(),
-                ));
-            }
-            if event.sender.is_bot() || event.comment.user.is_bot() {
-                return Ok(Decision::Ignore("sent by a bot".into()));
-            }
-            review_or_ignore(
-                state,
-                Wanted {
-                    repository: event.repository.full_name,
-                    pull_number: event.issue.number,
-                    head_sha: String::new(),
-                    installation_id: event.installation.map(|i| i.id),
-                },
-            )
-            .await
-        }
+        "pull_request" => pull_request_decision(state, parse_json(payload)?).await,
+        "issue_comment" => comment_decision(state, parse_json(payload)?).await,
         "push" => push_decision(state, parse_json(payload)?).await,
         other => Ok(Decision::Ignore(format!("event `{other}` is not handled"))),
     }
 }
 
+/// An opened or updated pull request, ready for review and opened by a person.
+async fn pull_request_decision(state: &AppState, event: PullRequestEvent) -> Result<Decision> {
+    if !matches!(
+        event.action.as_str(),
+        "opened" | "reopened" | "synchronize" | "ready_for_review"
+    ) {
+        return Ok(Decision::Ignore(format!(
+            "action `{}` is not reviewed",
+            event.action
+        )));
+    }
+    if event.pull_request.draft {
+        return Ok(Decision::Ignore("draft pull request".into()));
+    }
+    if event.sender.is_bot() {
+        return Ok(Decision::Ignore("sent by a bot".into()));
+    }
+    review_or_ignore(
+        state,
+        Wanted {
+            repository: event.repository.full_name,
+            pull_number: event.pull_request.number,
+            head_sha: event.pull_request.head.sha,
+            installation_id: event.installation.map(|i| i.id),
+        },
+    )
+    .await
+}
+
+/// A person's new `/codesherpa review` comment on a pull request.
+async fn comment_decision(state: &AppState, event: IssueCommentEvent) -> Result<Decision> {
+    let command = event
+        .comment
+        .body
+        .as_deref()
+        .is_some_and(|body| body.trim_start().starts_with(REVIEW_COMMAND));
+    if event.action != "created" || event.issue.pull_request.is_none() || !command {
+        return Ok(Decision::Ignore(
+            "not a `/codesherpa review` comment on a pull request".into(),
+        ));
+    }
+    if event.sender.is_bot() || event.comment.user.is_bot() {
+        return Ok(Decision::Ignore("sent by a bot".into()));
+    }
+    review_or_ignore(
+        state,
+        Wanted {
+            repository: event.repository.full_name,
+            pull_number: event.issue.number,
+            head_sha: String::new(),
+            installation_id: event.installation.map(|i| i.id),
+        },
+    )
+    .await
+}
+
+/// The verified projects whose `repo_url` names `repository` exactly, earliest-verified
+/// first.
+async fn linked_projects(state: &AppState, repository: &str) -> Result<Vec<LinkedProject>> {
+    let repository = repository.to_ascii_lowercase();
+    let api_url = &state.config.github.api_url;
+    Ok(
+        crate::projects::store::verified_linking(&state.db, &repository)
+            .await?
+            .into_iter()
+            .filter(|p| linked_repository(&p.repo_url, api_url).as_deref() == Some(&repository))
+            .collect(),
+    )
+}
+
 /// Review by the earliest-verified project linking the repository with `auto_review` on;
 /// ignored when no verified project links it or all have `auto_review` off.
 async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> {
-    let repository = wanted.repository.to_ascii_lowercase();
-    let api_url = &state.config.github.api_url;
-    let linked: Vec<_> = store::candidate_projects(&state.db, &repository)
-        .await?
-        .into_iter()
-        .filter(|p| linked_repository(&p.repo_url, api_url).as_deref() == Some(&repository))
-        .collect();
+    let linked = linked_projects(state, &wanted.repository).await?;
     if linked.is_empty() {
         return Ok(Decision::Ignore(format!(
             "no project with verified access links {}",
@@ -330,12 +251,9 @@ async fn push_decision(state: &AppState, event: PushEvent) -> Result<Decision> {
     if event.deleted || git_ref != format!("refs/heads/{default}") {
         return Ok(Decision::Ignore("not a push to the default branch".into()));
     }
-    let repository = pushed.full_name.to_ascii_lowercase();
-    let api_url = &state.config.github.api_url;
-    let project_ids: Vec<i64> = store::candidate_projects(&state.db, &repository)
+    let project_ids: Vec<i64> = linked_projects(state, &pushed.full_name)
         .await?
         .into_iter()
-        .filter(|p| linked_repository(&p.repo_url, api_url).as_deref() == Some(&repository))
         .map(|p| p.id)
         .collect();
     if project_ids.is_empty() {
@@ -364,114 +282,50 @@ async fn record(
         review_id,
         reason,
     };
-    let (project_id, wanted) = match decision {
-        Decision::Review { project_id, wanted } => (project_id, wanted),
-        Decision::Sync {
-            project_ids,
-            commit,
-            installation_id,
-        } => {
-            // Jobs first, keyed by the delivery: a crash before the delivery is stored
-            // makes GitHub redeliver, and the keys keep the syncs from doubling.
-            for id in project_ids {
-                let key = format!("push:{delivery_id}:{id}");
-                crate::codebase::sync::queue(
-                    state,
-                    id,
-                    Some(commit.clone()),
-                    installation_id,
-                    Some(key),
-                )
-                .await?;
-            }
-            if !insert_delivery_alone(&state.db, delivery_id, event).await? {
-                return Ok((StatusCode::OK, receipt("duplicate", None, None)));
-            }
-            return Ok((StatusCode::ACCEPTED, receipt("queued", None, None)));
-        }
-        Decision::Pong | Decision::Ignore(_) => {
-            if !insert_delivery_alone(&state.db, delivery_id, event).await? {
-                return Ok((StatusCode::OK, receipt("duplicate", None, None)));
-            }
-            return Ok(match decision {
-                Decision::Ignore(reason) => {
-                    (StatusCode::OK, receipt("ignored", None, Some(reason)))
-                }
-                _ => (StatusCode::OK, receipt("pong", None, None)),
-            });
-        }
-    };
-    Ok(
-        match write_review(&state.db, delivery_id, event, project_id, &wanted).await? {
+    if let Decision::Review { project_id, wanted } = &decision {
+        let written =
+            store::write_review(&state.db, delivery_id, event, *project_id, wanted).await?;
+        return Ok(match written {
             None => (StatusCode::OK, receipt("duplicate", None, None)),
             Some((review_id, enqueued)) => {
                 state.jobs.wake(&enqueued);
-                (
-                    StatusCode::ACCEPTED,
-                    receipt("queued", Some(review_id), None),
-                )
+                let queued = receipt("queued", Some(review_id), None);
+                (StatusCode::ACCEPTED, queued)
             }
-        },
-    )
+        });
+    }
+    if let Decision::Sync {
+        project_ids,
+        commit,
+        installation_id,
+    } = &decision
+    {
+        queue_syncs(state, delivery_id, project_ids, commit, *installation_id).await?;
+    }
+    if !store::insert_delivery(&state.db, delivery_id, event).await? {
+        return Ok((StatusCode::OK, receipt("duplicate", None, None)));
+    }
+    Ok(match decision {
+        Decision::Sync { .. } => (StatusCode::ACCEPTED, receipt("queued", None, None)),
+        Decision::Ignore(reason) => (StatusCode::OK, receipt("ignored", None, Some(reason))),
+        _ => (StatusCode::OK, receipt("pong", None, None)),
+    })
 }
 
-const INSERT_DELIVERY: &str = "INSERT INTO github_deliveries (delivery_id, event, received_at) \
-                               VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING";
-const INSERT_REVIEW: &str =
-    "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
-                             head_sha, installation_id, status, attempts, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
-
-/// True when this is the first time the delivery is seen.
-async fn insert_delivery_alone(db: &Db, delivery_id: &str, event: &str) -> Result<bool> {
-    // On SQLite `in_transaction!` is IMMEDIATE: concurrent deliveries queue for the write
-    // lock instead of failing with "database is locked".
-    let inserted = in_transaction!(db, |tx| sqlx::query(INSERT_DELIVERY)
-        .bind(delivery_id)
-        .bind(event)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected())?;
-    Ok(inserted == 1)
-}
-
-/// The delivery, the review and its job together; `None` for a repeated delivery.
-async fn write_review(
-    db: &Db,
+/// Queues each project's sync before the delivery is stored, keyed by the delivery: a
+/// crash before the delivery is stored makes GitHub redeliver, and the keys keep the
+/// syncs from doubling.
+async fn queue_syncs(
+    state: &AppState,
     delivery_id: &str,
-    event: &str,
-    project_id: i64,
-    wanted: &Wanted,
-) -> Result<Option<(i64, Enqueued)>> {
-    let written = in_transaction!(db, |tx| {
-        let now = now();
-        let first = sqlx::query(INSERT_DELIVERY)
-            .bind(delivery_id)
-            .bind(event)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if first {
-            let review_id: i64 = sqlx::query_scalar(INSERT_REVIEW)
-                .bind(project_id)
-                .bind(delivery_id)
-                .bind(&wanted.repository)
-                .bind(wanted.pull_number)
-                .bind(&wanted.head_sha)
-                .bind(wanted.installation_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
-                .dedupe_key(format!("review:{review_id}"));
-            let enqueued = jobs::enqueue(&mut *tx, &job).await?;
-            Some((review_id, enqueued))
-        } else {
-            None
-        }
-    })?;
-    Ok(written)
+    project_ids: &[i64],
+    commit: &str,
+    installation_id: Option<i64>,
+) -> Result<()> {
+    for &id in project_ids {
+        let key = format!("push:{delivery_id}:{id}");
+        let commit = Some(commit.to_owned());
+        sync::queue(state, id, commit, installation_id, Some(key)).await?;
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::settings::Settings;
+use crate::jobs::Stop;
 
 /// Meta's "re-engagement message": more than 24 hours since the user last wrote.
 pub const OUTSIDE_WINDOW: i64 = 131_047;
@@ -26,6 +27,21 @@ pub enum GraphError {
     /// Never succeeds as is: other 4xx (131047 among them), missing credentials.
     #[error("{0}")]
     Permanent(String),
+}
+
+impl From<GraphError> for Stop {
+    fn from(err: GraphError) -> Self {
+        match err {
+            GraphError::Retryable {
+                reason,
+                retry_after,
+            } => Stop::Retry {
+                reason,
+                after: retry_after,
+            },
+            GraphError::Permanent(reason) => Stop::Failed(reason),
+        }
+    }
 }
 
 /// Who a message goes to: a phone number, or a business-scoped user id when Meta

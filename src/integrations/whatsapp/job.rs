@@ -3,12 +3,9 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{
-    reply::{process, Failure},
-    store,
-};
+use super::{reply::process, store};
 use crate::{
-    jobs::{Handler, Job, Outcome, Workers},
+    jobs::{Handler, Job, Outcome, Stop, Workers},
     state::AppState,
 };
 
@@ -45,16 +42,15 @@ impl Handler for ReplyJob {
             let message = match store::get(&state.db, id).await {
                 Ok(Some(message)) => message,
                 Ok(None) => return Outcome::failed("the message is gone"),
-                Err(err) => return Outcome::retry(err.to_string()),
+                Err(err) => return Stop::from(err).into(),
             };
             match process(&state, &message).await {
                 Ok(()) => match store::finish(&state.db, id, None).await {
                     Ok(()) => Outcome::Done,
                     // Every step is remembered: a re-run only records the end.
-                    Err(err) => Outcome::retry(err.to_string()),
+                    Err(err) => Stop::from(err).into(),
                 },
-                Err(Failure::Retry { reason, after }) => Outcome::Retry { reason, after },
-                Err(Failure::Permanent(reason)) => Outcome::Failed(reason),
+                Err(stop) => stop.into(),
             }
         })
     }

@@ -18,7 +18,6 @@ use crate::{
     },
     state::AppState,
     users::{store as users, User},
-    with_pool,
 };
 
 /// How long a code may be used.
@@ -125,11 +124,7 @@ async fn clear(db: &Db, user_id: i64) -> Result<User> {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE users SET whatsapp_number = NULL, updated_at = $1 WHERE id = $2")
-            .bind(now())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        users::clear_whatsapp_number(&mut *tx, user_id).await?;
     })?;
     users::find_by_id(db, user_id)
         .await?
@@ -138,15 +133,5 @@ async fn clear(db: &Db, user_id: i64) -> Result<User> {
 
 /// The active user a phone number is linked to.
 pub async fn owner_of(db: &Db, number: &str) -> Result<Option<User>> {
-    let user: Option<(i64,)> = with_pool!(db, |pool| sqlx::query_as(
-        "SELECT id FROM users WHERE whatsapp_number = $1 AND is_active = $2"
-    )
-    .bind(number)
-    .bind(true)
-    .fetch_optional(pool)
-    .await)?;
-    match user {
-        Some((id,)) => users::find_by_id(db, id).await,
-        None => Ok(None),
-    }
+    users::find_by_whatsapp_number(db, number).await
 }

@@ -2,7 +2,7 @@
 //! decide the answer (link, notice, or a chat with the user's agents) in the same
 //! transaction that records it, then send each part not yet sent.
 
-use std::{sync::OnceLock, time::Duration};
+use std::sync::OnceLock;
 
 use regex::Regex;
 
@@ -15,6 +15,7 @@ use super::{
 use crate::{
     agents,
     error::Error,
+    jobs::Stop,
     orchestrator::{self, ChatInput, Delivery},
     state::AppState,
     users::User,
@@ -32,42 +33,8 @@ const NO_NUMBER: &str = "CodeSherpa links accounts by phone number, and WhatsApp
 const NO_ANSWER: &str = "Sorry, the AI could not answer that right now. Please try again later.";
 const EMPTY_ANSWER: &str = "(The agent gave an empty answer.)";
 
-/// Why a run did not finish, as the job queue's retry policy sees it.
-#[derive(Debug)]
-pub enum Failure {
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
-    Permanent(String),
-}
-
-impl From<Error> for Failure {
-    fn from(err: Error) -> Self {
-        Failure::Retry {
-            reason: err.to_string(),
-            after: None,
-        }
-    }
-}
-
-impl From<GraphError> for Failure {
-    fn from(err: GraphError) -> Self {
-        match err {
-            GraphError::Retryable {
-                reason,
-                retry_after,
-            } => Failure::Retry {
-                reason,
-                after: retry_after,
-            },
-            GraphError::Permanent(reason) => Failure::Permanent(reason),
-        }
-    }
-}
-
 /// One run of the reply job. Safe to repeat: every step remembers that it was done.
-pub async fn process(state: &AppState, message: &Stored) -> Result<(), Failure> {
+pub async fn process(state: &AppState, message: &Stored) -> Result<(), Stop> {
     let graph = &state.whatsapp.graph;
     if !message.read_marked {
         match graph
@@ -100,7 +67,7 @@ pub async fn process(state: &AppState, message: &Stored) -> Result<(), Failure> 
 }
 
 /// Works out the reply and stores it (with whatever it changed) in one go.
-async fn decide(state: &AppState, message: &Stored) -> Result<(), Failure> {
+async fn decide(state: &AppState, message: &Stored) -> Result<(), Stop> {
     let db = &state.db;
     let Some(number) = message.sender_number.as_deref() else {
         let sender = message.sender_user_id.as_deref().unwrap_or_default();
@@ -139,7 +106,7 @@ async fn try_link(
     message: &Stored,
     number: &str,
     code: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     let db = &state.db;
     if code.len() != CODE_DIGITS {
         store::reply(db, message.id, None, &[REFUSED.to_owned()]).await?;
@@ -192,7 +159,7 @@ async fn answer(
     user: &User,
     number: &str,
     text: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     let (agent_id, text) = addressed_agent(state, user.id, text).await?;
     let input = ChatInput {
         message: text,
@@ -223,7 +190,7 @@ async fn answer(
 }
 
 /// What the phone is told when a chat could not run; an outage is retried instead.
-fn refusal(err: Error) -> Result<String, Failure> {
+fn refusal(err: Error) -> Result<String, Stop> {
     match err {
         Error::RateLimited { retry_after_secs } => Ok(format!(
             "You have reached your AI message limit. Try again in {retry_after_secs} s."

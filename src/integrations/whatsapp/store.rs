@@ -10,6 +10,7 @@ use crate::{
     db::Db,
     error::Result,
     jobs::{self, Enqueued, NewJob},
+    users::store as users,
     with_pool,
 };
 
@@ -210,22 +211,8 @@ pub async fn link(
         let outcome = match user {
             None => None,
             Some((user_id,)) => {
-                let earlier: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE users SET whatsapp_number = NULL, updated_at = $1 \
-                     WHERE whatsapp_number = $2 AND id <> $3 RETURNING id",
-                )
-                .bind(now)
-                .bind(number)
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE users SET whatsapp_number = $1, updated_at = $2 WHERE id = $3")
-                    .bind(number)
-                    .bind(now)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                Some((user_id, earlier.map(|(id,)| id)))
+                let earlier = users::set_whatsapp_number(&mut *tx, user_id, number).await?;
+                Some((user_id, earlier))
             }
         };
         let text = if outcome.is_some() {

@@ -1,6 +1,8 @@
-//! Repository sync: `POST /projects/{id}/sync` (and a push to the default branch) queues
-//! a durable job that downloads the repository's tarball from GitHub — following its
-//! redirect, with the GitHub credentials when configured — and re-indexes the project.
+//! Repository sync from GitHub: `POST /projects/{id}/sync` (and a push to the default
+//! branch) queues a durable job that downloads the repository's tarball — following its
+//! redirect, with the server's GitHub credentials when the project's access is verified —
+//! and has codebase index it. The project's `sync` state is recorded through
+//! `projects::sync`.
 
 use axum::{
     extract::{Request, State},
@@ -12,20 +14,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{archive, index, SyncStatus};
+use super::{access, Credential, GithubError};
 use crate::{
     auth::AuthUser,
+    codebase::{self, index, Unread},
     error::{
         ok,
         responses::{Authenticated, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{has_content_type, parse_json, read_body, Id},
-    integrations::github::{access, Credential, GithubError},
-    jobs::{self, Enqueued, Handler, Job, NewJob, Outcome},
+    jobs::{Enqueued, Handler, Job, NewJob, Outcome, Stop},
+    projects::{
+        self,
+        sync::{self as sync_state, SyncStatus},
+    },
     state::AppState,
 };
 
+/// The job's kind, as jobs already queued name it.
 pub const SYNC_JOB: &str = "codebase.sync";
 /// Syncs run at once in one instance: each holds a tarball in memory while it downloads
 /// (extracting and indexing it also waits for one of the `INDEX_CONCURRENCY` permits).
@@ -73,7 +80,7 @@ fn valid_ref(value: &str) -> bool {
     request_body(content = Option<SyncRequest>, content_type = "application/json",
         description = "Optional; an empty body syncs the default branch"),
     responses(
-        (status = 202, description = "A sync job is queued; follow it in the project's `sync`", body = super::routes::SyncStateResponse),
+        (status = 202, description = "A sync job is queued; follow it in the project's `sync`", body = crate::projects::sync::SyncStateResponse),
         Authenticated, ServerErrors,
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 404, description = "No such project of this user", body = ErrorBody),
@@ -107,7 +114,7 @@ pub async fn start(
             "must be a branch, tag or commit: 1 to 255 letters, digits or . _ / + -, no `..`",
         ));
     }
-    let project = crate::projects::store::owned(&state.db, user.id, id).await?;
+    let project = projects::store::owned(&state.db, user.id, id).await?;
     if state
         .github
         .repository_of(project.repo_url.as_deref())
@@ -121,7 +128,7 @@ pub async fn start(
         ));
     }
     queue(&state, id, input.git_ref, None, None).await?;
-    let project = crate::projects::store::owned(&state.db, user.id, id).await?;
+    let project = projects::store::owned(&state.db, user.id, id).await?;
     Ok((StatusCode::ACCEPTED, ok(project.sync, "Sync queued")))
 }
 
@@ -143,17 +150,7 @@ pub async fn queue(
     if let Some(key) = dedupe {
         job = job.dedupe_key(key);
     }
-    let enqueued = crate::in_transaction!(&state.db, |tx| {
-        let enqueued = jobs::enqueue(&mut *tx, &job).await?;
-        if enqueued.is_new() {
-            sqlx::query("UPDATE projects SET sync_status = $2, sync_reason = NULL WHERE id = $1")
-                .bind(project_id)
-                .bind(SyncStatus::Queued.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        enqueued
-    })?;
+    let enqueued = sync_state::queue(&state.db, project_id, &job).await?;
     state.jobs.wake(&enqueued);
     Ok(enqueued)
 }
@@ -174,10 +171,14 @@ impl Handler for SyncJob {
         let state = self.state.clone();
         Box::pin(async move {
             let project_id = job.payload["project_id"].as_i64();
-            let outcome = run(&state, job).await;
+            let outcome = match run(&state, job).await {
+                Ok(()) => Outcome::Done,
+                Err(stop) => Outcome::from(stop),
+            };
             // Waiting for a retry is not running: show the owner why, until the next try.
             if let (Outcome::Retry { reason, .. }, Some(project_id)) = (&outcome, project_id) {
-                let marked = index::mark(&state.db, project_id, SyncStatus::Queued, Some(reason));
+                let queued = SyncStatus::Queued;
+                let marked = sync_state::mark(&state.db, project_id, queued, Some(reason));
                 if let Err(err) = marked.await {
                     tracing::warn!(error = %err, "could not record a sync retry");
                 }
@@ -192,7 +193,7 @@ impl Handler for SyncJob {
             let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
                 return;
             };
-            let marked = index::mark(
+            let marked = sync_state::mark(
                 &state.db,
                 payload.project_id,
                 SyncStatus::Failed,
@@ -205,70 +206,71 @@ impl Handler for SyncJob {
     }
 }
 
-async fn run(state: &AppState, job: Job) -> Outcome {
-    let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
-        return Outcome::failed("unreadable sync job");
-    };
+/// The storage failures of a sync, as its owner is told of them.
+fn unavailable<E>(_: E) -> Stop {
+    Stop::retry("database unavailable")
+}
+
+async fn run(state: &AppState, job: Job) -> Result<(), Stop> {
+    let payload = serde_json::from_value::<Payload>(job.payload)
+        .map_err(|_| Stop::failed("unreadable sync job"))?;
     let id = payload.project_id;
-    let project = match crate::projects::store::find(&state.db, id).await {
-        Ok(project) => project,
-        Err(_) => return Outcome::retry("database unavailable"),
-    };
-    // A project deleted since: nothing left to do.
-    let Some(project) = project else {
-        return Outcome::Done;
-    };
-    let Some(repository) = state.github.repository_of(project.repo_url.as_deref()) else {
-        return Outcome::failed("the project links no GitHub repository");
-    };
-    let project = match access::fresh(state, project).await {
-        Ok(project) => project,
-        Err(_) => return Outcome::retry("database unavailable"),
-    };
-    // The server's credentials serve verified projects only; others read what anyone can.
-    let credential = if project.repo_access.is_verified() {
-        let installation = match payload.installation_id {
-            Some(id) => Some(id),
-            None => match state.github.installation_for(&repository).await {
-                Ok(found) => found,
-                Err(err) => return github_outcome(&err, Credential::Server(None)),
-            },
-        };
-        Credential::Server(installation)
-    } else {
-        Credential::Anonymous
-    };
-    if index::mark(&state.db, id, SyncStatus::Running, None)
+    let (repository, credential) = source(state, &payload).await?;
+    sync_state::mark(&state.db, id, SyncStatus::Running, None)
         .await
-        .is_err()
-    {
-        return Outcome::retry("database unavailable");
-    }
+        .map_err(unavailable)?;
     let git_ref = match payload.git_ref {
         Some(git_ref) => git_ref,
-        None => match default_branch(state, &repository, credential).await {
-            Ok(branch) => branch,
-            Err(outcome) => return outcome,
-        },
+        None => default_branch(state, &repository, credential).await?,
     };
-    let tarball = match download(state, &repository, &git_ref, credential).await {
-        Ok(bytes) => bytes,
-        Err(outcome) => return outcome,
+    let tarball = download(state, &repository, &git_ref, credential).await?;
+    index_tarball(state, id, tarball).await
+}
+
+/// The repository to download and the credentials to download it with. The server's
+/// credentials serve verified projects only; others read what anyone can.
+async fn source(
+    state: &AppState,
+    payload: &Payload,
+) -> Result<(String, Credential<'static>), Stop> {
+    let project = projects::store::find(&state.db, payload.project_id)
+        .await
+        .map_err(unavailable)?
+        // A project deleted since: nothing left to do.
+        .ok_or_else(|| Stop::Skipped("the project was deleted".into()))?;
+    let Some(repository) = state.github.repository_of(project.repo_url.as_deref()) else {
+        return Err(Stop::failed("the project links no GitHub repository"));
     };
-    // Waits its turn: at most INDEX_CONCURRENCY extractions and indexings run at once.
+    let project = access::fresh(state, project).await.map_err(unavailable)?;
+    if !project.repo_access.is_verified() {
+        return Ok((repository, Credential::Anonymous));
+    }
+    let installation = match payload.installation_id {
+        Some(id) => Some(id),
+        None => state
+            .github
+            .installation_for(&repository)
+            .await
+            .map_err(|err| refused(err, Credential::Server(None)))?,
+    };
+    Ok((repository, Credential::Server(installation)))
+}
+
+/// Extracts and indexes the tarball, waiting its turn: at most `INDEX_CONCURRENCY`
+/// extractions and indexings run at once.
+async fn index_tarball(state: &AppState, id: i64, tarball: Vec<u8>) -> Result<(), Stop> {
     let Ok(_permit) = state.index_permits.clone().acquire_owned().await else {
-        return Outcome::retry("indexing is unavailable");
+        return Err(Stop::retry("indexing is unavailable"));
     };
-    let extracted = match tokio::task::spawn_blocking(move || archive::extract(&tarball)).await {
-        Ok(Ok(extracted)) => extracted,
-        Ok(Err(_)) => return Outcome::failed("GitHub's tarball could not be read"),
-        Err(_) => return Outcome::retry("extraction was interrupted"),
-    };
+    let extracted = codebase::extract(tarball).await.map_err(|err| match err {
+        Unread::Archive(_) => Stop::failed("GitHub's tarball could not be read"),
+        Unread::Interrupted(_) => Stop::retry("extraction was interrupted"),
+    })?;
     match index::replace(&state.db, id, extracted).await {
-        Ok(_) => Outcome::Done,
+        Ok(_) => Ok(()),
         Err(err) => {
             tracing::warn!(project_id = id, error = %err, "indexing a sync failed");
-            Outcome::retry("indexing failed")
+            Err(Stop::retry("indexing failed"))
         }
     }
 }
@@ -282,7 +284,7 @@ async fn default_branch(
     state: &AppState,
     repository: &str,
     credential: Credential<'_>,
-) -> Result<String, Outcome> {
+) -> Result<String, Stop> {
     let path = format!("/repos/{repository}");
     match state
         .github
@@ -291,7 +293,7 @@ async fn default_branch(
     {
         Ok((info, _)) if valid_ref(&info.default_branch) => Ok(info.default_branch),
         Ok(_) => Ok("HEAD".into()),
-        Err(err) => Err(github_outcome(&err, credential)),
+        Err(err) => Err(refused(err, credential)),
     }
 }
 
@@ -301,20 +303,20 @@ async fn download(
     repository: &str,
     git_ref: &str,
     credential: Credential<'_>,
-) -> Result<Vec<u8>, Outcome> {
+) -> Result<Vec<u8>, Stop> {
     let path = format!("/repos/{repository}/tarball/{git_ref}");
     let response = state
         .github
         .get_raw(&path, credential)
         .await
-        .map_err(|err| github_outcome(&err, credential))?;
+        .map_err(|err| refused(err, credential))?;
     let limit = state.config.codebase.upload_limit_bytes;
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| Outcome::retry("the tarball download was interrupted"))?;
+        let chunk = chunk.map_err(|_| Stop::retry("the tarball download was interrupted"))?;
         if body.len() + chunk.len() > limit {
-            return Err(Outcome::failed(
+            return Err(Stop::failed(
                 "the repository's tarball is larger than UPLOAD_LIMIT_BYTES",
             ));
         }
@@ -323,9 +325,9 @@ async fn download(
     Ok(body)
 }
 
-/// The queue's verdict on a GitHub failure, with a reason fit to show the project's owner
-/// (GitHub's own message stays in the logs).
-fn github_outcome(err: &GithubError, credential: Credential<'_>) -> Outcome {
+/// GitHub's failure as the queue takes it, told with a reason fit to show the project's
+/// owner (GitHub's own message stays in the logs).
+fn refused(err: GithubError, credential: Credential<'_>) -> Stop {
     tracing::warn!(error = %err, "GitHub call for a sync failed");
     let reason = match err.status() {
         Some(404) if matches!(credential, Credential::Anonymous) => {
@@ -339,11 +341,7 @@ fn github_outcome(err: &GithubError, credential: Credential<'_>) -> Outcome {
         Some(status) => format!("GitHub answered {status}"),
         None => "GitHub could not be reached".to_owned(),
     };
-    match err.outcome() {
-        Outcome::Retry { after, .. } => Outcome::Retry { reason, after },
-        Outcome::Failed(_) => Outcome::Failed(reason),
-        Outcome::Done => Outcome::Done,
-    }
+    Stop::from(err).because(reason)
 }
 
 #[cfg(test)]
