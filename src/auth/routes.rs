@@ -22,7 +22,7 @@ use crate::{
     },
     extract::{has_content_type, parse_form, read_body, Json},
     state::AppState,
-    users::{self, routes::UserResponse, User},
+    users::{self, User, UserResponse},
     validate::{normalize_email, Violations, PASSWORD_MAX_BYTES},
 };
 

@@ -35,6 +35,9 @@ pub struct Project {
     pub repo_access: RepoAccess,
 }
 
+// `Project` in the envelope, for the API document.
+crate::error::responses::envelope_schema!(ProjectResponse, Project);
+
 /// The proof of access to a project's GitHub repository, as stored.
 #[derive(Clone, Debug, Default, Serialize, sqlx::FromRow)]
 pub struct RepoAccess {

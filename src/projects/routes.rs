@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     repo_url::{parse_repo_url, RepoUrl},
     store::{self, ProjectFields},
-    Project,
+    Project, ProjectResponse,
 };
 use crate::{
     auth::AuthUser,
@@ -31,7 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read, update, remove))
 }
 
-envelope_schema!(ProjectResponse, Project);
 envelope_schema!(ProjectPageResponse, Page<Project>);
 
 #[derive(Deserialize, ToSchema)]

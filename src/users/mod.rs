@@ -21,3 +21,6 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+// `User` in the envelope, for the API document.
+crate::error::responses::envelope_schema!(UserResponse, User);

@@ -17,13 +17,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     store::{self, Changes, PasswordChange, Updated},
-    User,
+    UserResponse,
 };
 use crate::{
     auth::AuthUser,
     error::{
         ok,
-        responses::{envelope_schema, Authenticated, JsonBody, Limited, ServerErrors},
+        responses::{Authenticated, JsonBody, Limited, ServerErrors},
         Error, ErrorBody, Result,
     },
     extract::{nullable, Json},
@@ -36,8 +36,6 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me, update_me))
 }
-
-envelope_schema!(UserResponse, User);
 
 #[utoipa::path(get, path = "/api/v1/user/me", tag = "users", security(("bearer" = [])),
     responses(

@@ -196,7 +196,7 @@ pub async fn fresh(state: &AppState, project: Project) -> Result<Project> {
 #[utoipa::path(post, path = "/api/v1/projects/{id}/repo-access", tag = "integrations", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id")),
     responses(
-        (status = 200, description = "Checked now with the owner's connected GitHub account; the project with its `repo_access`", body = crate::projects::routes::ProjectResponse),
+        (status = 200, description = "Checked now with the owner's connected GitHub account; the project with its `repo_access`", body = crate::projects::ProjectResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
         (status = 409, description = "The project's repo_url names no GitHub repository", body = ErrorBody),

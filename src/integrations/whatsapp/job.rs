@@ -3,13 +3,15 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{reply::process, store};
+use super::{
+    reply::process,
+    store::{self, KIND},
+};
 use crate::{
     jobs::{Handler, Job, Outcome, Stop, Workers},
     state::AppState,
 };
 
-pub const KIND: &str = "whatsapp.reply";
 /// Replies worked on at once by one instance.
 const CONCURRENCY: usize = 4;
 

@@ -68,7 +68,7 @@ pub async fn create_code(
 
 #[utoipa::path(delete, path = "/api/v1/user/whatsapp", tag = "whatsapp", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Unlinked (also when no number was linked); the updated user", body = crate::users::routes::UserResponse),
+        (status = 200, description = "Unlinked (also when no number was linked); the updated user", body = crate::users::UserResponse),
         Authenticated, ServerErrors,
     ))]
 pub async fn unlink(

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::json;
 
-use super::{job::KIND, payload::Incoming};
+use super::payload::Incoming;
 use crate::{
     db::now,
     db::Db,
@@ -13,6 +13,9 @@ use crate::{
     users::store as users,
     with_pool,
 };
+
+/// The kind of the job that replies to a stored message.
+pub const KIND: &str = "whatsapp.reply";
 
 const COLUMNS: &str =
     "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, read_marked, answered";
