@@ -11,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use super::files::{FileContent, FileEntry};
+use super::files::{FileContent, FileEntry};
 use super::{
     archive::{self, ArchiveError},
     files, index,
