@@ -92,10 +92,7 @@ pub async fn run(
         "CodeSherpa API listening"
     );
     let closing = state.shutdown.clone();
-    let mut workers = jobs::Workers::new(state.jobs.clone());
-    integrations::whatsapp::register_jobs(&mut workers, &state);
-    integrations::github::register_jobs(&mut workers, &state);
-    let workers = workers.start(closing.child_token());
+    let workers = workers(&state).start(closing.child_token());
     let header_timeout = state.config.http.header_timeout;
     serve::serve(listener, app(state), header_timeout, async move {
         shutdown.await;
@@ -107,6 +104,29 @@ pub async fn run(
     db.close().await;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Every slice's job handlers.
+fn workers(state: &AppState) -> jobs::Workers {
+    let mut workers = jobs::Workers::new(state.jobs.clone());
+    integrations::whatsapp::register_jobs(&mut workers, state);
+    integrations::github::register_jobs(&mut workers, state);
+    workers
+}
+
+/// The database and the slices' job handlers (not started), for an operator's
+/// `codesherpa jobs` command: a retry or cancel tells the job's slice through its hooks.
+pub async fn operator(config: Config) -> Result<(Db, jobs::Workers), StartupError> {
+    let db = connect_and_migrate(&config).await?;
+    let repo_access = &integrations::github::access::GithubAccess;
+    let state = AppState::new(
+        config,
+        db.clone(),
+        Providers::local_only(),
+        None,
+        repo_access,
+    );
+    Ok((db, workers(&state)))
 }
 
 /// The whole HTTP surface with its middleware, as the service each connection serves.

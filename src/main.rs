@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use codesherpa::{app, config::Config, memory, telemetry};
+use codesherpa::{app, config::Config, jobs::admin::JobsCommand, memory, telemetry};
 use tokio::net::TcpListener;
 
 /// CodeSherpa API server.
@@ -18,6 +18,11 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// See and act on background jobs (on DATABASE_URL; a server may be running).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
 }
 
 #[tokio::main]
@@ -37,23 +42,55 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&config.telemetry);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => app::connect_and_migrate(&config).await.map(|db| {
-            tracing::info!(database = db.backend(), "migrations applied");
-        }),
-        Command::Serve => match TcpListener::bind((config.http.host, config.http.port)).await {
-            Ok(listener) => {
-                memory::trim_after_bursts();
-                app::run(config, listener, shutdown_signal()).await
+        Command::Jobs { command } => return jobs(config, command).await,
+        Command::Migrate => {
+            telemetry::init(&config.telemetry);
+            app::connect_and_migrate(&config).await.map(|db| {
+                tracing::info!(database = db.backend(), "migrations applied");
+            })
+        }
+        Command::Serve => {
+            telemetry::init(&config.telemetry);
+            match TcpListener::bind((config.http.host, config.http.port)).await {
+                Ok(listener) => {
+                    memory::trim_after_bursts();
+                    app::run(config, listener, shutdown_signal()).await
+                }
+                Err(err) => Err(err.into()),
             }
-            Err(err) => Err(err.into()),
-        },
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `codesherpa jobs …`: its output on stdout, its errors (and any warning) on stderr.
+async fn jobs(config: Config, command: JobsCommand) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .init();
+    let result = match app::operator(config).await {
+        Ok((db, workers)) => {
+            let result = codesherpa::jobs::admin::run(command, &db, &workers).await;
+            db.close().await;
+            result.map_err(|err| err.to_string())
+        }
+        Err(err) => Err(err.to_string()),
+    };
+    match result {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

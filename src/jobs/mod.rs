@@ -17,7 +17,9 @@
 //!    `enqueue` takes `&mut SqliteConnection` or `&mut PgConnection` (both arms of
 //!    `in_transaction!` / `with_pool!`). A dedupe key makes the job unique per kind for
 //!    ever: [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
-//!    Outside a transaction, [`Queue::enqueue`] does the same and wakes.
+//!    A serial key (`NewJob::serial_key`) makes jobs with that key run one at a time, on
+//!    any instance, in the order they were queued (a pull request's reviews, a number's
+//!    replies). Outside a transaction, [`Queue::enqueue`] does the same and wakes.
 //! 2. **Register one handler per kind** at start-up (`app::run`) with its concurrency:
 //!    `workers.register("github.review", 4, MyHandler { state })`, where `MyHandler`
 //!    implements [`Handler`]. Other instances' jobs are found by polling
@@ -28,10 +30,15 @@
 //!    once before a job is marked failed, to update the slice's own record. Errors become
 //!    outcomes through [`Stop`] (transient, permanent or skipped), never case by case.
 //!
+//! Operators list, retry and cancel jobs with `codesherpa jobs` ([`admin`]); a slice
+//! whose own record mirrors its job's state hears of it through [`Handler::failed`] and
+//! [`Handler::retried`].
+//!
 //! Delivery is **at least once**: a handler may run again after a crash or a lost lease,
 //! so every side effect must be idempotent. A running job's lease (`JOB_LEASE_SECONDS`)
 //! is renewed while the handler works; if it is lost the handler is dropped mid-way.
 
+pub mod admin;
 mod backoff;
 pub mod settings;
 mod stop;
@@ -39,7 +46,7 @@ mod store;
 mod worker;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -56,12 +63,22 @@ pub use worker::{RunningWorkers, Workers};
 
 use crate::{db::Db, http::metrics::Metrics};
 
+/// The states `/metrics` counts for every kind.
+const GAUGED_STATES: [&str; 3] = ["queued", "running", "failed"];
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A job to be queued.
 #[derive(Clone, Debug)]
 pub struct NewJob {
     pub kind: String,
     pub payload: Value,
     pub dedupe_key: Option<String>,
+    pub serial_key: Option<String>,
     pub run_at: Option<DateTime<Utc>>,
 }
 
@@ -71,12 +88,19 @@ impl NewJob {
             kind: kind.into(),
             payload,
             dedupe_key: None,
+            serial_key: None,
             run_at: None,
         }
     }
 
     pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
         self.dedupe_key = Some(key.into());
+        self
+    }
+
+    /// Jobs with the same serial key never run at the same time and run in queue order.
+    pub fn serial_key(mut self, key: impl Into<String>) -> Self {
+        self.serial_key = Some(key.into());
         self
     }
 
@@ -112,6 +136,7 @@ pub struct Job {
     pub kind: String,
     pub payload: Value,
     pub dedupe_key: Option<String>,
+    pub serial_key: Option<String>,
     /// 1 on the first run.
     pub attempt: u32,
     pub max_attempts: u32,
@@ -166,6 +191,12 @@ pub trait Handler: Send + Sync + 'static {
     fn failed(&self, _job: Job, _reason: String) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+
+    /// Called when an operator queues a failed job again, so the slice can reset its own
+    /// record before the job runs.
+    fn retried(&self, _job: Job) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The queue as the rest of the application holds it (`state.jobs`).
@@ -180,6 +211,8 @@ struct Inner {
     /// Identifies this process's claims (with the attempt number, one claim exactly).
     worker_id: String,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// The kinds registered here, exported by `/metrics` even when no job of them exists.
+    kinds: Mutex<BTreeSet<String>>,
 }
 
 impl Queue {
@@ -190,6 +223,7 @@ impl Queue {
                 config,
                 worker_id: uuid::Uuid::new_v4().to_string(),
                 wakers: Mutex::default(),
+                kinds: Mutex::default(),
             }),
         }
     }
@@ -222,17 +256,28 @@ impl Queue {
     }
 
     fn waker(&self, kind: &str) -> Arc<Notify> {
-        let mut wakers = self
-            .inner
-            .wakers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        wakers.entry(kind.to_owned()).or_default().clone()
+        lock(&self.inner.wakers)
+            .entry(kind.to_owned())
+            .or_default()
+            .clone()
     }
 
-    /// Sets the `/metrics` gauges of queued, running and failed jobs by kind.
+    fn know(&self, kind: &str) {
+        lock(&self.inner.kinds).insert(kind.to_owned());
+    }
+
+    /// Sets the `/metrics` gauges of queued, running and failed jobs for every kind and
+    /// state, zeros included, so that a series never vanishes.
     pub async fn refresh_metrics(&self, metrics: &Metrics) -> Result<(), sqlx::Error> {
-        metrics.set_jobs(store::counts(self.db()).await?);
+        let rows = store::counts(self.db()).await?;
+        let mut kinds = lock(&self.inner.kinds).clone();
+        kinds.extend(rows.iter().map(|(kind, _, _)| kind.clone()));
+        let mut counts: BTreeMap<(String, String), i64> = kinds
+            .iter()
+            .flat_map(|kind| GAUGED_STATES.map(|state| ((kind.clone(), state.to_owned()), 0)))
+            .collect();
+        counts.extend(rows.into_iter().map(|(kind, state, n)| ((kind, state), n)));
+        metrics.set_jobs(counts.into_iter().map(|((k, s), n)| (k, s, n)));
         Ok(())
     }
 }

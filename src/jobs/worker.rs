@@ -36,9 +36,24 @@ impl Workers {
         concurrency: usize,
         handler: impl Handler,
     ) -> &mut Self {
+        let kind = kind.into();
+        self.queue.know(&kind);
         self.kinds
-            .push((kind.into(), concurrency.max(1), Arc::new(handler)));
+            .push((kind, concurrency.max(1), Arc::new(handler)));
         self
+    }
+
+    /// How many runs a job gets before it fails (`JOB_MAX_ATTEMPTS`).
+    pub fn max_attempts(&self) -> u32 {
+        self.queue.config().max_attempts
+    }
+
+    /// The handler registered for `kind`, for an operator's retry or cancel.
+    pub fn handler(&self, kind: &str) -> Option<Arc<dyn Handler>> {
+        self.kinds
+            .iter()
+            .find(|(known, _, _)| known == kind)
+            .map(|(_, _, handler)| handler.clone())
     }
 
     /// Starts claiming; `stop` ends the claiming (then call [`RunningWorkers::shutdown`]).
@@ -155,12 +170,14 @@ impl KindWorker {
             id: row.id,
             worker_id: queue.inner.worker_id.clone(),
             attempts: row.attempts,
+            serial_key: row.serial_key.clone(),
         };
         let job = Job {
             id: row.id,
             kind: row.kind,
             payload: row.payload.0,
             dedupe_key: row.dedupe_key,
+            serial_key: row.serial_key.clone(),
             attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
             max_attempts: queue.config().max_attempts,
         };

@@ -222,6 +222,17 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The local engine alone, for commands that run no exchange (`codesherpa jobs`).
+    pub fn local_only() -> Self {
+        let local: Arc<dyn Provider> = Arc::new(local::LocalEngine);
+        Providers {
+            default: local.clone(),
+            local,
+            openai: None,
+            bedrock: None,
+        }
+    }
+
     pub async fn from_config(config: &Settings) -> Self {
         let local: Arc<dyn Provider> = Arc::new(local::LocalEngine);
         let openai: Option<Arc<dyn Provider>> = (config.provider == ProviderKind::OpenAi
