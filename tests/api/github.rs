@@ -26,7 +26,7 @@ use wiremock::{
 
 use crate::{
     github_accounts::{self, GithubAccounts, SERVER_LOGIN},
-    helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp},
+    helpers::{codesherpa_cli, spawn_with, Backend, Reply, ServerProcess, TestApp},
 };
 
 const SECRET: &str = "webhook-test-secret";
@@ -1050,3 +1050,133 @@ async fn credentials_go_to_the_api_and_nowhere_else() {
         );
     }
 }
+
+/// Answers the diff with 404 the first time (a permanent failure), then at once.
+struct MissingFirstDiff(AtomicUsize);
+impl Respond for MissingFirstDiff {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}))
+        } else {
+            GithubMock::diff_ok()
+        }
+    }
+}
+
+/// The project's reviews once all of them have finished, newest first.
+async fn all_finished_reviews(
+    app: &TestApp,
+    token: &str,
+    project: i64,
+    count: usize,
+) -> Vec<Value> {
+    for _ in 0..400 {
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), token)
+            .await
+            .expect(200);
+        let items = reviews.data()["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let finished =
+            |r: &Value| matches!(r["status"].as_str(), Some("done" | "skipped" | "failed"));
+        if items.len() == count && items.iter().all(finished) {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reviews never finished");
+}
+
+db_test!(
+    async fn an_operator_retries_a_failed_review_and_it_runs_again(backend) {
+        let github = GithubMock::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("accept", DIFF))
+            .respond_with(MissingFirstDiff(AtomicUsize::new(0)))
+            .mount(&github.server)
+            .await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-retry", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "failed", "{review}");
+
+        let listed =
+            codesherpa_cli(&app.database_url, &["jobs", "list", "--kind", "github.review"]).await;
+        let line = listed.stdout.lines().next().expect("the review's job is listed");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[1..4], ["github.review", "failed", "1"], "{line}");
+        let retried = codesherpa_cli(&app.database_url, &["jobs", "retry", fields[0]]).await;
+        assert!(retried.success, "{}", retried.stderr);
+
+        // The review's own record was reset with its job, so the job runs it again.
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["reason"], Value::Null);
+        assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn two_reviews_of_one_pull_request_never_run_at_once_even_across_kill_9(backend) {
+        let github = GithubMock::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7")))
+            .and(header("accept", DIFF))
+            .respond_with(SlowFirstDiff(AtomicUsize::new(0)))
+            .mount(&github.server)
+            .await;
+        let owner = spawn_with(backend, |config| {
+            config.jobs.poll_interval = Duration::from_secs(3600);
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&first.address);
+        let (token, project) = linked_project(&app, &github, true).await;
+        // A push and a second delivery at the same head: two reviews of pull request 7.
+        for (delivery, action) in [("d-open", "opened"), ("d-sync", "synchronize")] {
+            deliver(&app, "pull_request", delivery, &pull_request_event(action, HEAD))
+                .await
+                .expect(202);
+        }
+        let diff_requests = || async {
+            let requests = github.requests().await;
+            requests.iter().filter(|r| r.headers.get("accept").is_some_and(|a| a == DIFF)).count()
+        };
+        for _ in 0..400 {
+            if diff_requests().await > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // The server has free workers, yet the second review waits for the first.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(diff_requests().await, 1, "the second review started beside the first");
+        first.kill();
+
+        let second = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&second.address);
+        let reviews = all_finished_reviews(&app, &token, project, 2).await;
+        let attempts: Vec<(&str, i64)> = reviews
+            .iter()
+            .map(|r| (r["status"].as_str().unwrap(), r["attempts"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(attempts, [("done", 1), ("done", 2)], "newest first: {reviews:?}");
+        assert_eq!(diff_requests().await, 3);
+        // One after the other: the first posted the comment, the second edited it.
+        let requests = github.requests().await;
+        let writes: Vec<&str> = requests
+            .iter()
+            .filter(|r| r.url.path().contains("/comments") && r.method.as_str() != "GET")
+            .map(|r| r.method.as_str())
+            .collect();
+        assert_eq!(writes, ["POST", "PATCH"]);
+        assert_eq!(github.comments.all().len(), 1);
+    }
+);

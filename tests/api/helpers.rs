@@ -560,3 +560,35 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// What `codesherpa …` printed and how it exited.
+pub struct CliRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary's command line (`codesherpa jobs list`, …) on `database_url`, as an
+/// operator would beside a running server, from an empty directory (no `.env`).
+pub async fn codesherpa_cli(database_url: &str, args: &[&str]) -> CliRun {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_codesherpa"));
+    command
+        .env_clear()
+        .current_dir(workdir.path())
+        .envs([
+            ("PATH", std::env::var("PATH").unwrap_or_default().as_str()),
+            ("DATABASE_URL", database_url),
+            ("SECRET_KEY", TEST_SECRET),
+        ])
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run the codesherpa binary");
+    CliRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -490,3 +490,248 @@ db_test!(
         assert!(text.contains(&format!(r#"codesherpa_jobs{{kind="{kind}",state="failed"}} 1"#)));
     }
 );
+
+db_test!(
+    async fn metrics_keep_every_known_kind_and_state_at_zero(backend) {
+        let app = spawn(backend).await;
+        let queue = queue_on(&app, |_| {}).await;
+        let kind = kind();
+        let failed = queue.enqueue(&NewJob::new(&kind, json!({}))).await.unwrap();
+        with_pool!(queue.db(), |pool| {
+            sqlx::query("UPDATE jobs SET status = 'failed' WHERE id = $1")
+                .bind(failed.id())
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        });
+        let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        for (state, count) in [("queued", 0), ("running", 0), ("failed", 1)] {
+            let series = format!(r#"codesherpa_jobs{{kind="{kind}",state="{state}"}} {count}"#);
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        // The server's own kinds are there with no job of them in the database.
+        for kind in ["github.review", "whatsapp.reply", "codebase.sync"] {
+            for state in ["queued", "running", "failed"] {
+                let series = format!(r#"codesherpa_jobs{{kind="{kind}",state="{state}"}} 0"#);
+                assert!(text.contains(&series), "{series} missing from\n{text}");
+            }
+        }
+    }
+);
+
+/// Watches a serial key's jobs: counts any two of one key running at once and records the
+/// order in which each key's jobs end.
+#[derive(Clone, Default)]
+struct SerialWatch {
+    running: Arc<Mutex<HashMap<String, i64>>>,
+    overlaps: Arc<Mutex<Vec<(String, i64, i64)>>>,
+    ended: Arc<Mutex<Vec<(String, i64)>>>,
+}
+
+impl SerialWatch {
+    async fn run(&self, job: &Job, work: Duration) {
+        let key = job.serial_key.clone().expect("a serial key");
+        let n = job.payload["n"].as_i64().unwrap();
+        if let Some(other) = self.running.lock().unwrap().insert(key.clone(), n) {
+            self.overlaps.lock().unwrap().push((key.clone(), other, n));
+        }
+        tokio::time::sleep(work).await;
+        self.running.lock().unwrap().remove(&key);
+    }
+
+    fn end(&self, job: &Job) {
+        let key = job.serial_key.clone().unwrap();
+        self.ended
+            .lock()
+            .unwrap()
+            .push((key, job.payload["n"].as_i64().unwrap()));
+    }
+
+    fn order_of(&self, key: &str) -> Vec<i64> {
+        let ended = self.ended.lock().unwrap();
+        ended
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+db_test!(
+    async fn jobs_of_one_serial_key_never_overlap_and_run_in_queue_order(backend) {
+        let app = spawn(backend).await;
+        let kind = kind();
+        let watch = SerialWatch::default();
+        let handler = {
+            let watch = watch.clone();
+            Recorder::new(move |job| {
+                let watch = watch.clone();
+                Box::pin(async move {
+                    watch.run(&job, Duration::from_millis(15)).await;
+                    // A retry keeps its key's place: the next job waits through it.
+                    if job.payload["n"] == 4 && job.attempt == 1 {
+                        return Outcome::retry_after("once more", Duration::from_millis(300));
+                    }
+                    watch.end(&job);
+                    Outcome::Done
+                })
+            })
+        };
+        // Two instances, each running up to four jobs of the kind at once.
+        let mut instances = Vec::new();
+        for _ in 0..2 {
+            let mut workers = Workers::new(queue_on(&app, |_| {}).await);
+            workers.register(&kind, 4, handler.clone());
+            instances.push(workers.start(CancellationToken::new()));
+        }
+        let queue = queue_on(&app, |_| {}).await;
+        let keys = ["github:o/r#1", "github:o/r#2", "whatsapp:15550001"];
+        let mut ids = Vec::new();
+        for n in 0..24_i64 {
+            let key = keys[n as usize % keys.len()];
+            let job = NewJob::new(&kind, json!({ "n": n })).serial_key(key);
+            ids.push(queue.enqueue(&job).await.unwrap().id());
+        }
+        for id in &ids {
+            wait_for_status(queue.db(), *id, "done").await;
+        }
+        assert_eq!(*watch.overlaps.lock().unwrap(), vec![], "two jobs of one key ran at once");
+        for (k, key) in keys.iter().enumerate() {
+            let queued: Vec<i64> = (0..24).filter(|n| *n as usize % keys.len() == k).collect();
+            assert_eq!(watch.order_of(key), queued, "{key} ran out of queue order");
+        }
+        assert_eq!(handler.runs().len(), 25, "24 jobs, one of them run twice");
+        for instance in instances {
+            instance.shutdown().await;
+        }
+    }
+);
+
+db_test!(
+    async fn a_crashed_holders_lease_ends_and_the_next_job_of_its_key_runs(backend) {
+        let app = spawn(backend).await;
+        let kind = kind();
+        let queue = queue_on(&app, |_| {}).await;
+        let key = "github:o/r#9";
+        let first = queue
+            .enqueue(&NewJob::new(&kind, json!({ "n": 0 })).serial_key(key))
+            .await
+            .unwrap()
+            .id();
+        let second = queue
+            .enqueue(&NewJob::new(&kind, json!({ "n": 1 })).serial_key(key))
+            .await
+            .unwrap()
+            .id();
+
+        // The holder: an instance of its own that claims the first job and dies with it,
+        // as under kill -9 — its runtime is torn down, nothing is written, the lease stays.
+        let (claimed_tx, claimed_rx) = std::sync::mpsc::channel();
+        let (url, holder_kind) = (app.database_url.clone(), kind.clone());
+        let holder = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let db = Db::connect(&url, 2).await.unwrap();
+                let mut config = Config::for_tests(url.clone()).jobs;
+                config.lease = Duration::from_secs(1);
+                let mut workers = Workers::new(Queue::new(db, config));
+                workers.register(
+                    &holder_kind,
+                    4,
+                    Recorder::new(move |job| {
+                        claimed_tx.send(job.id).unwrap();
+                        Box::pin(std::future::pending())
+                    }),
+                );
+                let _running = workers.start(CancellationToken::new());
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            });
+            runtime.shutdown_background();
+        });
+        assert_eq!(claimed_rx.recv_timeout(Duration::from_secs(15)).unwrap(), first);
+        // The holder keeps its lease alive until it dies; its other slots stay idle.
+        assert!(claimed_rx.recv_timeout(Duration::from_millis(1200)).is_err());
+        holder.join().unwrap();
+        assert_eq!(job_row(queue.db(), first).await.status, "running");
+        assert_eq!(job_row(queue.db(), second).await.status, "queued");
+
+        let watch = SerialWatch::default();
+        let handler = {
+            let watch = watch.clone();
+            Recorder::new(move |job| {
+                let watch = watch.clone();
+                Box::pin(async move {
+                    watch.run(&job, Duration::from_millis(50)).await;
+                    watch.end(&job);
+                    Outcome::Done
+                })
+            })
+        };
+        let mut workers = Workers::new(queue_on(&app, |_| {}).await);
+        workers.register(&kind, 4, handler.clone());
+        let running = workers.start(CancellationToken::new());
+        assert_eq!(wait_for_status(queue.db(), second, "done").await.attempts, 1);
+        assert_eq!(job_row(queue.db(), first).await, Row {
+            status: "done".into(),
+            attempts: 2,
+            last_error: None,
+        });
+        assert_eq!(handler.runs(), vec![(first, 2), (second, 1)]);
+        assert_eq!(watch.order_of(key), vec![0, 1]);
+        assert!(watch.overlaps.lock().unwrap().is_empty());
+        running.shutdown().await;
+    }
+);
+
+db_test!(
+    async fn a_failed_or_cancelled_job_frees_its_key(backend) {
+        let app = spawn(backend).await;
+        let kind = kind();
+        let queue = queue_on(&app, |_| {}).await;
+        let key = "sync:project:1";
+        let job = |n: i64| NewJob::new(&kind, json!({ "n": n })).serial_key(key);
+        let failing = queue.enqueue(&job(0)).await.unwrap().id();
+        let cancelled = queue.enqueue(&job(1)).await.unwrap().id();
+        let last = queue.enqueue(&job(2)).await.unwrap().id();
+        let held: Vec<bool> = with_pool!(queue.db(), |pool| {
+            sqlx::query_scalar("SELECT held FROM jobs WHERE serial_key = $1 ORDER BY id")
+                .bind(key)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(held, vec![false, true, true], "only the first of a key is free to run");
+
+        let (db, workers) = operator_for(&app).await;
+        let cancel = codesherpa::jobs::admin::JobsCommand::Cancel { id: cancelled };
+        codesherpa::jobs::admin::run(cancel, &db, &workers).await.unwrap();
+        let handler = Recorder::new(|job| {
+            Box::pin(async move {
+                if job.payload["n"] == 0 {
+                    Outcome::failed("broken")
+                } else {
+                    Outcome::Done
+                }
+            })
+        });
+        let mut workers = Workers::new(queue.clone());
+        workers.register(&kind, 4, handler.clone());
+        let running = workers.start(CancellationToken::new());
+        wait_for_status(queue.db(), last, "done").await;
+        assert_eq!(job_row(queue.db(), failing).await.status, "failed");
+        let row = job_row(queue.db(), cancelled).await;
+        assert_eq!((row.status.as_str(), row.last_error.as_deref()), ("failed", Some("cancelled by an operator")));
+        assert_eq!(handler.runs(), vec![(failing, 1), (last, 1)]);
+        running.shutdown().await;
+    }
+);
+
+async fn operator_for(app: &TestApp) -> (Db, Workers) {
+    let db = Db::connect(&app.database_url, 2).await.unwrap();
+    let workers = Workers::new(Queue::new(
+        db.clone(),
+        Config::for_tests(app.database_url.clone()).jobs,
+    ));
+    (db, workers)
+}

@@ -18,6 +18,7 @@ mod github;
 mod github_access;
 mod github_accounts;
 mod jobs;
+mod jobs_cli;
 mod limits;
 mod lists;
 mod operations;

@@ -139,20 +139,27 @@ impl Handler for ReviewJob {
     }
 
     fn failed(&self, job: Job, reason: String) -> BoxFuture<'static, ()> {
-        let state = self.state.clone();
-        Box::pin(async move {
-            let Some(review_id) = job.payload.get("review_id").and_then(|v| v.as_i64()) else {
-                return;
-            };
-            let failed = Update {
-                status: Some("failed"),
-                reason: Some(Some(&reason)),
-                ..Update::default()
-            };
-            if let Err(err) = store::update(&state.db, review_id, failed).await {
-                tracing::warn!(error = %err, review_id, "cannot mark a review failed");
-            }
-        })
+        let failed = ("failed", Some(reason));
+        Box::pin(record(self.state.clone(), job, failed))
+    }
+
+    fn retried(&self, job: Job) -> BoxFuture<'static, ()> {
+        Box::pin(record(self.state.clone(), job, ("queued", None)))
+    }
+}
+
+/// Records on the review what became of its job: (status, reason).
+async fn record(state: AppState, job: Job, (status, reason): (&'static str, Option<String>)) {
+    let Some(review_id) = job.payload.get("review_id").and_then(|v| v.as_i64()) else {
+        return;
+    };
+    let update = Update {
+        status: Some(status),
+        reason: Some(reason.as_deref()),
+        ..Update::default()
+    };
+    if let Err(err) = store::update(&state.db, review_id, update).await {
+        tracing::warn!(error = %err, review_id, status, "cannot record a review's state");
     }
 }
 

@@ -115,8 +115,10 @@ pub async fn write_review(
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
+            // One review of a pull request at a time, in order: two can never both post.
             let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
-                .dedupe_key(format!("review:{review_id}"));
+                .dedupe_key(format!("review:{review_id}"))
+                .serial_key(review_serial_key(&wanted.repository, wanted.pull_number));
             let enqueued = jobs::enqueue(&mut *tx, &job).await?;
             Some((review_id, enqueued))
         } else {
@@ -124,6 +126,12 @@ pub async fn write_review(
         }
     })?;
     Ok(written)
+}
+
+/// The serial key of a pull request's reviews, `github:{owner}/{repo}#{n}` (GitHub's
+/// names are case-insensitive).
+pub fn review_serial_key(repository: &str, pull_number: i64) -> String {
+    format!("github:{}#{pull_number}", repository.to_ascii_lowercase())
 }
 
 /// The ids of the comments earlier reviews of this pull request posted (from their

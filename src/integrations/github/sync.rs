@@ -146,7 +146,9 @@ pub async fn queue(
         git_ref,
         installation_id,
     };
-    let mut job = NewJob::new(SYNC_JOB, json!(payload));
+    // A project's syncs run one at a time, in the order they were asked for.
+    let mut job =
+        NewJob::new(SYNC_JOB, json!(payload)).serial_key(format!("sync:project:{project_id}"));
     if let Some(key) = dedupe {
         job = job.dedupe_key(key);
     }
@@ -188,21 +190,27 @@ impl Handler for SyncJob {
     }
 
     fn failed(&self, job: Job, reason: String) -> BoxFuture<'static, ()> {
-        let state = self.state.clone();
-        Box::pin(async move {
-            let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
-                return;
-            };
-            let marked = sync_state::mark(
-                &state.db,
-                payload.project_id,
-                SyncStatus::Failed,
-                Some(&reason),
-            );
-            if let Err(err) = marked.await {
-                tracing::warn!(error = %err, "could not record a failed sync");
-            }
-        })
+        Box::pin(mark(
+            self.state.clone(),
+            job,
+            SyncStatus::Failed,
+            Some(reason),
+        ))
+    }
+
+    fn retried(&self, job: Job) -> BoxFuture<'static, ()> {
+        Box::pin(mark(self.state.clone(), job, SyncStatus::Queued, None))
+    }
+}
+
+/// Records on the project what became of its sync job.
+async fn mark(state: AppState, job: Job, status: SyncStatus, reason: Option<String>) {
+    let Ok(payload) = serde_json::from_value::<Payload>(job.payload) else {
+        return;
+    };
+    let marked = sync_state::mark(&state.db, payload.project_id, status, reason.as_deref());
+    if let Err(err) = marked.await {
+        tracing::warn!(error = %err, "could not record a sync's state");
     }
 }
 

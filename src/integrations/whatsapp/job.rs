@@ -68,4 +68,15 @@ impl Handler for ReplyJob {
             }
         })
     }
+
+    fn retried(&self, job: Job) -> BoxFuture<'static, ()> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            if let Some(id) = message_id(&job) {
+                if let Err(err) = store::requeue(&state.db, id).await {
+                    tracing::warn!(error = %err, "cannot record a retried WhatsApp reply");
+                }
+            }
+        })
+    }
 }

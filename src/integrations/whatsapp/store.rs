@@ -57,7 +57,13 @@ pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<Vec<Enqueued>>
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                let job = NewJob::new(KIND, json!({"message_id": id})).dedupe_key(m.wamid.clone());
+                // One number's replies one at a time, in the order its messages came.
+                let sender = m.sender_number.as_ref().or(m.sender_user_id.as_ref());
+                let mut job =
+                    NewJob::new(KIND, json!({"message_id": id})).dedupe_key(m.wamid.clone());
+                if let Some(sender) = sender {
+                    job = job.serial_key(format!("whatsapp:{}:{sender}", m.phone_number_id));
+                }
                 queued.push(jobs::enqueue(&mut *tx, &job).await?);
             }
         }
@@ -81,6 +87,20 @@ pub async fn finish(db: &Db, id: i64, failure: Option<&str>) -> Result<()> {
     )
     .bind(status)
     .bind(failure)
+    .bind(now())
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(drop))?;
+    Ok(())
+}
+
+/// Waiting again for its reply: an operator queued the failed job again.
+pub async fn requeue(db: &Db, id: i64) -> Result<()> {
+    with_pool!(db, |pool| sqlx::query(
+        "UPDATE whatsapp_messages SET status = 'queued', reason = NULL, updated_at = $1 \
+         WHERE id = $2"
+    )
     .bind(now())
     .bind(id)
     .execute(pool)
