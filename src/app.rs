@@ -93,6 +93,7 @@ pub async fn run(
     );
     let closing = state.shutdown.clone();
     let mut workers = jobs::Workers::new(state.jobs.clone());
+    jobs::register_jobs(&mut workers);
     integrations::whatsapp::register_jobs(&mut workers, &state);
     integrations::github::register_jobs(&mut workers, &state);
     let workers = workers.start(closing.child_token());

@@ -16,7 +16,8 @@
 //!    ```
 //!    `enqueue` takes `&mut SqliteConnection` or `&mut PgConnection` (both arms of
 //!    `in_transaction!` / `with_pool!`). A dedupe key makes the job unique per kind for
-//!    ever: [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
+//!    as long as the job is kept (finished jobs go after `RETENTION_DAYS`, see 4.):
+//!    [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
 //!    Outside a transaction, [`Queue::enqueue`] does the same and wakes.
 //! 2. **Register one handler per kind** at start-up (`app::run`) with its concurrency:
 //!    `workers.register("github.review", 4, MyHandler { state })`, where `MyHandler`
@@ -27,12 +28,17 @@
 //!    After `JOB_MAX_ATTEMPTS` a retry becomes a failure. [`Handler::failed`] is called
 //!    once before a job is marked failed, to update the slice's own record. Errors become
 //!    outcomes through [`Stop`] (transient, permanent or skipped), never case by case.
+//! 4. **Declare what your tables shed**: records that only dedupe or expire (deliveries,
+//!    messages, codes) are deleted by the hourly [`RETENTION_JOB`] ([`retention`]). Give
+//!    `workers.prune(…)` a [`Prune`] — the table, how long its rows are kept ([`Keep`])
+//!    and the statement deleting one batch — in your `register_jobs`.
 //!
 //! Delivery is **at least once**: a handler may run again after a crash or a lost lease,
 //! so every side effect must be idempotent. A running job's lease (`JOB_LEASE_SECONDS`)
 //! is renewed while the handler works; if it is lost the handler is dropped mid-way.
 
 mod backoff;
+pub mod retention;
 pub mod settings;
 mod stop;
 mod store;
@@ -49,6 +55,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub use retention::{Keep, Prune, RETENTION_JOB};
 pub use settings::Settings;
 pub use stop::Stop;
 pub use store::{enqueue, JobConnection};
@@ -168,6 +175,11 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// Registers the queue's own retention: finished jobs older than `RETENTION_DAYS`.
+pub fn register_jobs(workers: &mut Workers) {
+    workers.prune(store::PRUNE_FINISHED);
+}
+
 /// The queue as the rest of the application holds it (`state.jobs`).
 #[derive(Clone)]
 pub struct Queue {
@@ -177,17 +189,19 @@ pub struct Queue {
 struct Inner {
     db: Db,
     config: Settings,
+    metrics: Arc<Metrics>,
     /// Identifies this process's claims (with the attempt number, one claim exactly).
     worker_id: String,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Queue {
-    pub fn new(db: Db, config: Settings) -> Self {
+    pub fn new(db: Db, config: Settings, metrics: Arc<Metrics>) -> Self {
         Queue {
             inner: Arc::new(Inner {
                 db,
                 config,
+                metrics,
                 worker_id: uuid::Uuid::new_v4().to_string(),
                 wakers: Mutex::default(),
             }),
@@ -230,9 +244,14 @@ impl Queue {
         wakers.entry(kind.to_owned()).or_default().clone()
     }
 
+    /// The `/metrics` registry the queue reports to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// Sets the `/metrics` gauges of queued, running and failed jobs by kind.
-    pub async fn refresh_metrics(&self, metrics: &Metrics) -> Result<(), sqlx::Error> {
-        metrics.set_jobs(store::counts(self.db()).await?);
+    pub async fn refresh_metrics(&self) -> Result<(), sqlx::Error> {
+        self.metrics().set_jobs(store::counts(self.db()).await?);
         Ok(())
     }
 }

@@ -65,7 +65,7 @@ async fn queue_on(app: &TestApp, configure: impl FnOnce(&mut codesherpa::jobs::S
     let db = Db::connect(&app.database_url, 5).await.expect("connect");
     let mut config = Config::for_tests(app.database_url.clone()).jobs;
     configure(&mut config);
-    Queue::new(db, config)
+    Queue::new(db, config, Arc::default())
 }
 
 #[derive(Debug, PartialEq)]
