@@ -109,6 +109,7 @@ pub async fn run(
 /// Every slice's job handlers.
 fn workers(state: &AppState) -> jobs::Workers {
     let mut workers = jobs::Workers::new(state.jobs.clone());
+    jobs::register_jobs(&mut workers);
     integrations::whatsapp::register_jobs(&mut workers, state);
     integrations::github::register_jobs(&mut workers, state);
     workers

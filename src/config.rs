@@ -113,6 +113,7 @@ mod tests {
         assert_eq!(config.whatsapp.api_version, "v21.0");
         assert!(config.whatsapp.app_secret.is_none());
         assert_eq!(config.whatsapp.link_attempts_per_minute, 60);
+        assert_eq!(config.jobs.retention_days, 14);
     }
 
     #[test]
@@ -191,6 +192,9 @@ mod tests {
         let err = config(&[("PORT", "eighty")]).expect_err("must refuse");
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("eighty"));
+        let err = config(&[("RETENTION_DAYS", "0")]).expect_err("must refuse");
+        assert_eq!(err.name, "RETENTION_DAYS");
+        assert!(err.to_string().contains("greater than zero"));
         let err = config(&[("LIST_CACHE_MB", "-1")]).expect_err("must refuse");
         assert_eq!(err.name, "LIST_CACHE_MB");
         assert_eq!(

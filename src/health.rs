@@ -102,7 +102,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse> {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let sockets = i64::try_from(state.hub.connections()).unwrap_or(i64::MAX);
     state.metrics.websocket_connections.set(sockets);
-    if let Err(err) = state.jobs.refresh_metrics(&state.metrics).await {
+    if let Err(err) = state.jobs.refresh_metrics().await {
         tracing::warn!(error = %err, "cannot count jobs for /metrics");
     }
     (

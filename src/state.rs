@@ -64,6 +64,7 @@ impl AppState {
         redis: Option<RedisBus>,
         repo_access: &'static dyn AccessChecker<AppState>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
         AppState(Arc::new(Shared {
             tokens: Arc::new(TokenKeys::new(
                 &config.auth.secret_key,
@@ -72,7 +73,8 @@ impl AppState {
                 config.auth.refresh_token_expire_days,
             )),
             passwords: Passwords::new(config.auth.bcrypt_rounds),
-            metrics: Arc::new(Metrics::new()),
+            jobs: Queue::new(db.clone(), config.jobs.clone(), metrics.clone()),
+            metrics,
             limits: Arc::new(Limits::new(
                 config.http.rate_limit_auth_per_minute,
                 config.http.rate_limit_ai_per_minute,
@@ -91,7 +93,6 @@ impl AppState {
                 redis.clone(),
             ),
             redis,
-            jobs: Queue::new(db.clone(), config.jobs.clone()),
             github: GithubClient::new(&config.github),
             repo_access,
             github_tokens: crate::integrations::github::sealed::Sealer::new(

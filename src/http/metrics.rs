@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latency histograms by method, route and status.
+//! Prometheus metrics: request counts and latency histograms by method, route and status;
+//! open sockets, jobs by kind and state, and rows the retention job deleted by table.
 
 use std::time::Duration;
 
@@ -46,6 +47,11 @@ struct JobLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -54,6 +60,8 @@ pub struct Metrics {
     pub websocket_connections: Gauge,
     /// Set from the jobs table when scraped; kinds are the handlers' names (bounded).
     jobs: Family<JobLabels, Gauge>,
+    /// Tables are the ones registered for retention at start-up (bounded).
+    pruned: Family<TableLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -90,9 +98,16 @@ impl Metrics {
             "Background jobs by kind and state (queued, running, failed)",
             jobs.clone(),
         );
+        let pruned = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "pruned_rows",
+            "Rows the retention job deleted, by table",
+            pruned.clone(),
+        );
         Metrics {
             registry,
             jobs,
+            pruned,
             requests,
             latency,
             websocket_connections,
@@ -122,6 +137,15 @@ impl Metrics {
                 .get_or_create(&JobLabels { kind, state })
                 .set(count);
         }
+    }
+
+    /// Counts `rows` deleted from `table` (0 makes the series show before any prune).
+    pub fn add_pruned(&self, table: &str, rows: u64) {
+        self.pruned
+            .get_or_create(&TableLabels {
+                table: table.to_owned(),
+            })
+            .inc_by(rows);
     }
 
     pub fn render(&self) -> String {
@@ -156,6 +180,20 @@ mod tests {
             r#"codesherpa_http_requests_total{method="GET",route="/api/v1/agents",status="200"} 2"#
         ));
         assert!(text.contains("codesherpa_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn counts_pruned_rows_by_table() {
+        let metrics = Metrics::new();
+        metrics.add_pruned("jobs", 0);
+        assert!(metrics
+            .render()
+            .contains(r#"codesherpa_pruned_rows_total{table="jobs"} 0"#));
+        metrics.add_pruned("jobs", 500);
+        metrics.add_pruned("jobs", 20);
+        assert!(metrics
+            .render()
+            .contains(r#"codesherpa_pruned_rows_total{table="jobs"} 520"#));
     }
 
     #[test]

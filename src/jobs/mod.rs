@@ -16,7 +16,8 @@
 //!    ```
 //!    `enqueue` takes `&mut SqliteConnection` or `&mut PgConnection` (both arms of
 //!    `in_transaction!` / `with_pool!`). A dedupe key makes the job unique per kind for
-//!    ever: [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
+//!    as long as the job is kept (finished jobs go after `RETENTION_DAYS`, see 4.):
+//!    [`Enqueued::Duplicate`] tells you it was already queued. `run_at` delays it.
 //!    A serial key (`NewJob::serial_key`) makes jobs with that key run one at a time, on
 //!    any instance, in the order they were queued (a pull request's reviews, a number's
 //!    replies). Outside a transaction, [`Queue::enqueue`] does the same and wakes.
@@ -29,6 +30,10 @@
 //!    After `JOB_MAX_ATTEMPTS` a retry becomes a failure. [`Handler::failed`] is called
 //!    once before a job is marked failed, to update the slice's own record. Errors become
 //!    outcomes through [`Stop`] (transient, permanent or skipped), never case by case.
+//! 4. **Declare what your tables shed**: records that only dedupe or expire (deliveries,
+//!    messages, codes) are deleted by the hourly [`RETENTION_JOB`] ([`retention`]). Give
+//!    `workers.prune(…)` a [`Prune`] — the table, how long its rows are kept ([`Keep`])
+//!    and the statement deleting one batch — in your `register_jobs`.
 //!
 //! Operators list, retry and cancel jobs with `codesherpa jobs` ([`admin`]); a slice
 //! whose own record mirrors its job's state hears of it through [`Handler::failed`] and
@@ -40,6 +45,7 @@
 
 pub mod admin;
 mod backoff;
+pub mod retention;
 pub mod settings;
 mod stop;
 mod store;
@@ -56,6 +62,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+pub use retention::{Keep, Prune, RETENTION_JOB};
 pub use settings::Settings;
 pub use stop::Stop;
 pub use store::{enqueue, JobConnection};
@@ -199,6 +206,11 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// Registers the queue's own retention: finished jobs older than `RETENTION_DAYS`.
+pub fn register_jobs(workers: &mut Workers) {
+    workers.prune(store::PRUNE_FINISHED);
+}
+
 /// The queue as the rest of the application holds it (`state.jobs`).
 #[derive(Clone)]
 pub struct Queue {
@@ -208,6 +220,7 @@ pub struct Queue {
 struct Inner {
     db: Db,
     config: Settings,
+    metrics: Arc<Metrics>,
     /// Identifies this process's claims (with the attempt number, one claim exactly).
     worker_id: String,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
@@ -216,11 +229,12 @@ struct Inner {
 }
 
 impl Queue {
-    pub fn new(db: Db, config: Settings) -> Self {
+    pub fn new(db: Db, config: Settings, metrics: Arc<Metrics>) -> Self {
         Queue {
             inner: Arc::new(Inner {
                 db,
                 config,
+                metrics,
                 worker_id: uuid::Uuid::new_v4().to_string(),
                 wakers: Mutex::default(),
                 kinds: Mutex::default(),
@@ -266,9 +280,14 @@ impl Queue {
         lock(&self.inner.kinds).insert(kind.to_owned());
     }
 
+    /// The `/metrics` registry the queue reports to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// Sets the `/metrics` gauges of queued, running and failed jobs for every kind and
     /// state, zeros included, so that a series never vanishes.
-    pub async fn refresh_metrics(&self, metrics: &Metrics) -> Result<(), sqlx::Error> {
+    pub async fn refresh_metrics(&self) -> Result<(), sqlx::Error> {
         let rows = store::counts(self.db()).await?;
         let mut kinds = lock(&self.inner.kinds).clone();
         kinds.extend(rows.iter().map(|(kind, _, _)| kind.clone()));
@@ -277,7 +296,8 @@ impl Queue {
             .flat_map(|kind| GAUGED_STATES.map(|state| ((kind.clone(), state.to_owned()), 0)))
             .collect();
         counts.extend(rows.into_iter().map(|(kind, state, n)| ((kind, state), n)));
-        metrics.set_jobs(counts.into_iter().map(|((k, s), n)| (k, s, n)));
+        self.metrics()
+            .set_jobs(counts.into_iter().map(|((k, s), n)| (k, s, n)));
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! The job queue's settings (SPEC §6.1): leases, attempts, polling and shutdown.
+//! The job queue's settings (SPEC §6.1): leases, attempts, polling, shutdown and retention.
 
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub struct Settings {
     /// The first retry delay (doubling each attempt); tests shorten it.
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Days finished jobs and other spent records are kept ([`super::retention`]).
+    pub retention_days: u32,
 }
 
 impl Settings {
@@ -35,6 +37,7 @@ impl Settings {
             )?),
             backoff_base: Duration::from_secs(2),
             backoff_cap: Duration::from_secs(600),
+            retention_days: env.parse("RETENTION_DAYS", 14, positive)?,
         })
     }
 
@@ -47,6 +50,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(5),
             backoff_base: Duration::from_millis(50),
             backoff_cap: Duration::from_secs(2),
+            retention_days: 14,
         }
     }
 }

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sqlx::{types::Json, FromRow, PgConnection, SqliteConnection};
 
-use super::{Enqueued, NewJob};
+use super::{Enqueued, Keep, NewJob, Prune};
 use crate::db::{now, Db};
 
 /// A connection inside a write transaction, of either backend, that can change jobs:
@@ -477,3 +477,12 @@ pub async fn counts(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> 
                        WHERE status IN ('queued', 'running', 'failed') GROUP BY kind, status";
     crate::with_pool!(db, |pool| sqlx::query_as(SQL).fetch_all(pool).await)
 }
+
+/// Finished jobs, by when they finished; queued and running ones are never touched.
+pub const PRUNE_FINISHED: Prune = Prune {
+    table: "jobs",
+    keep: Keep::Retention,
+    sql: "DELETE FROM jobs WHERE status IN ('done', 'failed') AND updated_at < $1 \
+          AND id IN (SELECT id FROM jobs WHERE status IN ('done', 'failed') \
+          AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+};

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::{
     backoff,
+    retention::{self, Prune, Retention, RETENTION_JOB},
     store::{self, Claim, ClaimedRow, Transition},
     Handler, Job, Outcome, Queue,
 };
@@ -19,6 +20,7 @@ use super::{
 pub struct Workers {
     queue: Queue,
     kinds: Vec<(String, usize, Arc<dyn Handler>)>,
+    prunes: Vec<Prune>,
 }
 
 impl Workers {
@@ -26,6 +28,7 @@ impl Workers {
         Workers {
             queue,
             kinds: Vec::new(),
+            prunes: Vec::new(),
         }
     }
 
@@ -56,8 +59,20 @@ impl Workers {
             .map(|(_, _, handler)| handler.clone())
     }
 
+    /// Deletes a table's old rows in the hourly retention job ([`retention`]), which
+    /// runs once anything is registered here.
+    pub fn prune(&mut self, prune: Prune) -> &mut Self {
+        self.prunes.push(prune);
+        self
+    }
+
     /// Starts claiming; `stop` ends the claiming (then call [`RunningWorkers::shutdown`]).
-    pub fn start(self, stop: CancellationToken) -> RunningWorkers {
+    pub fn start(mut self, stop: CancellationToken) -> RunningWorkers {
+        let retains = !self.prunes.is_empty();
+        if retains {
+            let prunes = std::mem::take(&mut self.prunes);
+            self.register(RETENTION_JOB, 1, Retention::new(self.queue.clone(), prunes));
+        }
         let running = RunningWorkers {
             loops: TaskTracker::new(),
             jobs: TaskTracker::new(),
@@ -75,6 +90,10 @@ impl Workers {
                 hand_back: running.hand_back.clone(),
             };
             running.loops.spawn(worker.claim_loop(running.stop.clone()));
+        }
+        if retains {
+            let schedule = retention::schedule(self.queue.clone(), running.stop.clone());
+            running.loops.spawn(schedule);
         }
         running.loops.close();
         running

@@ -25,6 +25,7 @@ mod operations;
 mod projects;
 mod providers;
 mod redis_partition;
+mod retention;
 mod robustness;
 mod users;
 mod whatsapp;

@@ -1,7 +1,7 @@
 //! Users' connected GitHub identities and the OAuth `state` values in flight: the tables
 //! `github_identities` and `github_oauth_states`. Tokens are stored sealed ([`super::sealed`]).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use crate::{
     db::{now, Db},
     error::Result,
-    in_transaction, with_pool,
+    in_transaction,
+    jobs::{Keep, Prune},
+    with_pool,
 };
 
 /// How long a user has to come back from GitHub.
@@ -32,6 +34,14 @@ pub struct Connected {
     pub login: String,
     pub token: String,
 }
+
+/// Expired states, which [`take_state`] refuses anyway (each new state also drops them).
+pub const PRUNE_EXPIRED_STATES: Prune = Prune {
+    table: "github_oauth_states",
+    keep: Keep::For(TimeDelta::zero()),
+    sql: "DELETE FROM github_oauth_states WHERE expires_at <= $1 AND state_hash IN \
+          (SELECT state_hash FROM github_oauth_states WHERE expires_at <= $1 LIMIT $2)",
+};
 
 fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))

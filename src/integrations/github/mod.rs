@@ -26,8 +26,12 @@ use crate::{jobs::Workers, state::AppState};
 /// The job kind of a pull-request review.
 pub const REVIEW_JOB: &str = "github.review";
 
-/// Registers the handlers of the review and sync jobs.
+/// Registers the handlers of the review and sync jobs, and the retention of deliveries
+/// and expired OAuth states.
 pub fn register_jobs(workers: &mut Workers, state: &AppState) {
+    workers
+        .prune(store::PRUNE_DELIVERIES)
+        .prune(identity::PRUNE_EXPIRED_STATES);
     workers.register(
         REVIEW_JOB,
         state.config.github.review_concurrency,

@@ -11,7 +11,7 @@ use crate::{
     db::{now, Db},
     error::Result,
     in_transaction,
-    jobs::{self, Enqueued, NewJob},
+    jobs::{self, Enqueued, Keep, NewJob, Prune},
     pagination::PageRequest,
     with_pool,
 };
@@ -70,6 +70,16 @@ const INSERT_REVIEW: &str =
     "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
                              head_sha, installation_id, status, attempts, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
+
+/// Deliveries older than any redelivery: GitHub redelivers only on request, and only
+/// deliveries of the last 3 days (7 on GitHub Enterprise Server).
+pub const PRUNE_DELIVERIES: Prune = Prune {
+    table: "github_deliveries",
+    keep: Keep::Dedupe,
+    sql: "DELETE FROM github_deliveries WHERE received_at < $1 AND delivery_id IN \
+          (SELECT delivery_id FROM github_deliveries WHERE received_at < $1 \
+          ORDER BY received_at LIMIT $2)",
+};
 
 /// Stores a delivery that asks for nothing more; true when this is the first time it is
 /// seen.

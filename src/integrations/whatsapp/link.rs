@@ -16,6 +16,7 @@ use crate::{
         responses::{Authenticated, ServerErrors},
         Error, Result,
     },
+    jobs::{Keep, Prune},
     state::AppState,
     users::{store as users, User},
 };
@@ -26,6 +27,14 @@ pub const CODE_LIFETIME_MINUTES: i64 = 10;
 /// Digits in a code: with the link budgets (SPEC §6.3), guessing one of the codes alive
 /// at any time takes months.
 pub const CODE_DIGITS: usize = 8;
+
+/// Expired codes, which no message can use (a new code also drops them).
+pub const PRUNE_EXPIRED_CODES: Prune = Prune {
+    table: "whatsapp_link_codes",
+    keep: Keep::For(Duration::zero()),
+    sql: "DELETE FROM whatsapp_link_codes WHERE expires_at <= $1 AND user_id IN \
+          (SELECT user_id FROM whatsapp_link_codes WHERE expires_at <= $1 LIMIT $2)",
+};
 
 /// A one-time code that links the phone which sends it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -31,7 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 envelope_schema!(LinkCodeResponse, link::LinkCode);
 envelope_schema!(WhatsappReceivedResponse, webhook::Received);
 
-/// Registers the reply job's handler.
+/// Registers the reply job's handler, and the retention of messages, notices and
+/// expired link codes.
 pub fn register_jobs(workers: &mut Workers, state: &AppState) {
     job::register(workers, state);
+    workers
+        .prune(store::PRUNE_MESSAGES)
+        .prune(store::PRUNE_NOTICES)
+        .prune(link::PRUNE_EXPIRED_CODES);
 }

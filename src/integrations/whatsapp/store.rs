@@ -1,7 +1,7 @@
 //! Queries of the WhatsApp slice: incoming messages (deduplicated by wamid, each with
-//! its reply job), their reply parts and the hourly notices.
+//! its reply job), their reply parts and the hourly notices, and how long each is kept.
 
-use chrono::Duration;
+use chrono::TimeDelta;
 use serde_json::json;
 
 use super::payload::Incoming;
@@ -9,13 +9,34 @@ use crate::{
     db::now,
     db::Db,
     error::Result,
-    jobs::{self, Enqueued, NewJob},
+    jobs::{self, Enqueued, Keep, NewJob, Prune},
     users::store as users,
     with_pool,
 };
 
 /// The kind of the job that replies to a stored message.
 pub const KIND: &str = "whatsapp.reply";
+
+/// At most one notice of a kind to a sender within this long.
+const NOTICE_WINDOW: TimeDelta = TimeDelta::hours(1);
+
+/// Messages past Meta's retry window, with their reply parts (`ON DELETE CASCADE`);
+/// one still queued is kept until its reply job ends it.
+pub const PRUNE_MESSAGES: Prune = Prune {
+    table: "whatsapp_messages",
+    keep: Keep::Dedupe,
+    sql: "DELETE FROM whatsapp_messages WHERE created_at < $1 AND status <> 'queued' \
+          AND id IN (SELECT id FROM whatsapp_messages WHERE created_at < $1 \
+          AND status <> 'queued' ORDER BY created_at LIMIT $2)",
+};
+
+/// Notices past their window: the next one is sent all the same without the row.
+pub const PRUNE_NOTICES: Prune = Prune {
+    table: "whatsapp_notices",
+    keep: Keep::For(NOTICE_WINDOW),
+    sql: "DELETE FROM whatsapp_notices WHERE last_sent_at <= $1 AND (sender, kind) IN \
+          (SELECT sender, kind FROM whatsapp_notices WHERE last_sent_at <= $1 LIMIT $2)",
+};
 
 const COLUMNS: &str =
     "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, read_marked, answered";
@@ -196,7 +217,7 @@ pub async fn notice(
         .bind(sender)
         .bind(kind)
         .bind(now)
-        .bind(now - Duration::hours(1))
+        .bind(now - NOTICE_WINDOW)
         .execute(&mut *tx)
         .await?
         .rows_affected()
