@@ -46,6 +46,21 @@ struct JobLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// Meta's delivery statuses of sent WhatsApp messages.
+const WHATSAPP_STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
+/// What became of a WhatsApp review notification.
+const NOTIFICATION_OUTCOMES: [&str; 4] = ["text", "template", "skipped", "failed"];
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -54,6 +69,9 @@ pub struct Metrics {
     pub websocket_connections: Gauge,
     /// Set from the jobs table when scraped; kinds are the handlers' names (bounded).
     jobs: Family<JobLabels, Gauge>,
+    /// Totals kept in the database, copied in when scraped (every status listed, zeros too).
+    whatsapp_statuses: Family<StatusLabels, Counter>,
+    whatsapp_notifications: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -90,9 +108,33 @@ impl Metrics {
             "Background jobs by kind and state (queued, running, failed)",
             jobs.clone(),
         );
+        let whatsapp_statuses = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "whatsapp_delivery_statuses",
+            "Delivery statuses Meta reported for sent WhatsApp messages (all instances)",
+            whatsapp_statuses.clone(),
+        );
+        for status in WHATSAPP_STATUSES {
+            drop(whatsapp_statuses.get_or_create(&StatusLabels {
+                status: status.into(),
+            }));
+        }
+        let whatsapp_notifications = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "whatsapp_notifications",
+            "WhatsApp review notifications by outcome: sent as text or template, skipped, failed (all instances)",
+            whatsapp_notifications.clone(),
+        );
+        for outcome in NOTIFICATION_OUTCOMES {
+            drop(whatsapp_notifications.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            }));
+        }
         Metrics {
             registry,
             jobs,
+            whatsapp_statuses,
+            whatsapp_notifications,
             requests,
             latency,
             websocket_connections,
@@ -124,11 +166,40 @@ impl Metrics {
         }
     }
 
+    /// Raises the count of WhatsApp delivery `status` to `total` (unknown statuses are
+    /// not shown: the labels stay bounded).
+    pub fn set_whatsapp_statuses(&self, status: &str, total: u64) {
+        if WHATSAPP_STATUSES.contains(&status) {
+            let labels = StatusLabels {
+                status: status.into(),
+            };
+            raise(&self.whatsapp_statuses.get_or_create(&labels), total);
+        }
+    }
+
+    /// Raises the count of WhatsApp notifications that ended as `outcome` to `total`.
+    pub fn set_whatsapp_notifications(&self, outcome: &str, total: u64) {
+        if NOTIFICATION_OUTCOMES.contains(&outcome) {
+            let labels = OutcomeLabels {
+                outcome: outcome.into(),
+            };
+            raise(&self.whatsapp_notifications.get_or_create(&labels), total);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// A counter mirrors a total kept elsewhere: it only ever goes up to it.
+fn raise(counter: &Counter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
     }
 }
 
@@ -156,6 +227,21 @@ mod tests {
             r#"codesherpa_http_requests_total{method="GET",route="/api/v1/agents",status="200"} 2"#
         ));
         assert!(text.contains("codesherpa_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn whatsapp_totals_show_every_status_and_only_rise() {
+        let metrics = Metrics::new();
+        metrics.set_whatsapp_statuses("failed", 3);
+        metrics.set_whatsapp_statuses("failed", 2);
+        metrics.set_whatsapp_statuses("made-up", 9);
+        metrics.set_whatsapp_notifications("skipped", 1);
+        let text = metrics.render();
+        assert!(text.contains(r#"codesherpa_whatsapp_delivery_statuses_total{status="failed"} 3"#));
+        assert!(text.contains(r#"codesherpa_whatsapp_delivery_statuses_total{status="read"} 0"#));
+        assert!(!text.contains("made-up"));
+        assert!(text.contains(r#"codesherpa_whatsapp_notifications_total{outcome="skipped"} 1"#));
+        assert!(text.contains(r#"codesherpa_whatsapp_notifications_total{outcome="template"} 0"#));
     }
 
     #[test]
