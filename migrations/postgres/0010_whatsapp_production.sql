@@ -18,7 +18,7 @@ CREATE INDEX whatsapp_messages_sender ON whatsapp_messages (sender_number, creat
 ALTER TABLE whatsapp_reply_parts ADD COLUMN status TEXT
     CHECK (status IN ('sent', 'delivered', 'read', 'failed'));
 ALTER TABLE whatsapp_reply_parts ADD COLUMN status_at TIMESTAMPTZ;
-ALTER TABLE whatsapp_reply_parts ADD COLUMN error_code INTEGER;
+ALTER TABLE whatsapp_reply_parts ADD COLUMN error_code BIGINT;
 CREATE INDEX whatsapp_reply_parts_sent_id ON whatsapp_reply_parts (sent_id);
 
 -- One notification per finished review: what was decided (a text inside the 24-hour
@@ -34,7 +34,7 @@ CREATE TABLE whatsapp_notifications (
     sent_at    TIMESTAMPTZ,
     status     TEXT    CHECK (status IN ('sent', 'delivered', 'read', 'failed')),
     status_at  TIMESTAMPTZ,
-    error_code INTEGER,
+    error_code BIGINT,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX whatsapp_notifications_sent_id ON whatsapp_notifications (sent_id);
@@ -43,7 +43,7 @@ CREATE INDEX whatsapp_notifications_sent_id ON whatsapp_notifications (sent_id);
 CREATE TABLE whatsapp_statuses (
     wamid       TEXT    NOT NULL,
     status      TEXT    NOT NULL,
-    error_code  INTEGER,
+    error_code  BIGINT,
     received_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (wamid, status)
 );

@@ -27,5 +27,7 @@ mod redis_partition;
 mod robustness;
 mod users;
 mod whatsapp;
+mod whatsapp_notify;
+mod whatsapp_production;
 mod ws;
 mod ws_caps;
