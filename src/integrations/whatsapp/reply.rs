@@ -107,7 +107,9 @@ async fn decide(state: &AppState, message: &Stored, pacer: &mut Pacer) -> Result
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    if let Some(code) = text.and_then(link_code) {
+    // Only a text links: a document's caption is a question about the file.
+    let code = text.filter(|_| message.kind == "text").and_then(link_code);
+    if let Some(code) = code {
         return try_link(state, message, number, code).await;
     }
     let Some(user) = owner_of(db, number).await? else {
