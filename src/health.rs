@@ -105,6 +105,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Err(err) = state.jobs.refresh_metrics().await {
         tracing::warn!(error = %err, "cannot count jobs for /metrics");
     }
+    if let Err(err) =
+        crate::integrations::whatsapp::refresh_metrics(&state.db, &state.metrics).await
+    {
+        tracing::warn!(error = %err, "cannot count WhatsApp deliveries for /metrics");
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -52,6 +52,21 @@ struct TableLabels {
     table: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// Meta's delivery statuses of sent WhatsApp messages.
+const WHATSAPP_STATUSES: [&str; 4] = ["sent", "delivered", "read", "failed"];
+/// What became of a WhatsApp review notification.
+const NOTIFICATION_OUTCOMES: [&str; 4] = ["text", "template", "skipped", "failed"];
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -62,6 +77,9 @@ pub struct Metrics {
     jobs: Family<JobLabels, Gauge>,
     /// Tables are the ones registered for retention at start-up (bounded).
     pruned: Family<TableLabels, Counter>,
+    /// Totals kept in the database, copied in when scraped (every status listed, zeros too).
+    whatsapp_statuses: Family<StatusLabels, Counter>,
+    whatsapp_notifications: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -104,10 +122,34 @@ impl Metrics {
             "Rows the retention job deleted, by table",
             pruned.clone(),
         );
+        let whatsapp_statuses = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "whatsapp_delivery_statuses",
+            "Delivery statuses Meta reported for sent WhatsApp messages (all instances)",
+            whatsapp_statuses.clone(),
+        );
+        for status in WHATSAPP_STATUSES {
+            drop(whatsapp_statuses.get_or_create(&StatusLabels {
+                status: status.into(),
+            }));
+        }
+        let whatsapp_notifications = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "whatsapp_notifications",
+            "WhatsApp review notifications by outcome: sent as text or template, skipped, failed (all instances)",
+            whatsapp_notifications.clone(),
+        );
+        for outcome in NOTIFICATION_OUTCOMES {
+            drop(whatsapp_notifications.get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            }));
+        }
         Metrics {
             registry,
             jobs,
             pruned,
+            whatsapp_statuses,
+            whatsapp_notifications,
             requests,
             latency,
             websocket_connections,
@@ -148,11 +190,40 @@ impl Metrics {
             .inc_by(rows);
     }
 
+    /// Raises the count of WhatsApp delivery `status` to `total` (unknown statuses are
+    /// not shown: the labels stay bounded).
+    pub fn set_whatsapp_statuses(&self, status: &str, total: u64) {
+        if WHATSAPP_STATUSES.contains(&status) {
+            let labels = StatusLabels {
+                status: status.into(),
+            };
+            raise(&self.whatsapp_statuses.get_or_create(&labels), total);
+        }
+    }
+
+    /// Raises the count of WhatsApp notifications that ended as `outcome` to `total`.
+    pub fn set_whatsapp_notifications(&self, outcome: &str, total: u64) {
+        if NOTIFICATION_OUTCOMES.contains(&outcome) {
+            let labels = OutcomeLabels {
+                outcome: outcome.into(),
+            };
+            raise(&self.whatsapp_notifications.get_or_create(&labels), total);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// A counter mirrors a total kept elsewhere: it only ever goes up to it.
+fn raise(counter: &Counter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
     }
 }
 
@@ -194,6 +265,21 @@ mod tests {
         assert!(metrics
             .render()
             .contains(r#"codesherpa_pruned_rows_total{table="jobs"} 520"#));
+    }
+
+    #[test]
+    fn whatsapp_totals_show_every_status_and_only_rise() {
+        let metrics = Metrics::new();
+        metrics.set_whatsapp_statuses("failed", 3);
+        metrics.set_whatsapp_statuses("failed", 2);
+        metrics.set_whatsapp_statuses("made-up", 9);
+        metrics.set_whatsapp_notifications("skipped", 1);
+        let text = metrics.render();
+        assert!(text.contains(r#"codesherpa_whatsapp_delivery_statuses_total{status="failed"} 3"#));
+        assert!(text.contains(r#"codesherpa_whatsapp_delivery_statuses_total{status="read"} 0"#));
+        assert!(!text.contains("made-up"));
+        assert!(text.contains(r#"codesherpa_whatsapp_notifications_total{outcome="skipped"} 1"#));
+        assert!(text.contains(r#"codesherpa_whatsapp_notifications_total{outcome="template"} 0"#));
     }
 
     #[test]

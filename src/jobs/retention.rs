@@ -177,12 +177,12 @@ pub fn period_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
 }
 
-/// The run of the period starting at `period`, due then. Runs never overlap, even when
-/// one outlasts its hour (a first prune of a large backlog).
+/// The run of the period starting at `period`, due then. (No serial key: a run queued
+/// for a later hour must never hold back one queued again for this hour; two runs that
+/// meet only race to delete the same old rows, each deleted once.)
 pub fn run_of(period: DateTime<Utc>) -> NewJob {
     NewJob::new(RETENTION_JOB, json!({}))
         .dedupe_key(format!("retention:{}", period.format("%Y-%m-%dT%H:%MZ")))
-        .serial_key(RETENTION_JOB)
         .run_at(period)
 }
 

@@ -16,7 +16,8 @@ use crate::{
 };
 
 const MESSAGE_MAX: usize = 32_000;
-const CODE_CONTEXT_MAX: usize = 200_000;
+/// The most characters of `code_context` a chat takes.
+pub const CODE_CONTEXT_MAX: usize = 200_000;
 
 /// Wide enough for every session the server starts itself, so any of them can be
 /// continued: a UUID, `whatsapp:<number>`, and `github:{owner}/{repo}#{number}` (an owner

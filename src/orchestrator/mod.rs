@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+pub use self::context::CODE_CONTEXT_MAX;
 pub use self::types::{Assignment, ChatEvent, ChatInput, Delivery, ExchangeError};
 use self::{answer::combine, generate::run_all, plan::plan, types::Prepared};
 use crate::{

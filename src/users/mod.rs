@@ -18,6 +18,9 @@ pub struct User {
     pub hashed_password: String,
     pub is_active: bool,
     pub whatsapp_number: Option<String>,
+    /// Opted in to a WhatsApp message when a pull-request review of one of the user's
+    /// projects finishes (sent to the linked number; default false).
+    pub whatsapp_notify: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -69,6 +69,9 @@ pub struct UpdateMe {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = null_only)]
     pub whatsapp_number: Option<Option<String>>,
+    /// `true`: a WhatsApp message to the linked number when a pull-request review of one
+    /// of the user's projects finishes; `false` (the default): none.
+    pub whatsapp_notify: Option<bool>,
 }
 
 fn null_only() -> Object {
@@ -107,6 +110,7 @@ pub async fn update_me(
             .email
             .as_deref()
             .map(|email| check.email("email", email)),
+        whatsapp_notify: input.whatsapp_notify,
         ..Changes::default()
     };
     match &input.whatsapp_number {
@@ -150,6 +154,7 @@ pub async fn update_me(
     let nothing_to_change = changes.name.is_none()
         && changes.email.is_none()
         && !changes.unlink_whatsapp
+        && changes.whatsapp_notify.is_none()
         && changes.password.is_none();
     let password_changed = changes.password.is_some();
     let updated = if nothing_to_change {

@@ -12,8 +12,8 @@ use crate::{
 use super::User;
 use crate::agents::builtin::BUILTIN_AGENTS;
 
-const COLUMNS: &str =
-    "id, name, email, hashed_password, is_active, whatsapp_number, created_at, updated_at";
+const COLUMNS: &str = "id, name, email, hashed_password, is_active, whatsapp_number, \
+                       whatsapp_notify, created_at, updated_at";
 
 pub async fn find_by_id(db: &Db, id: i64) -> Result<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
@@ -133,6 +133,7 @@ pub struct Changes {
     pub name: Option<String>,
     pub email: Option<String>,
     pub unlink_whatsapp: bool,
+    pub whatsapp_notify: Option<bool>,
     pub password: Option<PasswordChange>,
 }
 
@@ -171,6 +172,9 @@ pub async fn update(db: &Db, id: i64, changes: Changes) -> Result<Updated> {
     if changes.password.is_some() {
         column("hashed_password");
     }
+    if changes.whatsapp_notify.is_some() {
+        column("whatsapp_notify");
+    }
     if changes.unlink_whatsapp {
         sets.push("whatsapp_number = NULL".to_owned());
     }
@@ -191,6 +195,9 @@ pub async fn update(db: &Db, id: i64, changes: Changes) -> Result<Updated> {
         }
         if let Some(password) = &changes.password {
             query = query.bind(&password.new_hash);
+        }
+        if let Some(notify) = changes.whatsapp_notify {
+            query = query.bind(notify);
         }
         query = query.bind(id);
         if let Some(password) = &changes.password {

@@ -29,10 +29,10 @@ use crate::{
     helpers::{codesherpa_cli, spawn_with, Backend, Reply, ServerProcess, TestApp},
 };
 
-const SECRET: &str = "webhook-test-secret";
-const REPO: &str = "acme/widgets";
-const HEAD: &str = "1111111111111111111111111111111111111111";
-const NEWER: &str = "2222222222222222222222222222222222222222";
+pub(crate) const SECRET: &str = "webhook-test-secret";
+pub(crate) const REPO: &str = "acme/widgets";
+pub(crate) const HEAD: &str = "1111111111111111111111111111111111111111";
+pub(crate) const NEWER: &str = "2222222222222222222222222222222222222222";
 const DIFF: &str = "application/vnd.github.diff";
 const SAMPLE_DIFF: &str = "diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.py\n+++ b/src/pay.py\n@@ -1,2 +1,4 @@\n def pay(amount):\n+    api_key = \"sk_live_1234567890abcdef\"\n+    print(amount)\n     return amount\n";
 
@@ -130,8 +130,8 @@ impl Respond for PullJson {
     }
 }
 
-struct GithubMock {
-    server: MockServer,
+pub(crate) struct GithubMock {
+    pub(crate) server: MockServer,
     comments: Comments,
     head: Arc<Mutex<String>>,
     accounts: GithubAccounts,
@@ -139,7 +139,7 @@ struct GithubMock {
 
 impl GithubMock {
     /// A pull request `acme/widgets#7` at `HEAD` with `SAMPLE_DIFF` and no comments.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let server = MockServer::start().await;
         let accounts = GithubAccounts::mount(&server, "ghp_test_token").await;
         let comments = Comments::default();
@@ -175,7 +175,7 @@ impl GithubMock {
         }
     }
 
-    async fn serve_diff(&self, template: ResponseTemplate) {
+    pub(crate) async fn serve_diff(&self, template: ResponseTemplate) {
         Mock::given(method("GET"))
             .and(path(format!("/repos/{REPO}/pulls/7")))
             .and(header("accept", DIFF))
@@ -184,11 +184,11 @@ impl GithubMock {
             .await;
     }
 
-    fn diff_ok() -> ResponseTemplate {
+    pub(crate) fn diff_ok() -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_raw(SAMPLE_DIFF, DIFF)
     }
 
-    fn move_head(&self, sha: &str) {
+    pub(crate) fn move_head(&self, sha: &str) {
         *self.head.lock().unwrap() = sha.to_owned();
     }
 
@@ -197,7 +197,7 @@ impl GithubMock {
     }
 }
 
-fn configure(config: &mut Config, server: &MockServer) {
+pub(crate) fn configure(config: &mut Config, server: &MockServer) {
     github_accounts::configure_oauth(config, server);
     config.github.webhook_secret = Some(SECRET.into());
     config.github.token = Some("ghp_test_token".into());
@@ -209,7 +209,7 @@ async fn github_app(backend: Backend, github: &GithubMock) -> TestApp {
     spawn_with(backend, |config| configure(config, server)).await
 }
 
-fn pull_request_event(action: &str, sha: &str) -> Value {
+pub(crate) fn pull_request_event(action: &str, sha: &str) -> Value {
     json!({
         "action": action,
         "number": 7,
@@ -224,7 +224,7 @@ fn pull_request_event(action: &str, sha: &str) -> Value {
     })
 }
 
-async fn deliver(app: &TestApp, event: &str, delivery: &str, payload: &Value) -> Reply {
+pub(crate) async fn deliver(app: &TestApp, event: &str, delivery: &str, payload: &Value) -> Reply {
     let body = serde_json::to_vec(payload).unwrap();
     let request = app
         .client
@@ -239,7 +239,11 @@ async fn deliver(app: &TestApp, event: &str, delivery: &str, payload: &Value) ->
 
 /// A user who connected GitHub as `octocat` (push on `acme/widgets`) with a project
 /// linking it (`https://github.com/Acme/Widgets.git`): verified.
-async fn linked_project(app: &TestApp, github: &GithubMock, auto_review: bool) -> (String, i64) {
+pub(crate) async fn linked_project(
+    app: &TestApp,
+    github: &GithubMock,
+    auto_review: bool,
+) -> (String, i64) {
     let (token, _) = app.user().await;
     github.accounts.grant("octocat", REPO, "push");
     github_accounts::connect(app, &token, &github.accounts, "octocat").await;
@@ -258,7 +262,7 @@ async fn linked_project(app: &TestApp, github: &GithubMock, auto_review: bool) -
 }
 
 /// Waits (bounded) until the project's newest review has finished; returns it.
-async fn finished_review(app: &TestApp, token: &str, project: i64) -> Value {
+pub(crate) async fn finished_review(app: &TestApp, token: &str, project: i64) -> Value {
     for _ in 0..400 {
         let reviews = app
             .get(&format!("/api/v1/projects/{project}/reviews"), token)

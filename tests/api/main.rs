@@ -29,5 +29,7 @@ mod retention;
 mod robustness;
 mod users;
 mod whatsapp;
+mod whatsapp_notify;
+mod whatsapp_production;
 mod ws;
 mod ws_caps;

@@ -14,15 +14,15 @@ use wiremock::{
 
 use crate::helpers::{spawn_with, Backend, Reply, ServerProcess, TestApp};
 
-const APP_SECRET: &str = "meta-app-secret";
-const VERIFY_TOKEN: &str = "verify-me-please";
-const GRAPH_TOKEN: &str = "EAAG-graph-token";
-const PHONE_NUMBER_ID: &str = "106540352242922";
-const MESSAGES_PATH: &str = "/v21.0/106540352242922/messages";
-const WEBHOOK: &str = "/api/v1/integrations/whatsapp/webhook";
+pub(crate) const APP_SECRET: &str = "meta-app-secret";
+pub(crate) const VERIFY_TOKEN: &str = "verify-me-please";
+pub(crate) const GRAPH_TOKEN: &str = "EAAG-graph-token";
+pub(crate) const PHONE_NUMBER_ID: &str = "106540352242922";
+pub(crate) const MESSAGES_PATH: &str = "/v21.0/106540352242922/messages";
+pub(crate) const WEBHOOK: &str = "/api/v1/integrations/whatsapp/webhook";
 
 /// A Graph API that accepts read receipts and text messages (answering a fresh wamid).
-async fn graph() -> MockServer {
+pub(crate) async fn graph() -> MockServer {
     let server = MockServer::start().await;
     mount_receipts(&server).await;
     Mock::given(method("POST"))
@@ -40,7 +40,7 @@ async fn graph() -> MockServer {
     server
 }
 
-async fn mount_receipts(server: &MockServer) {
+pub(crate) async fn mount_receipts(server: &MockServer) {
     Mock::given(method("POST"))
         .and(path(MESSAGES_PATH))
         .and(header(
@@ -55,7 +55,7 @@ async fn mount_receipts(server: &MockServer) {
         .await;
 }
 
-fn sent() -> ResponseTemplate {
+pub(crate) fn sent() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": "15551230001", "wa_id": "15551230001"}],
@@ -63,7 +63,7 @@ fn sent() -> ResponseTemplate {
     }))
 }
 
-async fn app_with(
+pub(crate) async fn app_with(
     backend: Backend,
     graph: &MockServer,
     configure: impl FnOnce(&mut codesherpa::config::Config),
@@ -80,16 +80,16 @@ async fn app_with(
     .await
 }
 
-async fn app(backend: Backend, graph: &MockServer) -> TestApp {
+pub(crate) async fn app(backend: Backend, graph: &MockServer) -> TestApp {
     app_with(backend, graph, |_| {}).await
 }
 
-fn text(from: &str, wamid: &str, body: &str) -> Value {
+pub(crate) fn text(from: &str, wamid: &str, body: &str) -> Value {
     json!({"from": from, "id": wamid, "timestamp": "1750857384", "type": "text", "text": {"body": body}})
 }
 
 /// Meta's notification: one entry, one change, these messages.
-fn notification(messages: Vec<Value>) -> Value {
+pub(crate) fn notification(messages: Vec<Value>) -> Value {
     let from = messages
         .first()
         .and_then(|m| m["from"].as_str())
@@ -106,7 +106,7 @@ fn notification(messages: Vec<Value>) -> Value {
 }
 
 /// Posts `body` signed with `secret` as Meta does.
-async fn deliver_signed(app: &TestApp, body: &Value, secret: &str) -> Reply {
+pub(crate) async fn deliver_signed(app: &TestApp, body: &Value, secret: &str) -> Reply {
     let raw = serde_json::to_vec(body).unwrap();
     app.send(
         app.client
@@ -118,11 +118,11 @@ async fn deliver_signed(app: &TestApp, body: &Value, secret: &str) -> Reply {
     .await
 }
 
-async fn deliver(app: &TestApp, body: &Value) -> Reply {
+pub(crate) async fn deliver(app: &TestApp, body: &Value) -> Reply {
     deliver_signed(app, body, APP_SECRET).await.expect(200)
 }
 
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn scalar(app: &TestApp, sql: &str) -> i64 {
     with_pool!(&app.db, |pool| sqlx::query_scalar::<_, i64>(sql)
         .fetch_one(pool)
         .await)
@@ -130,7 +130,7 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
 }
 
 /// Waits until `expected` messages are stored and none is waiting or running.
-async fn settled(app: &TestApp, expected: i64) {
+pub(crate) async fn settled(app: &TestApp, expected: i64) {
     for _ in 0..600 {
         let stored = scalar(app, "SELECT COUNT(*) FROM whatsapp_messages").await;
         let open = scalar(
@@ -146,7 +146,7 @@ async fn settled(app: &TestApp, expected: i64) {
     panic!("WhatsApp replies did not settle");
 }
 
-async fn status_of(app: &TestApp, wamid: &str) -> (String, Option<String>) {
+pub(crate) async fn status_of(app: &TestApp, wamid: &str) -> (String, Option<String>) {
     with_pool!(&app.db, |pool| {
         sqlx::query_as::<_, (String, Option<String>)>(
             "SELECT status, reason FROM whatsapp_messages WHERE wamid = $1",
@@ -158,12 +158,13 @@ async fn status_of(app: &TestApp, wamid: &str) -> (String, Option<String>) {
     .unwrap()
 }
 
-fn body_of(request: &Request) -> Value {
-    serde_json::from_slice(&request.body).unwrap()
+/// A request's JSON body (`null` for the bodiless GETs of media).
+pub(crate) fn body_of(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap_or(Value::Null)
 }
 
 /// The text messages the Graph API received, in order: (to, body).
-async fn texts(graph: &MockServer) -> Vec<(String, String)> {
+pub(crate) async fn texts(graph: &MockServer) -> Vec<(String, String)> {
     graph
         .received_requests()
         .await
@@ -182,7 +183,7 @@ async fn texts(graph: &MockServer) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn receipts(graph: &MockServer) -> Vec<String> {
+pub(crate) async fn receipts(graph: &MockServer) -> Vec<String> {
     graph
         .received_requests()
         .await
@@ -195,7 +196,7 @@ async fn receipts(graph: &MockServer) -> Vec<String> {
 }
 
 /// Links `number` to the user behind `token` the way a phone does.
-async fn link(app: &TestApp, graph: &MockServer, token: &str, number: &str) {
+pub(crate) async fn link(app: &TestApp, graph: &MockServer, token: &str, number: &str) {
     let code = app
         .post("/api/v1/user/whatsapp/link", token, json!({}))
         .await
@@ -258,7 +259,7 @@ async fn linked_number(app: &TestApp, token: &str) -> Value {
     app.get("/api/v1/user/me", token).await.expect(200).data()["whatsapp_number"].clone()
 }
 
-async fn chats_of(app: &TestApp, token: &str, number: &str) -> Vec<Value> {
+pub(crate) async fn chats_of(app: &TestApp, token: &str, number: &str) -> Vec<Value> {
     let reply = app
         .get(&format!("/api/v1/chat?session_id=whatsapp:{number}"), token)
         .await
@@ -661,7 +662,7 @@ db_test!(async fn senders_without_a_phone_number_are_handled_like_unknown_number
 });
 
 /// An OpenAI-compatible provider streaming `text` as the answer.
-async fn provider_answering(text: &str) -> MockServer {
+pub(crate) async fn provider_answering(text: &str) -> MockServer {
     let server = MockServer::start().await;
     let mut body = String::new();
     let chars: Vec<char> = text.chars().collect();

@@ -356,6 +356,19 @@ async function main() {
     await shoot(page, 'account-desktop-light');
   });
 
+  await step('account: the WhatsApp review notification switch is saved', async () => {
+    const notify = page.getByLabel(/Message me on WhatsApp/);
+    check(!(await notify.isChecked()), 'off by default');
+    await notify.check();
+    await page.locator('.toast', { hasText: 'WhatsApp review notifications on' }).waitFor(WAIT);
+    await page.getByRole('link', { name: 'Agents' }).click();
+    await page.getByRole('link', { name: 'Account' }).click();
+    await page.getByLabel(/Message me on WhatsApp/).waitFor(WAIT);
+    check(await page.getByLabel(/Message me on WhatsApp/).isChecked(), 'still on after coming back');
+    await page.getByLabel(/Message me on WhatsApp/).uncheck();
+    await page.locator('.toast', { hasText: 'WhatsApp review notifications off' }).waitFor(WAIT);
+  });
+
   await step('account: a password change needs the current password and keeps us signed in', async () => {
     const form = page.locator('form[aria-label="Change password"]');
     await form.getByLabel('Current password', { exact: true }).fill('not my password');

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     chat::{store as chats, Chat},
+    integrations::whatsapp::notify::{self, ReviewFinished},
     jobs::{Handler, Job, Outcome, Stop},
     llm::LlmError,
     orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
@@ -240,13 +241,18 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     }
     .render();
     let url = upsert_comment(state, &task, &body).await?;
-    let done = Update {
-        status: Some("done"),
-        reason: Some(None),
-        comment_url: Some(&url),
-        ..Update::default()
-    };
-    store::update(&state.db, task.id, done).await?;
+    let finished = ReviewFinished::new(
+        task.id,
+        task.user_id,
+        &task.repository,
+        task.pull_number,
+        structured.as_ref(),
+        &url,
+    );
+    let notify = notify::job_for(&state.db, &finished).await?;
+    if let Some(queued) = store::finish(&state.db, task.id, &url, notify.as_ref()).await? {
+        state.jobs.wake(&queued);
+    }
     Ok(())
 }
 

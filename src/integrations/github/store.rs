@@ -204,6 +204,31 @@ pub async fn update(db: &Db, id: i64, change: Update<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The review is done, its comment at `comment_url`; `then` (the owner's WhatsApp
+/// notification) is queued in the same transaction, so it exists exactly when the review
+/// is done, also after a crash and a re-run.
+pub async fn finish(
+    db: &Db,
+    id: i64,
+    comment_url: &str,
+    then: Option<&NewJob>,
+) -> Result<Option<Enqueued>> {
+    const SQL: &str = "UPDATE reviews SET status = 'done', reason = NULL, comment_url = $2, \
+                       updated_at = $3 WHERE id = $1";
+    in_transaction!(db, |tx| {
+        sqlx::query(SQL)
+            .bind(id)
+            .bind(comment_url)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        match then {
+            Some(job) => Some(jobs::enqueue(&mut *tx, job).await?),
+            None => None,
+        }
+    })
+}
+
 pub async fn list(db: &Db, project_id: i64, page: PageRequest) -> Result<(Vec<PullReview>, i64)> {
     let sql = format!(
         "SELECT {COLUMNS} FROM reviews WHERE project_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"

@@ -4,8 +4,9 @@
 use futures_util::future::BoxFuture;
 
 use super::{
+    pace::Pacer,
     reply::process,
-    store::{self, KIND},
+    store::{self, Stored, KIND},
 };
 use crate::{
     jobs::{Handler, Job, Outcome, Stop, Workers},
@@ -34,6 +35,20 @@ fn message_id(job: &Job) -> Option<i64> {
     job.payload["message_id"].as_i64()
 }
 
+/// This run's pacing: after a pair-rate refusal, the gap counts from the last part sent.
+async fn pacer(state: &AppState, job: &Job, message: &Stored) -> crate::error::Result<Pacer> {
+    let last_sent = match message.paced_at {
+        Some(_) => store::last_sent_at(&state.db, message.id).await?,
+        None => None,
+    };
+    Ok(Pacer::new(
+        job,
+        state.jobs.config(),
+        message.paced_at,
+        last_sent,
+    ))
+}
+
 impl Handler for ReplyJob {
     fn run(&self, job: Job) -> BoxFuture<'static, Outcome> {
         let state = self.state.clone();
@@ -46,7 +61,11 @@ impl Handler for ReplyJob {
                 Ok(None) => return Outcome::failed("the message is gone"),
                 Err(err) => return Stop::from(err).into(),
             };
-            match process(&state, &message).await {
+            let mut pacer = match pacer(&state, &job, &message).await {
+                Ok(pacer) => pacer,
+                Err(err) => return Stop::from(err).into(),
+            };
+            match process(&state, &message, &mut pacer).await {
                 Ok(()) => match store::finish(&state.db, id, None).await {
                     Ok(()) => Outcome::Done,
                     // Every step is remembered: a re-run only records the end.

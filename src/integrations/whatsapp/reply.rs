@@ -1,6 +1,7 @@
-//! The reply to one incoming message, worked out once and sent once: mark it read,
-//! decide the answer (link, notice, or a chat with the user's agents) in the same
-//! transaction that records it, then send each part not yet sent.
+//! The reply to one incoming message, worked out once and sent once: mark it read (with
+//! the typing indicator), decide the answer (link, notice, or a chat with the user's
+//! agents, about a shared file of code too) in the same transaction that records it, then
+//! send each part not yet sent, in order and paced as Meta asks.
 
 use std::sync::OnceLock;
 
@@ -8,15 +9,18 @@ use regex::Regex;
 
 use super::{
     client::{GraphError, Recipient},
+    files::{self, File, SUPPORTED},
     format::{split, to_whatsapp, PART_MAX},
     link::{owner_of, CODE_DIGITS},
+    pace::Pacer,
+    payload::Media,
     store::{self, Stored},
 };
 use crate::{
     agents,
     error::Error,
     jobs::Stop,
-    orchestrator::{self, ChatInput, Delivery},
+    orchestrator::{self, ChatInput, Delivery, CODE_CONTEXT_MAX},
     state::AppState,
     users::User,
 };
@@ -27,47 +31,71 @@ const REFUSED: &str = "That link code is not valid or has expired. Create a new 
     CodeSherpa and send \"link <code>\" within 10 minutes.";
 const NOT_LINKED: &str = "This number is not linked to a CodeSherpa account. In CodeSherpa, \
     create a WhatsApp link code and send \"link <code>\" here.";
-const TEXT_ONLY: &str = "CodeSherpa reads text messages only. Please send your question as text.";
 const NO_NUMBER: &str = "CodeSherpa links accounts by phone number, and WhatsApp did not share \
     yours with us, so this chat cannot be linked.";
 const NO_ANSWER: &str = "Sorry, the AI could not answer that right now. Please try again later.";
 const EMPTY_ANSWER: &str = "(The agent gave an empty answer.)";
+/// The message sent with a shared file that has no caption.
+const REVIEW_THIS_FILE: &str = "Review this file";
 
 /// One run of the reply job. Safe to repeat: every step remembers that it was done.
-pub async fn process(state: &AppState, message: &Stored) -> Result<(), Stop> {
-    let graph = &state.whatsapp.graph;
+pub async fn process(state: &AppState, message: &Stored, pacer: &mut Pacer) -> Result<(), Stop> {
     if !message.read_marked {
-        match graph
-            .mark_read(&message.phone_number_id, &message.wamid)
-            .await
-        {
-            Ok(()) => {}
-            Err(GraphError::Permanent(reason)) => {
-                tracing::warn!(%reason, "WhatsApp read receipt refused; replying anyway")
-            }
-            Err(retryable) => return Err(retryable.into()),
-        }
-        store::mark_read(&state.db, message.id).await?;
+        mark_read(state, message, pacer).await?;
     }
     if !message.answered {
-        decide(state, message).await?;
+        decide(state, message, pacer).await?;
     }
     let recipient = match (&message.sender_number, &message.sender_user_id) {
         (Some(number), _) => Recipient::Number(number.clone()),
         (None, Some(user_id)) => Recipient::UserId(user_id.clone()),
         (None, None) => return Ok(()),
     };
+    let graph = &state.whatsapp.graph;
     for (seq, body) in store::unsent_parts(&state.db, message.id).await? {
-        let sent = graph
-            .send_text(&message.phone_number_id, &recipient, &body)
-            .await?;
+        let sent = loop {
+            pacer.before_send().await;
+            match graph
+                .send_text(&message.phone_number_id, &recipient, &body)
+                .await
+            {
+                Ok(sent) => break sent,
+                Err(err) => {
+                    if err.is_pair_rate() {
+                        store::paced(&state.db, message.id).await?;
+                    }
+                    pacer.after_error(err).await?;
+                }
+            }
+        };
+        pacer.sent();
         store::part_sent(&state.db, message.id, seq, &sent).await?;
     }
     Ok(())
 }
 
+/// The blue ticks and the typing indicator, once; a refusal does not hold the reply up.
+async fn mark_read(state: &AppState, message: &Stored, pacer: &mut Pacer) -> Result<(), Stop> {
+    let graph = &state.whatsapp.graph;
+    loop {
+        match graph
+            .mark_read(&message.phone_number_id, &message.wamid)
+            .await
+        {
+            Ok(()) => break,
+            Err(GraphError::Permanent { reason, .. }) => {
+                tracing::warn!(%reason, "WhatsApp read receipt refused; replying anyway");
+                break;
+            }
+            Err(err) => pacer.after_error(err).await?,
+        }
+    }
+    store::mark_read(&state.db, message.id).await?;
+    Ok(())
+}
+
 /// Works out the reply and stores it (with whatever it changed) in one go.
-async fn decide(state: &AppState, message: &Stored) -> Result<(), Stop> {
+async fn decide(state: &AppState, message: &Stored, pacer: &mut Pacer) -> Result<(), Stop> {
     let db = &state.db;
     let Some(number) = message.sender_number.as_deref() else {
         let sender = message.sender_user_id.as_deref().unwrap_or_default();
@@ -79,22 +107,63 @@ async fn decide(state: &AppState, message: &Stored) -> Result<(), Stop> {
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    if let Some(code) = text.and_then(link_code) {
+    // Only a text links: a document's caption is a question about the file.
+    let code = text.filter(|_| message.kind == "text").and_then(link_code);
+    if let Some(code) = code {
         return try_link(state, message, number, code).await;
     }
     let Some(user) = owner_of(db, number).await? else {
-        let notice = match text {
-            Some(_) => NOT_LINKED.to_owned(),
-            None => format!("{TEXT_ONLY} {NOT_LINKED}"),
+        let notice = match (text, message.kind.as_str()) {
+            (Some(_), _) | (None, "document") => NOT_LINKED.to_owned(),
+            (None, _) => format!("{SUPPORTED} {NOT_LINKED}"),
         };
         store::notice(db, message.id, number, "link", &notice).await?;
         return Ok(());
     };
+    if let Some(media) = shared_file(message) {
+        return answer_file(state, message, &user, number, &media, pacer).await;
+    }
     match text {
-        None => store::reply(db, message.id, None, &[TEXT_ONLY.to_owned()]).await?,
-        Some(text) => answer(state, message, &user, number, text).await?,
+        None => store::reply(db, message.id, None, &[SUPPORTED.to_owned()]).await?,
+        Some(text) => answer(state, message, &user, number, text, None).await?,
     }
     Ok(())
+}
+
+/// The document the message shared, if it is one.
+fn shared_file(message: &Stored) -> Option<Media> {
+    (message.kind == "document").then_some(())?;
+    Some(Media {
+        id: message.media_id.clone()?,
+        mime_type: message.mime_type.clone(),
+        filename: message.filename.clone(),
+    })
+}
+
+/// A shared file of code: its text is the chat's `code_context` and its caption the
+/// message; a file that is not text, or too large, gets a reply saying why.
+async fn answer_file(
+    state: &AppState,
+    message: &Stored,
+    user: &User,
+    number: &str,
+    media: &Media,
+    pacer: &mut Pacer,
+) -> Result<(), Stop> {
+    let text = match files::read(state, &message.phone_number_id, media, pacer).await? {
+        File::Text(text) => text,
+        File::Refused(why) => {
+            store::reply(&state.db, message.id, None, &[why]).await?;
+            return Ok(());
+        }
+    };
+    let caption = message
+        .body
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or(REVIEW_THIS_FILE);
+    answer(state, message, user, number, caption, Some(text)).await
 }
 
 /// Links `number` with `code` when both budgets allow a check and the code is live.
@@ -159,14 +228,22 @@ async fn answer(
     user: &User,
     number: &str,
     text: &str,
+    code: Option<String>,
 ) -> Result<(), Stop> {
     let (agent_id, text) = addressed_agent(state, user.id, text).await?;
+    let (code_context, cut) = match code {
+        Some(code) => {
+            let (code, cut) = within_limit(code);
+            (Some(code), cut)
+        }
+        None => (None, false),
+    };
     let input = ChatInput {
         message: text,
         session_id: Some(format!("whatsapp:{number}")),
         agent_id,
         project_id: None,
-        code_context: None,
+        code_context,
         assignment: None,
     };
     let outcome = match orchestrator::admit(state, user.id, input).await {
@@ -181,12 +258,27 @@ async fn answer(
             return Ok(());
         }
     };
-    let mut parts = split(&to_whatsapp(&chat.response), PART_MAX);
+    let mut reply = to_whatsapp(&chat.response);
+    if cut {
+        reply.push_str(&format!(
+            "\n\n_(Only the first {CODE_CONTEXT_MAX} characters of the file were read.)_"
+        ));
+    }
+    let mut parts = split(&reply, PART_MAX);
     if parts.iter().all(|p| p.trim().is_empty()) {
         parts = vec![EMPTY_ANSWER.to_owned()];
     }
     store::reply(&state.db, message.id, Some(chat.id), &parts).await?;
     Ok(())
+}
+
+/// A file's text cut to what a chat takes as `code_context` (on a character boundary);
+/// true when something was cut.
+fn within_limit(code: String) -> (String, bool) {
+    match code.char_indices().nth(CODE_CONTEXT_MAX) {
+        Some((end, _)) => (code[..end].to_owned(), true),
+        None => (code, false),
+    }
 }
 
 /// What the phone is told when a chat could not run; an outage is retried instead.
@@ -254,6 +346,16 @@ mod tests {
         assert_eq!(link_code("link 123"), Some("123"));
         assert_eq!(link_code("link my repo"), None);
         assert_eq!(link_code("please link 12345678"), None);
+    }
+
+    #[test]
+    fn a_file_longer_than_a_chat_takes_is_cut_on_a_character_boundary() {
+        let (short, cut) = within_limit("fn main() {}".into());
+        assert_eq!((short.as_str(), cut), ("fn main() {}", false));
+        let long = "é".repeat(CODE_CONTEXT_MAX + 5);
+        let (kept, cut) = within_limit(long);
+        assert!(cut);
+        assert_eq!(kept.chars().count(), CODE_CONTEXT_MAX);
     }
 
     #[test]

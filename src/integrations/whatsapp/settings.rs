@@ -1,5 +1,5 @@
-//! WhatsApp's settings (SPEC §6.3): the webhook's secrets, the Graph API and the budget
-//! of failed link attempts.
+//! WhatsApp's settings (SPEC §6.3): the webhook's secrets, the Graph API, the budget of
+//! failed link attempts, and the number and template review notifications go out with.
 
 use std::fmt;
 
@@ -20,6 +20,14 @@ pub struct Settings {
     /// `WHATSAPP_LINK_ATTEMPTS_PER_MINUTE`: failed `link <code>` attempts a minute across
     /// every number (0 disables this budget; each number also has the auth budget).
     pub link_attempts_per_minute: u32,
+    /// `WHATSAPP_PHONE_NUMBER_ID`: the business number notifications are sent from
+    /// (replies always go out from the number the message came to).
+    pub phone_number_id: Option<String>,
+    /// `WHATSAPP_NOTIFY_TEMPLATE`: the approved template a review notification uses outside
+    /// the 24-hour window (unset: such notifications are skipped).
+    pub notify_template: Option<String>,
+    /// `WHATSAPP_NOTIFY_TEMPLATE_LANGUAGE`: the template's language code (default `en`).
+    pub notify_template_language: String,
 }
 
 impl fmt::Debug for Settings {
@@ -40,6 +48,9 @@ impl fmt::Debug for Settings {
             .field("api_url", &self.api_url)
             .field("api_version", &self.api_version)
             .field("link_attempts_per_minute", &self.link_attempts_per_minute)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("notify_template", &self.notify_template)
+            .field("notify_template_language", &self.notify_template_language)
             .finish()
     }
 }
@@ -61,6 +72,11 @@ impl Settings {
                 60,
                 from_str,
             )?,
+            phone_number_id: env.non_empty("WHATSAPP_PHONE_NUMBER_ID"),
+            notify_template: env.non_empty("WHATSAPP_NOTIFY_TEMPLATE"),
+            notify_template_language: env
+                .non_empty("WHATSAPP_NOTIFY_TEMPLATE_LANGUAGE")
+                .unwrap_or_else(|| "en".into()),
         })
     }
 
@@ -73,6 +89,9 @@ impl Settings {
             api_url: "http://127.0.0.1:9".into(),
             api_version: "v21.0".into(),
             link_attempts_per_minute: 0,
+            phone_number_id: None,
+            notify_template: None,
+            notify_template_language: "en".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Queries of the WhatsApp slice: incoming messages (deduplicated by wamid, each with
 //! its reply job), their reply parts and the hourly notices, and how long each is kept.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
 use super::payload::Incoming;
@@ -38,8 +38,8 @@ pub const PRUNE_NOTICES: Prune = Prune {
           (SELECT sender, kind FROM whatsapp_notices WHERE last_sent_at <= $1 LIMIT $2)",
 };
 
-const COLUMNS: &str =
-    "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, read_marked, answered";
+const COLUMNS: &str = "id, wamid, phone_number_id, sender_number, sender_user_id, kind, body, \
+                       media_id, mime_type, filename, paced_at, read_marked, answered";
 
 /// A stored incoming message, as its reply job reads it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -50,7 +50,14 @@ pub struct Stored {
     pub sender_number: Option<String>,
     pub sender_user_id: Option<String>,
     pub kind: String,
+    /// The text, or a document's caption.
     pub body: Option<String>,
+    /// A shared document's media id, MIME type and file name.
+    pub media_id: Option<String>,
+    pub mime_type: Option<String>,
+    pub filename: Option<String>,
+    /// When Meta last refused a part of the reply for the pair rate.
+    pub paced_at: Option<DateTime<Utc>>,
     pub read_marked: bool,
     pub answered: bool,
 }
@@ -63,10 +70,12 @@ pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<Vec<Enqueued>>
     crate::in_transaction!(db, |tx| {
         let mut queued = Vec::new();
         for m in messages {
+            let media = m.media.as_ref();
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO whatsapp_messages (wamid, phone_number_id, sender_number, \
-                 sender_user_id, kind, body, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (wamid) DO NOTHING RETURNING id",
+                 sender_user_id, kind, body, media_id, mime_type, filename, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 ON CONFLICT (wamid) DO NOTHING RETURNING id",
             )
             .bind(&m.wamid)
             .bind(&m.phone_number_id)
@@ -74,6 +83,9 @@ pub async fn insert_new(db: &Db, messages: &[Incoming]) -> Result<Vec<Enqueued>>
             .bind(&m.sender_user_id)
             .bind(&m.kind)
             .bind(&m.body)
+            .bind(media.map(|f| &f.id))
+            .bind(media.and_then(|f| f.mime_type.as_ref()))
+            .bind(media.and_then(|f| f.filename.as_ref()))
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
@@ -140,6 +152,40 @@ pub async fn mark_read(db: &Db, id: i64) -> Result<()> {
     .await
     .map(drop))?;
     Ok(())
+}
+
+/// Remembers that Meta refused a part for the pair rate: the rest keep the gap, also in a
+/// later run.
+pub async fn paced(db: &Db, id: i64) -> Result<()> {
+    with_pool!(db, |pool| sqlx::query(
+        "UPDATE whatsapp_messages SET paced_at = $1 WHERE id = $2"
+    )
+    .bind(now())
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(drop))?;
+    Ok(())
+}
+
+/// When the last part of the reply went out.
+pub async fn last_sent_at(db: &Db, message_id: i64) -> Result<Option<DateTime<Utc>>> {
+    Ok(with_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT MAX(sent_at) FROM whatsapp_reply_parts WHERE message_id = $1"
+    )
+    .bind(message_id)
+    .fetch_one(pool)
+    .await)?)
+}
+
+/// When `number` last wrote (to any business number): Meta's 24-hour window runs from it.
+pub async fn last_message_from(db: &Db, number: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(with_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT MAX(created_at) FROM whatsapp_messages WHERE sender_number = $1"
+    )
+    .bind(number)
+    .fetch_one(pool)
+    .await)?)
 }
 
 /// The reply's parts still to send, in order: `(seq, body)`.

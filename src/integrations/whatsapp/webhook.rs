@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{payload::Notification, store};
+use super::{delivery, payload::Notification, store};
 use crate::{
     error::{ok, Error, ErrorBody, Result},
     extract::{has_content_type, parse_form, parse_json},
@@ -72,13 +72,15 @@ pub struct Received {
     pub messages: usize,
     /// Of those, the ones not seen before, now queued for a reply.
     pub queued: usize,
+    /// Delivery statuses (`sent`, `delivered`, `read`, `failed`) in the notification.
+    pub statuses: usize,
 }
 
 #[utoipa::path(post, path = "/api/v1/integrations/whatsapp/webhook", tag = "whatsapp",
     params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body keyed with `WHATSAPP_APP_SECRET`")),
     request_body(content = Object, description = "Meta's notification: `{object, entry: [{id, changes: [{field, value: {metadata, messages?, statuses?}}]}]}`", content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored: every new message has its reply queued; repeats and `statuses` are acknowledged", body = super::WhatsappReceivedResponse),
+        (status = 200, description = "Stored: every new message has its reply queued, every delivery status recorded; repeats are acknowledged", body = super::WhatsappReceivedResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "Signature missing or wrong", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -105,7 +107,11 @@ pub async fn receive(
         ));
     }
     let notification: Notification = parse_json(&body)?;
-    let incoming = notification.incoming();
+    let contents = notification.contents();
+    let incoming = contents.incoming;
+    if !contents.statuses.is_empty() {
+        delivery::record(&state.db, &contents.statuses).await?;
+    }
     let queued = if incoming.is_empty() {
         Vec::new()
     } else {
@@ -118,6 +124,7 @@ pub async fn receive(
         Received {
             messages: incoming.len(),
             queued: queued.iter().filter(|job| job.is_new()).count(),
+            statuses: contents.statuses.len(),
         },
         "Notification received",
     ))

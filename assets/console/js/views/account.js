@@ -1,6 +1,7 @@
 // Account: name and email, password change (needs the current password; every other
 // session ends), connecting a GitHub account (OAuth in this tab; GitHub sends the browser
-// back here), and linking a WhatsApp number with a code sent from the phone.
+// back here), linking a WhatsApp number with a code sent from the phone, and opting in to
+// a WhatsApp message when a pull-request review of one's projects finishes.
 
 import { ApiError, del, get, login, post, put } from '../api.js';
 import { busy, clear, clearErrors, field, formValues, formatTime, h, showErrors, toast } from '../dom.js';
@@ -140,7 +141,26 @@ export async function accountView(main, route) {
           h('button', { type: 'button', class: 'danger', onclick: unlink }, 'Unlink')]
         : h('p', {}, 'Chat with your agents from your phone: get a code, then send it from WhatsApp.'),
       h('button', { type: 'button', onclick: () => linkCode(codeBox) }, user.whatsapp_number ? 'Link another number' : 'Get a linking code'),
-      codeBox);
+      codeBox,
+      h('label', { class: 'notify-switch' },
+        h('input', { type: 'checkbox', name: 'whatsapp_notify', checked: Boolean(user.whatsapp_notify), onchange: (event) => setNotify(event.target) }),
+        ' Message me on WhatsApp when a pull-request review of my projects finishes'),
+      user.whatsapp_number ? null : h('p', { class: 'muted' }, 'Takes effect once a number is linked.'));
+  }
+
+  async function setNotify(box) {
+    const wanted = box.checked;
+    box.disabled = true;
+    try {
+      user = await put('/user/me', { whatsapp_notify: wanted });
+      session.setUser(user);
+      toast(wanted ? 'WhatsApp review notifications on' : 'WhatsApp review notifications off');
+    } catch (err) {
+      box.checked = !wanted;
+      toast(err.message, 'error');
+    } finally {
+      box.disabled = false;
+    }
   }
 
   async function linkCode(box) {
