@@ -133,3 +133,20 @@ db_test!(
         }
     }
 );
+
+/// No server has ever opened this database: the command brings its schema up and works.
+#[tokio::test]
+async fn jobs_list_works_on_a_database_no_server_has_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/fresh.db?mode=rwc", dir.path().display());
+    let listed = codesherpa_cli(&url, &["jobs", "list"]).await;
+    assert!(listed.success, "{}", listed.stderr);
+    assert_eq!(listed.stdout, "");
+    let retried = codesherpa_cli(&url, &["jobs", "retry", "1"]).await;
+    assert!(!retried.success);
+    assert!(
+        retried.stderr.contains("no job has id 1"),
+        "{}",
+        retried.stderr
+    );
+}
