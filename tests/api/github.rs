@@ -130,9 +130,100 @@ impl Respond for PullJson {
     }
 }
 
+/// The pull-request reviews GitHub keeps (`POST`/`GET /repos/{o}/{r}/pulls/{n}/reviews`),
+/// the right-side lines it accepts comments on, and whether the next answer to a created
+/// review is lost (a 502 after GitHub stored it).
+#[derive(Clone, Default)]
+struct PullReviews {
+    all: Arc<Mutex<Vec<Value>>>,
+    /// (path, line) on the right side of the pull request's diff.
+    lines: Arc<Mutex<Vec<(String, u64)>>>,
+    lose_next_answer: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PullReviews {
+    fn all(&self) -> Vec<Value> {
+        self.all.lock().unwrap().clone()
+    }
+
+    fn accept_lines(&self, lines: &[(&str, u64)]) {
+        *self.lines.lock().unwrap() = lines.iter().map(|(p, l)| (p.to_string(), *l)).collect();
+    }
+}
+
+/// `POST /repos/{o}/{r}/pulls/{n}/reviews` as GitHub answers it: 200 and the review
+/// (`id`, `user`, `body`, `state: COMMENTED`, `commit_id`, `html_url`), or 422
+/// "Unprocessable Entity" when a comment's line is not in the diff.
+struct CreatePullReview(PullReviews);
+impl Respond for CreatePullReview {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["event"], "COMMENT", "{body}");
+        assert!(
+            body["commit_id"].as_str().is_some_and(|c| c.len() == 40),
+            "{body}"
+        );
+        let lines = self.0.lines.lock().unwrap().clone();
+        for comment in body["comments"].as_array().unwrap() {
+            assert_eq!(comment["side"], "RIGHT", "{comment}");
+            assert!(comment["body"].as_str().is_some(), "{comment}");
+            let at = (
+                comment["path"].as_str().unwrap().to_owned(),
+                comment["line"].as_u64().unwrap(),
+            );
+            if !lines.contains(&at) {
+                return ResponseTemplate::new(422).set_body_json(json!({
+                    "message": "Unprocessable Entity",
+                    "errors": ["Line could not be resolved"],
+                    "documentation_url": "https://docs.github.com/rest/pulls/reviews#create-a-review-for-a-pull-request",
+                    "status": "422"
+                }));
+            }
+        }
+        let mut all = self.0.all.lock().unwrap();
+        let id = 5000 + all.len() as i64;
+        let review = json!({
+            "id": id,
+            "node_id": "PRR_x",
+            "user": {"login": SERVER_LOGIN, "type": "Bot"},
+            "body": body["body"],
+            "state": "COMMENTED",
+            "html_url": format!("https://github.com/{REPO}/pull/7#pullrequestreview-{id}"),
+            "pull_request_url": format!("https://api.github.com/repos/{REPO}/pulls/7"),
+            "commit_id": body["commit_id"],
+            "author_association": "NONE",
+            "comments": body["comments"],
+        });
+        all.push(review.clone());
+        if self.0.lose_next_answer.swap(false, Ordering::SeqCst) {
+            return ResponseTemplate::new(502).set_body_string("Bad Gateway");
+        }
+        let mut answer = review;
+        answer.as_object_mut().unwrap().remove("comments");
+        ResponseTemplate::new(200).set_body_json(answer)
+    }
+}
+
+struct ListPullReviews(PullReviews);
+impl Respond for ListPullReviews {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let listed: Vec<Value> = self
+            .0
+            .all()
+            .into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("comments");
+                r
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(listed)
+    }
+}
+
 struct GithubMock {
     server: MockServer,
     comments: Comments,
+    reviews: PullReviews,
     head: Arc<Mutex<String>>,
     accounts: GithubAccounts,
 }
@@ -167,9 +258,27 @@ impl GithubMock {
             .respond_with(EditComment(comments.clone()))
             .mount(&server)
             .await;
+        let reviews = PullReviews::default();
+        reviews.accept_lines(&[
+            ("src/pay.py", 1),
+            ("src/pay.py", 2),
+            ("src/pay.py", 3),
+            ("src/pay.py", 4),
+        ]);
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{REPO}/pulls/7/reviews")))
+            .respond_with(CreatePullReview(reviews.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7/reviews")))
+            .respond_with(ListPullReviews(reviews.clone()))
+            .mount(&server)
+            .await;
         GithubMock {
             server,
             comments,
+            reviews,
             head,
             accounts,
         }
@@ -1178,5 +1287,148 @@ db_test!(
             .collect();
         assert_eq!(writes, ["POST", "PATCH"]);
         assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+/// Waits (bounded) until the project has `count` reviews, all finished; returns them,
+/// newest first.
+async fn reviews_finished(app: &TestApp, token: &str, project: i64, count: usize) -> Vec<Value> {
+    for _ in 0..400 {
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), token)
+            .await
+            .expect(200);
+        let items = reviews.data()["items"].as_array().unwrap().clone();
+        if items.len() == count
+            && items
+                .iter()
+                .all(|r| matches!(r["status"].as_str(), Some("done" | "skipped" | "failed")))
+        {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reviews never finished");
+}
+
+fn review_command(body: &str, association: &str) -> Value {
+    json!({
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/7")}},
+        "comment": {"id": 77, "body": body, "author_association": association,
+                    "user": {"login": "octocat", "type": "User"}},
+        "repository": {"full_name": REPO},
+        "sender": {"login": "octocat", "type": "User"},
+    })
+}
+
+db_test!(
+    async fn findings_on_the_diff_are_one_pull_request_review_posted_once(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+
+        let posted = github.reviews.all();
+        assert_eq!(posted.len(), 1, "one pull-request review");
+        let pr_review = &posted[0];
+        assert_eq!(pr_review["commit_id"], HEAD);
+        let comments = pr_review["comments"].as_array().unwrap();
+        // The local engine: the hard-coded key (CRITICAL, line 2), then the LOW ones.
+        assert!(comments.len() >= 2, "{comments:?}");
+        assert_eq!(comments[0]["path"], "src/pay.py");
+        assert_eq!(comments[0]["line"], 2);
+        assert_eq!(comments[0]["side"], "RIGHT");
+        let first = comments[0]["body"].as_str().unwrap();
+        assert!(first.starts_with("**CRITICAL**"), "{first}");
+        assert!(
+            first.contains("```suggestion\n    api_key = os.environ[\"API_KEY\"]\n```"),
+            "a real drop-in replacement: {first}"
+        );
+        let print = comments.iter().find(|c| c["line"] == 3).expect("the print on line 3");
+        assert!(!print["body"].as_str().unwrap().contains("```suggestion"), "advice only");
+        let summary = github.comments.all();
+        assert_eq!(summary.len(), 1);
+        assert!(summary[0].1.contains("posted as inline comments"), "{}", summary[0].1);
+        assert!(summary[0].1.contains("src/pay.py:2"), "the summary still lists them");
+
+        // A push with the same lines, and a `/codesherpa review` at that head: the same
+        // findings are never posted again, so no second pull-request review.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-inline-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        deliver(&app, "issue_comment", "d-inline-3", &review_command("/codesherpa review", "OWNER"))
+            .await
+            .expect(202);
+        let all = reviews_finished(&app, &token, project, 3).await;
+        assert!(all.iter().all(|r| r["status"] == "done"), "{all:?}");
+        assert_eq!(github.reviews.all().len(), 1, "nothing new to post");
+        assert_eq!(github.comments.all().len(), 1, "exactly one summary comment");
+    }
+);
+
+db_test!(
+    async fn a_lost_answer_to_the_pull_request_review_posts_no_second_one(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.lose_next_answer.store(true, Ordering::SeqCst);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-lost", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 2, "retried after the 502");
+        assert_eq!(github.reviews.all().len(), 1, "GitHub kept the first; no second one");
+        assert_eq!(github.comments.all().len(), 1);
+        assert!(github.comments.all()[0].1.contains("posted as inline comments"));
+
+        // The fingerprints were recorded by the retry: a new push posts nothing again.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-lost-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn a_refused_pull_request_review_leaves_the_findings_to_the_summary(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        // GitHub resolves none of the lines (the diff changed under the review).
+        github.reviews.accept_lines(&[]);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-422", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 1);
+        assert!(github.reviews.all().is_empty());
+        let summary = github.comments.all();
+        assert_eq!(summary.len(), 1);
+        assert!(summary[0].1.contains("did not accept the inline comments (422"), "{}", summary[0].1);
+        assert!(summary[0].1.contains("src/pay.py:2"));
+
+        // Nothing was recorded as posted: once GitHub takes the lines, they are posted.
+        github.reviews.accept_lines(&[("src/pay.py", 2), ("src/pay.py", 3)]);
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-422-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+        assert_eq!(github.reviews.all()[0]["commit_id"], NEWER);
     }
 );

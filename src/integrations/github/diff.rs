@@ -1,6 +1,8 @@
 //! A pull request's diff, within a byte budget: the unified diff when GitHub serves it,
 //! else (406, "too large") the per-file patches of `/files`. Files left out are named.
 
+use std::collections::HashMap;
+
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -126,11 +128,65 @@ fn budget(
     }
 }
 
+/// The lines on the right side of a unified diff (added and unchanged lines of its
+/// hunks), by path and new-file line number, with their text: where GitHub takes an
+/// inline comment with `side: "RIGHT"`.
+pub fn right_lines(diff: &str) -> HashMap<String, HashMap<u32, String>> {
+    let mut files: HashMap<String, HashMap<u32, String>> = HashMap::new();
+    let mut path: Option<String> = None;
+    let mut next: u32 = 0;
+    let mut in_hunk = false;
+    for raw in diff.lines() {
+        if raw.starts_with("diff --git ") {
+            in_hunk = false;
+            path = None;
+        } else if let Some(name) = raw.strip_prefix("+++ ").filter(|_| !in_hunk) {
+            let name = name.split('\t').next().unwrap_or(name).trim();
+            path =
+                (name != "/dev/null").then(|| name.strip_prefix("b/").unwrap_or(name).to_owned());
+        } else if raw.starts_with("--- ") && !in_hunk {
+        } else if let Some(header) = raw.strip_prefix("@@ ") {
+            // `@@ -a,b +c,d @@`: the new side starts at c.
+            next = header
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix('+'))
+                .and_then(|range| range.split(',').next()?.parse().ok())
+                .unwrap_or(1);
+            in_hunk = true;
+        } else if in_hunk {
+            let Some(file) = path.as_ref() else { continue };
+            if raw.starts_with('-') || raw.starts_with('\\') {
+                continue;
+            }
+            let text = raw.get(1..).unwrap_or("");
+            files
+                .entry(file.clone())
+                .or_default()
+                .insert(next, text.to_owned());
+            next += 1;
+        }
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const TWO_FILES: &str = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-x\n+y\ndiff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -0,0 +1 @@\n+print(1)\n";
+
+    #[test]
+    fn right_side_lines_are_added_and_unchanged_lines_numbered_in_the_new_file() {
+        let diff = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -10,3 +10,3 @@ fn f()\n keep\n-old\n+new\n tail\n\\ No newline at end of file\ndiff --git a/gone.rs b/gone.rs\n--- a/gone.rs\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+        let lines = right_lines(diff);
+        let a = &lines["src/a.rs"];
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[&10], "keep");
+        assert_eq!(a[&11], "new");
+        assert_eq!(a[&12], "tail");
+        assert!(!lines.contains_key("gone.rs"));
+        assert_eq!(right_lines(TWO_FILES)["b.py"][&1], "print(1)");
+    }
 
     #[test]
     fn splits_a_unified_diff_by_file() {

@@ -9,6 +9,7 @@ mod comment;
 pub mod connect;
 mod diff;
 pub mod identity;
+mod inline;
 mod payload;
 mod review;
 pub mod routes;

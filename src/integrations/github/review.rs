@@ -15,6 +15,7 @@ use super::{
     client::{GithubError, JSON},
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
+    inline,
     store::{self, ReviewTask, Update},
 };
 use crate::{
@@ -60,6 +61,16 @@ struct Pull {
 #[derive(Deserialize)]
 struct Author {
     login: String,
+}
+
+/// At most this many inline comments a review, unless `.codesherpa.yml` says otherwise.
+const MAX_INLINE_COMMENTS: usize = 10;
+
+/// A pull-request review as GitHub lists it.
+#[derive(Deserialize)]
+struct PullRequestReview {
+    body: Option<String>,
+    user: Option<Author>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +240,10 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         .result
         .as_ref()
         .and_then(|value| serde_json::from_value::<Review>(value.0.clone()).ok());
+    let mut notes = Vec::new();
+    if let Some(review) = &structured {
+        notes.extend(post_inline(state, &task, review, &budgeted.diff, MAX_INLINE_COMMENTS).await?);
+    }
     let body = Comment {
         review: structured.as_ref(),
         text: &chat.response,
@@ -237,6 +252,7 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         web_url: &web_url(github.api_url(), &task.repository),
         files: budgeted.files,
         skipped: &budgeted.skipped,
+        notes: &notes,
     }
     .render();
     let url = upsert_comment(state, &task, &body).await?;
@@ -248,6 +264,134 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     };
     store::update(&state.db, task.id, done).await?;
     Ok(())
+}
+
+/// Posts the findings on right-side lines of the diff that were never posted on this pull
+/// request as one pull-request review (`event: COMMENT`, `commit_id` the reviewed head),
+/// and records their fingerprints. Returns the note for the summary comment. A review
+/// this job posted before a crash is found again by its marker, never posted twice; a
+/// 422 (a line GitHub will not take) leaves the findings to the summary.
+async fn post_inline(
+    state: &AppState,
+    task: &ReviewTask,
+    review: &Review,
+    diff_text: &str,
+    max: usize,
+) -> Result<Option<String>, Stop> {
+    let github = &state.github;
+    let right = diff::right_lines(diff_text);
+    let posted = store::posted_fingerprints(&state.db, &task.repository, task.pull_number).await?;
+    let plan = inline::plan(review, &right, &posted, max);
+    if plan.comments.is_empty() {
+        return Ok(None);
+    }
+    let prints: Vec<String> = plan
+        .comments
+        .iter()
+        .map(|c| c.fingerprint.clone())
+        .collect();
+    let marker = inline::marker(task.id);
+    let reviews = format!(
+        "/repos/{}/pulls/{}/reviews",
+        task.repository, task.pull_number
+    );
+    if already_posted(state, task, &reviews, &marker).await? {
+        // Posted by this review before a crash or a lost answer: only record it.
+        store::record_fingerprints(
+            &state.db,
+            &task.repository,
+            task.pull_number,
+            task.id,
+            &prints,
+        )
+        .await?;
+        return Ok(Some(posted_note(plan.comments.len(), plan.over_cap)));
+    }
+    let count = plan.comments.len();
+    let body = format!(
+        "{marker}\nCodeSherpa: {count} finding{} on the changed lines; the summary is in the \
+         pull request's CodeSherpa comment.",
+        if count == 1 { "" } else { "s" }
+    );
+    let payload = json!({
+        "commit_id": task.head_sha,
+        "event": "COMMENT",
+        "body": body,
+        "comments": plan.comments.iter().map(inline::Inline::to_json).collect::<Vec<_>>(),
+    });
+    match github
+        .send(
+            Method::POST,
+            &reviews,
+            task.installation_id,
+            JSON,
+            Some(&payload),
+        )
+        .await
+    {
+        Ok(_) => {
+            store::record_fingerprints(
+                &state.db,
+                &task.repository,
+                task.pull_number,
+                task.id,
+                &prints,
+            )
+            .await?;
+            Ok(Some(posted_note(count, plan.over_cap)))
+        }
+        Err(GithubError::Status {
+            status: 422,
+            message,
+        }) => Ok(Some(format!(
+            "GitHub did not accept the inline comments (422: {message}); the findings are \
+             listed here only."
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Whether the server's own identity already posted a pull-request review carrying
+/// `marker` (`GET …/pulls/{n}/reviews`, paged).
+async fn already_posted(
+    state: &AppState,
+    task: &ReviewTask,
+    reviews: &str,
+    marker: &str,
+) -> Result<bool, Stop> {
+    let github = &state.github;
+    let own_login = github.own_login().await?;
+    let mut next = Some(format!("{reviews}?per_page=100"));
+    while let Some(page) = next.take() {
+        let (listed, link): (Vec<PullRequestReview>, _) =
+            github.get_json(&page, task.installation_id).await?;
+        let ours = listed.iter().any(|r| {
+            r.body.as_deref().is_some_and(|b| b.contains(marker))
+                && match (own_login, &r.user) {
+                    (Some(own), Some(author)) => author.login.eq_ignore_ascii_case(own),
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                }
+        });
+        if ours {
+            return Ok(true);
+        }
+        next = link;
+    }
+    Ok(false)
+}
+
+fn posted_note(count: usize, over_cap: usize) -> String {
+    let mut note = format!(
+        "{count} finding{} posted as inline comments on the diff.",
+        if count == 1 { " was" } else { "s were" }
+    );
+    if over_cap > 0 {
+        note.push_str(&format!(
+            " {over_cap} more on the diff are listed here only (inline comments are capped)."
+        ));
+    }
+    note
 }
 
 /// Edits CodeSherpa's comment on the PR if there is one, else creates it.
@@ -346,7 +490,12 @@ async fn review_chat(
 
 /// The diff as Review Monk reads it, and the files left out of it.
 fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
-    let mut prompt = format!("{message}\n\n```diff\n{}\n```", budgeted.diff);
+    let mut prompt = format!(
+        "{message}\n\nFor each finding, `code_fix` is either the exact replacement of line \
+         `line` (the whole line, indented as it is, code that compiles in place) or empty; \
+         advice goes in `suggestion`.\n\n```diff\n{}\n```",
+        budgeted.diff
+    );
     if !budgeted.skipped.is_empty() {
         prompt.push_str("\n\nFiles not shown (do not review them):");
         for (path, why) in &budgeted.skipped {

@@ -224,3 +224,47 @@ pub async fn list(db: &Db, project_id: i64, page: PageRequest) -> Result<(Vec<Pu
     });
     Ok((items, total))
 }
+
+/// The fingerprints of the findings already posted inline on this pull request.
+pub async fn posted_fingerprints(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+) -> Result<std::collections::HashSet<String>> {
+    const SQL: &str =
+        "SELECT fingerprint FROM review_findings WHERE repository = $1 AND pull_number = $2";
+    let prints: Vec<String> = with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository.to_ascii_lowercase())
+        .bind(pull_number)
+        .fetch_all(pool)
+        .await)?;
+    Ok(prints.into_iter().collect())
+}
+
+/// Records findings posted inline by review `review_id` (again is harmless).
+pub async fn record_fingerprints(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+    review_id: i64,
+    fingerprints: &[String],
+) -> Result<()> {
+    const SQL: &str = "INSERT INTO review_findings (repository, pull_number, fingerprint, \
+                       review_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                       ON CONFLICT (repository, pull_number, fingerprint) DO NOTHING";
+    let repository = repository.to_ascii_lowercase();
+    in_transaction!(db, |tx| {
+        let now = now();
+        for print in fingerprints {
+            sqlx::query(SQL)
+                .bind(&repository)
+                .bind(pull_number)
+                .bind(print)
+                .bind(review_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+    })?;
+    Ok(())
+}
