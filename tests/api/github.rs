@@ -33,6 +33,8 @@ const SECRET: &str = "webhook-test-secret";
 const REPO: &str = "acme/widgets";
 const HEAD: &str = "1111111111111111111111111111111111111111";
 const NEWER: &str = "2222222222222222222222222222222222222222";
+/// The pull request's base commit.
+const BASE: &str = "0000000000000000000000000000000000000b05";
 const DIFF: &str = "application/vnd.github.diff";
 const SAMPLE_DIFF: &str = "diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.py\n+++ b/src/pay.py\n@@ -1,2 +1,4 @@\n def pay(amount):\n+    api_key = \"sk_live_1234567890abcdef\"\n+    print(amount)\n     return amount\n";
 
@@ -125,7 +127,7 @@ impl Respond for PullJson {
         let sha = self.0.lock().unwrap().clone();
         ResponseTemplate::new(200).set_body_json(json!({
             "number": 7, "state": "open", "draft": false,
-            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+            "head": {"sha": sha, "ref": "feature"}, "base": {"sha": BASE, "ref": "main"},
         }))
     }
 }
@@ -220,10 +222,50 @@ impl Respond for ListPullReviews {
     }
 }
 
+/// `GET /repos/{o}/{r}/contents/.codesherpa.yml?ref=…` with `Accept:
+/// application/vnd.github.raw+json`: the file's raw text at that commit, or GitHub's 404.
+#[derive(Clone, Default)]
+struct SettingsFiles(Arc<Mutex<Vec<(String, String)>>>);
+
+impl SettingsFiles {
+    fn put(&self, commit: &str, text: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((commit.to_owned(), text.to_owned()));
+    }
+}
+
+impl Respond for SettingsFiles {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        assert_eq!(
+            request.headers.get("accept").and_then(|v| v.to_str().ok()),
+            Some("application/vnd.github.raw+json")
+        );
+        let commit = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "ref")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let files = self.0.lock().unwrap();
+        match files.iter().find(|(at, _)| *at == commit) {
+            Some((_, text)) => ResponseTemplate::new(200)
+                .set_body_raw(text.clone(), "application/vnd.github.raw+json"),
+            None => ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/repos/contents#get-repository-content",
+                "status": "404"
+            })),
+        }
+    }
+}
+
 struct GithubMock {
     server: MockServer,
     comments: Comments,
     reviews: PullReviews,
+    settings: SettingsFiles,
     head: Arc<Mutex<String>>,
     accounts: GithubAccounts,
 }
@@ -275,10 +317,17 @@ impl GithubMock {
             .respond_with(ListPullReviews(reviews.clone()))
             .mount(&server)
             .await;
+        let settings = SettingsFiles::default();
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/contents/.codesherpa.yml")))
+            .respond_with(settings.clone())
+            .mount(&server)
+            .await;
         GithubMock {
             server,
             comments,
             reviews,
+            settings,
             head,
             accounts,
         }
@@ -324,7 +373,7 @@ fn pull_request_event(action: &str, sha: &str) -> Value {
         "number": 7,
         "pull_request": {
             "number": 7, "draft": false, "state": "open",
-            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+            "head": {"sha": sha, "ref": "feature"}, "base": {"sha": BASE, "ref": "main"},
             "user": {"login": "octocat", "type": "User"},
         },
         "repository": {"full_name": REPO, "name": "widgets", "owner": {"login": "acme"},
@@ -1430,5 +1479,89 @@ db_test!(
         reviews_finished(&app, &token, project, 2).await;
         assert_eq!(github.reviews.all().len(), 1);
         assert_eq!(github.reviews.all()[0]["commit_id"], NEWER);
+    }
+);
+
+const DOCS_DIFF: &str = "diff --git a/docs/guide.md b/docs/guide.md\n--- a/docs/guide.md\n+++ b/docs/guide.md\n@@ -1 +1,2 @@\n # Guide\n+password = \"hunter2hunter2\"\n";
+
+db_test!(
+    async fn settings_come_from_the_base_commit_never_from_the_pull_request(backend) {
+        let github = GithubMock::start().await;
+        github
+            .serve_diff(ResponseTemplate::new(200).set_body_raw(format!("{SAMPLE_DIFF}{DOCS_DIFF}"), DIFF))
+            .await;
+        github.settings.put(
+            BASE,
+            "review:\n  ignore: [\"docs/**\"]\n  instructions: \"Prefer early returns.\"\n  max_inline_comments: 1\n",
+        );
+        // The pull request tries to switch its own review off: it is not read.
+        github.settings.put(HEAD, "review:\n  enabled: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-cfg", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        let asked: Vec<String> = github
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r.url.path().ends_with("/contents/.codesherpa.yml"))
+            .map(|r| r.url.query().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(asked, [format!("ref={BASE}")]);
+
+        let posted = github.reviews.all();
+        assert_eq!(posted.len(), 1);
+        let comments = posted[0]["comments"].as_array().unwrap();
+        assert_eq!(comments.len(), 1, "max_inline_comments: 1");
+        assert!(comments[0]["body"].as_str().unwrap().starts_with("**CRITICAL**"));
+        let summary = &github.comments.all()[0].1;
+        assert!(
+            summary.contains("`docs/guide.md`: not reviewed (ignored by .codesherpa.yml)"),
+            "{summary}"
+        );
+        assert!(!summary.contains("docs/guide.md:2"), "an ignored file is not reviewed");
+        assert!(summary.contains("inline comments are capped"), "{summary}");
+    }
+);
+
+db_test!(
+    async fn the_base_can_switch_reviews_off(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.settings.put(BASE, "review:\n  enabled: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-off", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "skipped", "{review}");
+        assert!(review["reason"].as_str().unwrap().contains(".codesherpa.yml"), "{review}");
+        assert!(github.comments.all().is_empty());
+        assert!(github.reviews.all().is_empty());
+    }
+);
+
+db_test!(
+    async fn invalid_settings_never_stop_a_review_and_the_summary_says_why(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        // An unknown key: the whole file is set aside (inline stays on, the default).
+        github.settings.put(BASE, "review:\n  inline: false\n  max_inline: 3\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-bad", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(github.reviews.all().len(), 1, "defaults: inline comments on");
+        let summary = &github.comments.all()[0].1;
+        assert!(summary.contains(".codesherpa.yml` at 0000000, line 3"), "{summary}");
+        assert!(summary.contains("unknown field `max_inline`"), "{summary}");
+        assert!(summary.contains("default settings"), "{summary}");
     }
 );

@@ -25,13 +25,18 @@ struct ChangedFile {
     patch: Option<String>,
 }
 
-/// Fetches the diff of `repository#number` and keeps what fits in `max_bytes`.
+/// Why a file `.codesherpa.yml` ignores is missing from the review.
+pub const IGNORED: &str = "not reviewed (ignored by .codesherpa.yml)";
+
+/// Fetches the diff of `repository#number` and keeps what fits in `max_bytes`; files
+/// `ignored` says so are left out (and named).
 pub async fn fetch(
     github: &GithubClient,
     repository: &str,
     number: i64,
     installation: Option<i64>,
     max_bytes: usize,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Budgeted, GithubError> {
     let path = format!("/repos/{repository}/pulls/{number}");
     match github
@@ -43,14 +48,40 @@ pub async fn fetch(
                 .text()
                 .await
                 .map_err(|err| GithubError::Transport(err.without_url().to_string()))?;
-            Ok(budget(split_unified(&text), Vec::new(), max_bytes))
+            let (sections, skipped) = drop_ignored(split_unified(&text), Vec::new(), ignored);
+            Ok(budget(sections, skipped, max_bytes))
         }
         Err(err) if err.status() == Some(406) => {
             let (sections, skipped) = from_files(github, &path, installation).await?;
+            let (sections, skipped) = drop_ignored(sections, skipped, ignored);
             Ok(budget(sections, skipped, max_bytes))
         }
         Err(err) => Err(err),
     }
+}
+
+type Sections = Vec<(String, String)>;
+
+/// Moves the sections of ignored files to the skipped ones.
+fn drop_ignored(
+    sections: Sections,
+    mut skipped: Sections,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
+) -> (Sections, Sections) {
+    let mut kept = Vec::with_capacity(sections.len());
+    for (path, section) in sections {
+        if ignored(&path) {
+            skipped.push((path, IGNORED.to_owned()));
+        } else {
+            kept.push((path, section));
+        }
+    }
+    for entry in skipped.iter_mut() {
+        if ignored(&entry.0) {
+            entry.1 = IGNORED.to_owned();
+        }
+    }
+    (kept, skipped)
 }
 
 /// Pages through `/files` (GitHub lists at most 3,000).

@@ -11,6 +11,7 @@ mod diff;
 pub mod identity;
 mod inline;
 mod payload;
+mod repo_settings;
 mod review;
 pub mod routes;
 pub mod sealed;

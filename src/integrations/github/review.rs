@@ -16,6 +16,7 @@ use super::{
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
     inline,
+    repo_settings::{self, RepoSettings},
     store::{self, ReviewTask, Update},
 };
 use crate::{
@@ -56,15 +57,13 @@ struct PullHead {
 #[derive(Deserialize)]
 struct Pull {
     head: PullHead,
+    base: PullHead,
 }
 
 #[derive(Deserialize)]
 struct Author {
     login: String,
 }
-
-/// At most this many inline comments a review, unless `.codesherpa.yml` says otherwise.
-const MAX_INLINE_COMMENTS: usize = 10;
 
 /// A pull-request review as GitHub lists it.
 #[derive(Deserialize)]
@@ -191,8 +190,13 @@ async fn check_access(state: &AppState, task: &ReviewTask) -> Result<(), Stop> {
 }
 
 /// The head to review: the one the task names, while it is still the PR's head; for a
-/// `/codesherpa review` comment (which names none), whatever the head is now.
-async fn settle_head(state: &AppState, task: &mut ReviewTask, pull_path: &str) -> Result<(), Stop> {
+/// `/codesherpa review` comment (which names none), whatever the head is now. Returns
+/// the pull request's base commit.
+async fn settle_head(
+    state: &AppState,
+    task: &mut ReviewTask,
+    pull_path: &str,
+) -> Result<String, Stop> {
     let (pull, _): (Pull, _) = state
         .github
         .get_json(pull_path, task.installation_id)
@@ -210,7 +214,7 @@ async fn settle_head(state: &AppState, task: &mut ReviewTask, pull_path: &str) -
             pull.head.sha
         )));
     }
-    Ok(())
+    Ok(pull.base.sha)
 }
 
 async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
@@ -218,16 +222,26 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     check_access(state, &task).await?;
     let installation = task.installation_id;
     let pull_path = format!("/repos/{}/pulls/{}", task.repository, task.pull_number);
-    settle_head(state, &mut task, &pull_path).await?;
+    let base_sha = settle_head(state, &mut task, &pull_path).await?;
+    // From the base: a pull request cannot change how it is itself reviewed.
+    let settings = repo_settings::read(github, &task.repository, &base_sha, installation).await?;
+    if !settings.enabled {
+        return Err(Stop::Skipped(format!(
+            "review.enabled is false in {} at {}",
+            repo_settings::FILE,
+            base_sha.get(..7).unwrap_or(&base_sha)
+        )));
+    }
     let budgeted = diff::fetch(
         github,
         &task.repository,
         task.pull_number,
         installation,
         state.config.github.review_max_diff_bytes,
+        &|path| settings.ignores(path),
     )
     .await?;
-    let chat = review_chat(state, &task, &budgeted).await?;
+    let chat = review_chat(state, &task, &budgeted, &settings).await?;
     // Just before posting: a push since the diff was read makes this review stale.
     let (now, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
     if now.head.sha != task.head_sha {
@@ -240,9 +254,10 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         .result
         .as_ref()
         .and_then(|value| serde_json::from_value::<Review>(value.0.clone()).ok());
-    let mut notes = Vec::new();
-    if let Some(review) = &structured {
-        notes.extend(post_inline(state, &task, review, &budgeted.diff, MAX_INLINE_COMMENTS).await?);
+    let mut notes: Vec<String> = settings.problem.iter().cloned().collect();
+    if let Some(review) = structured.as_ref().filter(|_| settings.inline) {
+        let max = settings.max_inline_comments;
+        notes.extend(post_inline(state, &task, review, &budgeted.diff, max).await?);
     }
     let body = Comment {
         review: structured.as_ref(),
@@ -450,6 +465,7 @@ async fn review_chat(
     state: &AppState,
     task: &ReviewTask,
     budgeted: &Budgeted,
+    settings: &RepoSettings,
 ) -> Result<Chat, Stop> {
     if let Some(id) = task.chat_id {
         if let Some(chat) = chats::get(&state.db, task.user_id, id).await? {
@@ -460,7 +476,7 @@ async fn review_chat(
         "Review pull request {}#{} at {}.",
         task.repository, task.pull_number, task.head_sha
     );
-    let prompt = review_prompt(&message, budgeted);
+    let prompt = review_prompt(&message, budgeted, settings);
     let input = ChatInput {
         message,
         session_id: Some(format!("github:{}#{}", task.repository, task.pull_number)),
@@ -489,13 +505,26 @@ async fn review_chat(
 }
 
 /// The diff as Review Monk reads it, and the files left out of it.
-fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
+fn review_prompt(message: &str, budgeted: &Budgeted, settings: &RepoSettings) -> String {
     let mut prompt = format!(
         "{message}\n\nFor each finding, `code_fix` is either the exact replacement of line \
          `line` (the whole line, indented as it is, code that compiles in place) or empty; \
          advice goes in `suggestion`.\n\n```diff\n{}\n```",
         budgeted.diff
     );
+    if let Some(instructions) = &settings.instructions {
+        prompt.push_str(&format!(
+            "\n\nThe repository's instructions for reviews:\n{}",
+            instructions.trim()
+        ));
+    }
+    let paths = diff::right_lines(&budgeted.diff);
+    for (glob, instructions) in settings.instructions_for(paths.keys().map(String::as_str)) {
+        prompt.push_str(&format!(
+            "\n\nFor files matching `{glob}`: {}",
+            instructions.trim()
+        ));
+    }
     if !budgeted.skipped.is_empty() {
         prompt.push_str("\n\nFiles not shown (do not review them):");
         for (path, why) in &budgeted.skipped {
@@ -503,4 +532,28 @@ fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
         }
     }
     prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_carries_the_repositorys_instructions_for_the_files_in_the_diff() {
+        let settings = repo_settings::parse(
+            "review:\n  instructions: Prefer early returns.\n  path_instructions:\n    - {path: \"src/db/**\", instructions: Check every query.}\n    - {path: \"web/**\", instructions: Not here.}\n",
+            "abc1234",
+        );
+        let budgeted = Budgeted {
+            diff: "diff --git a/src/db/q.rs b/src/db/q.rs\n--- a/src/db/q.rs\n+++ b/src/db/q.rs\n@@ -0,0 +1 @@\n+x\n".into(),
+            files: 1,
+            skipped: vec![("a.lock".into(), diff::IGNORED.into())],
+        };
+        let prompt = review_prompt("Review it.", &budgeted, &settings);
+        assert!(prompt.contains("Prefer early returns."));
+        assert!(prompt.contains("For files matching `src/db/**`: Check every query."));
+        assert!(!prompt.contains("Not here."));
+        assert!(prompt.contains("a.lock"));
+        assert!(prompt.contains("`code_fix` is either the exact replacement"));
+    }
 }
