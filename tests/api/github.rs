@@ -832,7 +832,8 @@ db_test!(
         let comment = json!({
             "action": "created",
             "issue": {"number": 7, "pull_request": {"url": "x"}},
-            "comment": {"body": "/codesherpa review please", "user": {"login": "octocat", "type": "User"}},
+            "comment": {"body": "/codesherpa review please", "author_association": "OWNER",
+                        "user": {"login": "octocat", "type": "User"}},
             "repository": {"full_name": REPO},
             "sender": {"login": "octocat", "type": "User"},
         });
@@ -1563,5 +1564,110 @@ db_test!(
         assert!(summary.contains(".codesherpa.yml` at 0000000, line 3"), "{summary}");
         assert!(summary.contains("unknown field `max_inline`"), "{summary}");
         assert!(summary.contains("default settings"), "{summary}");
+    }
+);
+
+db_test!(
+    async fn commands_are_taken_only_from_people_the_repository_trusts(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        for (n, association) in ["CONTRIBUTOR", "NONE", "FIRST_TIME_CONTRIBUTOR"].iter().enumerate() {
+            let reply = deliver(&app, "issue_comment", &format!("d-who-{n}"), &review_command("/codesherpa review", association))
+                .await
+                .expect(200);
+            assert_eq!(reply.data()["status"], "ignored");
+            let reason = reply.data()["reason"].as_str().unwrap().to_owned();
+            assert!(reason.contains(&format!("author_association {association}")), "{reason}");
+        }
+        let mut unstated = review_command("/codesherpa pause", "OWNER");
+        unstated["comment"].as_object_mut().unwrap().remove("author_association");
+        let reply = deliver(&app, "issue_comment", "d-who-x", &unstated).await.expect(200);
+        assert_eq!(reply.data()["status"], "ignored");
+        let unknown = deliver(&app, "issue_comment", "d-who-u", &review_command("/codesherpa dance", "OWNER"))
+            .await
+            .expect(200);
+        assert!(unknown.data()["reason"].as_str().unwrap().contains("unknown command"));
+
+        let queued = deliver(&app, "issue_comment", "d-who-m", &review_command("/codesherpa full review", "MEMBER"))
+            .await
+            .expect(202);
+        assert_eq!(queued.data()["status"], "queued");
+        assert_eq!(queued.data()["delivery_id"], "d-who-m");
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(queued.data()["review_id"], review["id"]);
+        assert_eq!(review["status"], "done", "{review}");
+    }
+);
+
+db_test!(
+    async fn pause_and_resume_switch_automatic_reviews_of_one_pull_request(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        let paused = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(paused.data()["status"], "paused");
+        let push = deliver(&app, "pull_request", "d-paused-push", &pull_request_event("synchronize", HEAD))
+            .await
+            .expect(200);
+        assert_eq!(push.data()["status"], "ignored");
+        assert!(push.data()["reason"].as_str().unwrap().contains("paused"));
+        // Commands still work while paused.
+        deliver(&app, "issue_comment", "d-paused-cmd", &review_command("/codesherpa review", "OWNER"))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 1).await;
+
+        let resumed = deliver(&app, "issue_comment", "d-resume", &review_command("/codesherpa resume", "OWNER"))
+            .await
+            .expect(200);
+        assert_eq!(resumed.data()["status"], "resumed");
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-resumed-push", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+    }
+);
+
+db_test!(
+    async fn ask_answers_in_a_new_comment_citing_the_diff(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-ask-open", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        finished_review(&app, &token, project).await;
+        assert_eq!(github.comments.all().len(), 1);
+
+        let ask = review_command("/codesherpa ask Why is the api_key written here?", "OWNER");
+        let queued = deliver(&app, "issue_comment", "d-ask", &ask).await.expect(202);
+        assert_eq!(queued.data()["status"], "queued");
+        assert!(queued.data().get("review_id").is_none());
+        let again = deliver(&app, "issue_comment", "d-ask", &ask).await.expect(200);
+        assert_eq!(again.data()["status"], "duplicate");
+        let mut answer = None;
+        for _ in 0..400 {
+            let all = github.comments.all();
+            if all.len() == 2 {
+                answer = Some(all[1].1.clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let answer = answer.expect("an answer comment");
+        assert!(answer.contains("> Why is the api_key written here?"), "{answer}");
+        assert!(answer.contains("`src/pay.py:2`"), "{answer}");
+        assert!(!answer.contains("<!-- codesherpa-review -->"), "not the summary");
+        // The summary is still the one comment it was.
+        assert!(github.comments.all()[0].1.contains("<!-- codesherpa-review -->"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(github.comments.all().len(), 2, "answered once");
     }
 );

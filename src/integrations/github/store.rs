@@ -62,14 +62,17 @@ pub struct Wanted {
     /// Empty for a `/codesherpa review` comment: the job reads the current head.
     pub head_sha: String,
     pub installation_id: Option<i64>,
+    /// `full` (opened, reopened, ready, `/codesherpa full review`) or `incremental`.
+    pub scope: &'static str,
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO github_deliveries (delivery_id, event, received_at) \
                                VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING";
 const INSERT_REVIEW: &str =
     "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
-                             head_sha, installation_id, status, attempts, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
+                             head_sha, installation_id, status, attempts, created_at, updated_at, \
+                             scope) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id";
 
 /// Deliveries older than any redelivery: GitHub redelivers only on request, and only
 /// deliveries of the last 3 days (7 on GitHub Enterprise Server).
@@ -123,6 +126,7 @@ pub async fn write_review(
                 .bind(&wanted.head_sha)
                 .bind(wanted.installation_id)
                 .bind(now)
+                .bind(wanted.scope)
                 .fetch_one(&mut *tx)
                 .await?;
             // One review of a pull request at a time, in order: two can never both post.
@@ -136,6 +140,30 @@ pub async fn write_review(
         }
     })?;
     Ok(written)
+}
+
+/// The delivery and a job it asks for together; `None` for a repeated delivery.
+pub async fn write_job(
+    db: &Db,
+    delivery_id: &str,
+    event: &str,
+    job: &NewJob,
+) -> Result<Option<Enqueued>> {
+    in_transaction!(db, |tx| {
+        let first = sqlx::query(INSERT_DELIVERY)
+            .bind(delivery_id)
+            .bind(event)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            Some(jobs::enqueue(&mut *tx, job).await?)
+        } else {
+            None
+        }
+    })
 }
 
 /// The serial key of a pull request's reviews, `github:{owner}/{repo}#{n}` (GitHub's
@@ -267,4 +295,37 @@ pub async fn record_fingerprints(
         }
     })?;
     Ok(())
+}
+
+/// `/codesherpa pause` (true) or `resume` (false): automatic reviews of the pull request
+/// off or on.
+pub async fn set_paused(db: &Db, repository: &str, pull_number: i64, paused: bool) -> Result<()> {
+    const PAUSE: &str = "INSERT INTO paused_pulls (repository, pull_number, paused_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (repository, pull_number) DO NOTHING";
+    const RESUME: &str = "DELETE FROM paused_pulls WHERE repository = $1 AND pull_number = $2";
+    let repository = repository.to_ascii_lowercase();
+    with_pool!(db, |pool| {
+        let query = if paused {
+            sqlx::query(PAUSE)
+                .bind(&repository)
+                .bind(pull_number)
+                .bind(now())
+        } else {
+            sqlx::query(RESUME).bind(&repository).bind(pull_number)
+        };
+        query.execute(pool).await.map(drop)
+    })?;
+    Ok(())
+}
+
+/// Whether automatic reviews of the pull request are paused.
+pub async fn is_paused(db: &Db, repository: &str, pull_number: i64) -> Result<bool> {
+    const SQL: &str =
+        "SELECT COUNT(*) FROM paused_pulls WHERE repository = $1 AND pull_number = $2";
+    let count: i64 = with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository.to_ascii_lowercase())
+        .bind(pull_number)
+        .fetch_one(pool)
+        .await)?;
+    Ok(count > 0)
 }
