@@ -261,8 +261,56 @@ impl Respond for SettingsFiles {
     }
 }
 
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`: GitHub's comparison (`status` ahead,
+/// behind, diverged or identical, `ahead_by`, `behind_by`, `files[]` with `filename`,
+/// `status` and `patch`) for the ranges a test set, else 404.
+#[derive(Clone, Default)]
+struct Comparisons(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Comparisons {
+    fn put(&self, base: &str, head: &str, status: &str, files: Value) {
+        let (ahead, behind) = match status {
+            "ahead" => (1, 0),
+            "behind" => (0, 1),
+            "diverged" => (1, 1),
+            _ => (0, 0),
+        };
+        let body = json!({
+            "url": format!("https://api.github.com/repos/{REPO}/compare/{base}...{head}"),
+            "html_url": format!("https://github.com/{REPO}/compare/{base}...{head}"),
+            "status": status, "ahead_by": ahead, "behind_by": behind, "total_commits": ahead,
+            "commits": [], "files": files,
+        });
+        self.0
+            .lock()
+            .unwrap()
+            .push((format!("{base}...{head}"), body));
+    }
+}
+
+impl Respond for Comparisons {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let range = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        match self.0.lock().unwrap().iter().find(|(r, _)| *r == range) {
+            Some((_, body)) => ResponseTemplate::new(200).set_body_json(body),
+            None => ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                "status": "404"
+            })),
+        }
+    }
+}
+
 struct GithubMock {
     server: MockServer,
+    compare: Comparisons,
     comments: Comments,
     reviews: PullReviews,
     settings: SettingsFiles,
@@ -323,8 +371,17 @@ impl GithubMock {
             .respond_with(settings.clone())
             .mount(&server)
             .await;
+        let compare = Comparisons::default();
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(format!(
+                "^/repos/{REPO}/compare/[^/]+$"
+            )))
+            .respond_with(compare.clone())
+            .mount(&server)
+            .await;
         GithubMock {
             server,
+            compare,
             comments,
             reviews,
             settings,
@@ -1669,5 +1726,67 @@ db_test!(
         assert!(github.comments.all()[0].1.contains("<!-- codesherpa-review -->"));
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(github.comments.all().len(), 2, "answered once");
+    }
+);
+
+db_test!(
+    async fn a_push_reviews_only_the_commits_since_the_last_review(backend) {
+        const THIRD: &str = "3333333333333333333333333333333333333333";
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.accept_lines(&[("src/pay.py", 2), ("src/pay.py", 3), ("src/pay.py", 5)]);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-inc-1", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 1).await;
+
+        // HEAD..NEWER adds one line: only that range is reviewed.
+        github.compare.put(HEAD, NEWER, "ahead", json!([{
+            "sha": "f00", "filename": "src/pay.py", "status": "modified",
+            "additions": 1, "deletions": 0, "changes": 1,
+            "patch": "@@ -4,1 +4,2 @@\n     return amount\n+    eval(amount)"
+        }]));
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-inc-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        let all = reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(all[0]["status"], "done", "{all:?}");
+        let summary = github.comments.all()[0].1.clone();
+        assert!(summary.contains("Reviewed 1111111..2222222"), "{summary}");
+        assert!(summary.contains("src/pay.py:5"), "the eval in the range: {summary}");
+        assert!(!summary.contains("src/pay.py:2"), "the key is outside the range: {summary}");
+        let compared: Vec<String> = github
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r.url.path().contains("/compare/"))
+            .map(|r| r.url.path().to_owned())
+            .collect();
+        assert_eq!(compared, [format!("/repos/{REPO}/compare/{HEAD}...{NEWER}")]);
+
+        // A force-push: NEWER and THIRD diverged, so the whole pull request again.
+        github.compare.put(NEWER, THIRD, "diverged", json!([]));
+        github.move_head(THIRD);
+        deliver(&app, "pull_request", "d-inc-3", &pull_request_event("synchronize", THIRD))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 3).await;
+        let summary = github.comments.all()[0].1.clone();
+        assert!(summary.contains(THIRD), "{summary}");
+        assert!(!summary.contains("Reviewed 2222222..3333333"), "{summary}");
+        assert!(summary.contains("src/pay.py:2"), "the whole pull request: {summary}");
+
+        // `/codesherpa full review` never compares.
+        let before = github.requests().await.iter().filter(|r| r.url.path().contains("/compare/")).count();
+        deliver(&app, "issue_comment", "d-inc-4", &review_command("/codesherpa full review", "OWNER"))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 4).await;
+        let after = github.requests().await.iter().filter(|r| r.url.path().contains("/compare/")).count();
+        assert_eq!(before, after);
+        assert_eq!(github.comments.all().len(), 1, "exactly one summary comment");
     }
 );

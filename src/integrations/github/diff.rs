@@ -62,6 +62,59 @@ pub async fn fetch(
 
 type Sections = Vec<(String, String)>;
 
+#[derive(Deserialize)]
+struct Comparison {
+    status: String,
+    #[serde(default)]
+    files: Vec<ChangedFile>,
+}
+
+/// The diff of the commits `last..head` (`GET /repos/{o}/{r}/compare/{last}...{head}`)
+/// when `head` is ahead of `last`; `None` when it is not (a force-push: `diverged`,
+/// `behind`, `identical`) or GitHub no longer knows `last`.
+pub async fn fetch_range(
+    github: &GithubClient,
+    repository: &str,
+    (last, head): (&str, &str),
+    installation: Option<i64>,
+    max_bytes: usize,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Option<Budgeted>, GithubError> {
+    let path = format!("/repos/{repository}/compare/{last}...{head}");
+    let comparison: Comparison = match github.get_json(&path, installation).await {
+        Ok((comparison, _)) => comparison,
+        Err(GithubError::Status { status: 404, .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if comparison.status != "ahead" {
+        return Ok(None);
+    }
+    let (sections, skipped) = sections_of(comparison.files);
+    let (sections, skipped) = drop_ignored(sections, skipped, ignored);
+    Ok(Some(budget(sections, skipped, max_bytes)))
+}
+
+/// Each file's patch as a section of a unified diff; files without one are named.
+fn sections_of(files: Vec<ChangedFile>) -> (Sections, Sections) {
+    let mut sections = Vec::new();
+    let mut skipped = Vec::new();
+    for file in files {
+        match file.patch {
+            Some(patch) => {
+                let name = &file.filename;
+                let section =
+                    format!("diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n{patch}\n");
+                sections.push((file.filename, section));
+            }
+            None => skipped.push((
+                file.filename,
+                "no textual diff from GitHub (binary or too large)".to_owned(),
+            )),
+        }
+    }
+    (sections, skipped)
+}
+
 /// Moves the sections of ignored files to the skipped ones.
 fn drop_ignored(
     sections: Sections,
@@ -95,21 +148,9 @@ async fn from_files(
     let mut next = Some(format!("{pull_path}/files?per_page=100"));
     while let Some(page) = next.take() {
         let (files, link): (Vec<ChangedFile>, _) = github.get_json(&page, installation).await?;
-        for file in files {
-            match file.patch {
-                Some(patch) => {
-                    let name = &file.filename;
-                    let section = format!(
-                        "diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n{patch}\n"
-                    );
-                    sections.push((file.filename, section));
-                }
-                None => skipped.push((
-                    file.filename,
-                    "no textual diff from GitHub (binary or too large)".to_owned(),
-                )),
-            }
-        }
+        let (more, left) = sections_of(files);
+        sections.extend(more);
+        skipped.extend(left);
         next = link;
     }
     Ok((sections, skipped))

@@ -232,16 +232,46 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
             base_sha.get(..7).unwrap_or(&base_sha)
         )));
     }
-    let budgeted = diff::fetch(
-        github,
-        &task.repository,
-        task.pull_number,
-        installation,
-        state.config.github.review_max_diff_bytes,
-        &|path| settings.ignores(path),
-    )
-    .await?;
-    let chat = review_chat(state, &task, &budgeted, &settings).await?;
+    let max_bytes = state.config.github.review_max_diff_bytes;
+    let ignored = |path: &str| settings.ignores(path);
+    // A push: only the commits since the last review, while that head is an ancestor.
+    let mut range = None;
+    let mut budgeted = None;
+    if task.scope == "incremental" {
+        let last =
+            store::last_reviewed_head(&state.db, &task.repository, task.pull_number, task.id)
+                .await?
+                .filter(|last| *last != task.head_sha);
+        if let Some(last) = last {
+            let pair = (last.as_str(), task.head_sha.as_str());
+            budgeted = diff::fetch_range(
+                github,
+                &task.repository,
+                pair,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?;
+            range = budgeted.as_ref().map(|_| last.clone());
+        }
+    }
+    let budgeted = match budgeted {
+        Some(budgeted) => budgeted,
+        None => {
+            let number = task.pull_number;
+            diff::fetch(
+                github,
+                &task.repository,
+                number,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?
+        }
+    };
+    let chat = review_chat(state, &task, &budgeted, &settings, range.as_deref()).await?;
     // Just before posting: a push since the diff was read makes this review stale.
     let (now, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
     if now.head.sha != task.head_sha {
@@ -254,7 +284,15 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         .result
         .as_ref()
         .and_then(|value| serde_json::from_value::<Review>(value.0.clone()).ok());
-    let mut notes: Vec<String> = settings.problem.iter().cloned().collect();
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(last) = &range {
+        notes.push(format!(
+            "Reviewed {}..{}: the commits since the last review.",
+            short(last),
+            short(&task.head_sha)
+        ));
+    }
+    notes.extend(settings.problem.iter().cloned());
     if let Some(review) = structured.as_ref().filter(|_| settings.inline) {
         let max = settings.max_inline_comments;
         notes.extend(post_inline(state, &task, review, &budgeted.diff, max).await?);
@@ -396,6 +434,11 @@ async fn already_posted(
     Ok(false)
 }
 
+/// A commit's seven-character short SHA.
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
 fn posted_note(count: usize, over_cap: usize) -> String {
     let mut note = format!(
         "{count} finding{} posted as inline comments on the diff.",
@@ -466,16 +509,26 @@ async fn review_chat(
     task: &ReviewTask,
     budgeted: &Budgeted,
     settings: &RepoSettings,
+    range: Option<&str>,
 ) -> Result<Chat, Stop> {
     if let Some(id) = task.chat_id {
         if let Some(chat) = chats::get(&state.db, task.user_id, id).await? {
             return Ok(chat);
         }
     }
-    let message = format!(
-        "Review pull request {}#{} at {}.",
-        task.repository, task.pull_number, task.head_sha
-    );
+    let message = match range {
+        Some(last) => format!(
+            "Review the commits {}..{} of pull request {}#{} (what changed since the last review).",
+            short(last),
+            short(&task.head_sha),
+            task.repository,
+            task.pull_number
+        ),
+        None => format!(
+            "Review pull request {}#{} at {}.",
+            task.repository, task.pull_number, task.head_sha
+        ),
+    };
     let prompt = review_prompt(&message, budgeted, settings);
     let input = ChatInput {
         message,

@@ -53,6 +53,8 @@ pub struct ReviewTask {
     pub installation_id: Option<i64>,
     pub status: String,
     pub chat_id: Option<i64>,
+    /// `full` or `incremental` (the commits since the last review, when it is an ancestor).
+    pub scope: String,
 }
 
 /// A pull request to review, as a delivery asks for it.
@@ -190,7 +192,7 @@ pub async fn posted_comments(db: &Db, repository: &str, pull_number: i64) -> Res
 
 pub async fn task(db: &Db, id: i64) -> Result<Option<ReviewTask>> {
     const SQL: &str = "SELECT r.id, r.project_id, p.user_id, r.repository, r.pull_number, \
-                       r.head_sha, r.installation_id, r.status, r.chat_id \
+                       r.head_sha, r.installation_id, r.status, r.chat_id, r.scope \
                        FROM reviews r JOIN projects p ON p.id = r.project_id WHERE r.id = $1";
     Ok(with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(id)
@@ -328,4 +330,22 @@ pub async fn is_paused(db: &Db, repository: &str, pull_number: i64) -> Result<bo
         .fetch_one(pool)
         .await)?;
     Ok(count > 0)
+}
+
+/// The head the last finished review of this pull request before review `before` read.
+pub async fn last_reviewed_head(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+    before: i64,
+) -> Result<Option<String>> {
+    const SQL: &str = "SELECT head_sha FROM reviews WHERE LOWER(repository) = LOWER($1) \
+                       AND pull_number = $2 AND id < $3 AND status = 'done' AND head_sha <> '' \
+                       ORDER BY id DESC LIMIT 1";
+    Ok(with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository)
+        .bind(pull_number)
+        .bind(before)
+        .fetch_optional(pool)
+        .await)?)
 }
