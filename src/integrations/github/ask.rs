@@ -278,8 +278,11 @@ fn diff_citations(diff_text: &str, question: &str) -> Vec<String> {
 }
 
 fn render(marker: &str, question: &Question, answer: &str, citations: &[String]) -> String {
-    let quoted = question.text.trim().replace('\n', "\n> ");
-    let mut out = format!("{marker}\n> {quoted}\n\n{}\n", answer.trim());
+    // Neither the question nor the answer may carry a hidden marker of the server's own
+    // (this comment must never pass for the review summary).
+    let visible = |text: &str| text.trim().replace("<!--", "&lt;!--");
+    let quoted = visible(&question.text).replace('\n', "\n> ");
+    let mut out = format!("{marker}\n> {quoted}\n\n{}\n", visible(answer));
     if !citations.is_empty() {
         out.push_str("\n**Sources:** ");
         out.push_str(
@@ -331,5 +334,7 @@ mod tests {
         assert!(body.starts_with("<!-- codesherpa-ask:d-1 -->\n> Is the key safe?"));
         assert!(body.contains("No."));
         assert!(body.contains("**Sources:** `src/pay.py:2`"));
+        let sly = render(&marker("d-2"), &question, "<!-- codesherpa-review -->", &[]);
+        assert!(!sly.contains("<!-- codesherpa-review -->"));
     }
 }

@@ -336,7 +336,18 @@ async fn post_inline(
     let posted = store::posted_fingerprints(&state.db, &task.repository, task.pull_number).await?;
     let plan = inline::plan(review, &right, &posted, max);
     if plan.comments.is_empty() {
-        return Ok(None);
+        return Ok((plan.already_posted > 0).then(|| {
+            format!(
+                "{} finding{} on the diff {} posted inline before (never posted twice).",
+                plan.already_posted,
+                if plan.already_posted == 1 { "" } else { "s" },
+                if plan.already_posted == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
+            )
+        }));
     }
     let prints: Vec<String> = plan
         .comments

@@ -133,8 +133,8 @@ fn parse_command(body: &str) -> Option<std::result::Result<Command, String>> {
         ("X-GitHub-Delivery" = String, Header, description = "The delivery's unique id (1 to 200 characters)"),
     ),
     responses(
-        (status = 200, description = "Ping answered, delivery ignored (with a reason) or already received", body = WebhookReceiptResponse),
-        (status = 202, description = "A review (pull_request, issue_comment) or a re-sync (push to the default branch) was queued", body = WebhookReceiptResponse),
+        (status = 200, description = "Ping answered, delivery ignored (with a reason), already received, or a pull request's automatic reviews paused or resumed (`/codesherpa pause`, `/codesherpa resume`)", body = WebhookReceiptResponse),
+        (status = 202, description = "A review (pull_request, `/codesherpa review`, `/codesherpa full review`), an answer (`/codesherpa ask`) or a re-sync (push to the default branch) was queued", body = WebhookReceiptResponse),
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
