@@ -141,6 +141,8 @@ struct PullReviews {
     /// (path, line) on the right side of the pull request's diff.
     lines: Arc<Mutex<Vec<(String, u64)>>>,
     lose_next_answer: Arc<std::sync::atomic::AtomicBool>,
+    /// The next created review is stored at once but answered only after a minute.
+    slow_next_answer: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PullReviews {
@@ -202,7 +204,11 @@ impl Respond for CreatePullReview {
         }
         let mut answer = review;
         answer.as_object_mut().unwrap().remove("comments");
-        ResponseTemplate::new(200).set_body_json(answer)
+        let template = ResponseTemplate::new(200).set_body_json(answer);
+        if self.0.slow_next_answer.swap(false, Ordering::SeqCst) {
+            return template.set_delay(Duration::from_secs(60));
+        }
+        template
     }
 }
 
@@ -1788,5 +1794,70 @@ db_test!(
         let after = github.requests().await.iter().filter(|r| r.url.path().contains("/compare/")).count();
         assert_eq!(before, after);
         assert_eq!(github.comments.all().len(), 1, "exactly one summary comment");
+    }
+);
+
+db_test!(
+    async fn a_crash_after_github_took_the_pull_request_review_posts_no_second_one(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.slow_next_answer.store(true, Ordering::SeqCst);
+        // This in-process server only owns the database: it polls too rarely to claim.
+        let owner = spawn_with(backend, |config| {
+            config.jobs.poll_interval = Duration::from_secs(3600);
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&first.address);
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-crash-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        // GitHub stored the review; its answer never reaches the server: kill -9.
+        for _ in 0..400 {
+            if !github.reviews.all().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(github.reviews.all().len(), 1);
+        first.kill();
+
+        let second = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&second.address);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 2);
+        assert_eq!(github.reviews.all().len(), 1, "found by its marker, not posted again");
+        assert_eq!(github.comments.all().len(), 1);
+
+        // And recorded: the next push posts none of those findings again.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-crash-inline-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+        assert!(github.comments.all()[0].1.contains("posted inline before"), "{}", github.comments.all()[0].1);
+    }
+);
+
+db_test!(
+    async fn inline_false_keeps_the_findings_to_the_summary(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.settings.put(BASE, "review:\n  inline: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-no-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert!(github.reviews.all().is_empty());
+        let summary = &github.comments.all()[0].1;
+        assert!(summary.contains("src/pay.py:2"));
+        assert!(!summary.contains("inline"), "{summary}");
     }
 );
