@@ -166,6 +166,36 @@ async fn answer(state: &AppState, payload: Payload) -> Result<(), Stop> {
         &|path| settings.ignores(path),
     )
     .await?;
+    let response = ask_owner(state, user_id, payload.project_id, question, &budgeted.diff).await?;
+    let mut citations = diff_citations(&budgeted.diff, &question.text);
+    for snippet in retrieval::snippets(&state.db, payload.project_id, &question.text).await? {
+        let cited = snippet.citation();
+        if citations.len() < 2 * MAX_CITATIONS && !citations.contains(&cited) {
+            citations.push(cited);
+        }
+    }
+    let body = render(&marker, question, &response, &citations);
+    github
+        .send(
+            Method::POST,
+            &format!("{issue}/comments"),
+            installation,
+            JSON,
+            Some(&json!({ "body": body })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The owner's ordinary exchange on the question (their AI rate limit applies), with the
+/// diff as code context and the project's code gathered by the pipeline; the answer text.
+async fn ask_owner(
+    state: &AppState,
+    user_id: i64,
+    project_id: i64,
+    question: &Question,
+    diff_text: &str,
+) -> Result<String, Stop> {
     let input = ChatInput {
         message: question.text.clone(),
         session_id: Some(format!(
@@ -173,8 +203,8 @@ async fn answer(state: &AppState, payload: Payload) -> Result<(), Stop> {
             question.repository, question.pull_number
         )),
         agent_id: None,
-        project_id: Some(payload.project_id),
-        code_context: (!budgeted.diff.is_empty()).then(|| budgeted.diff.clone()),
+        project_id: Some(project_id),
+        code_context: (!diff_text.is_empty()).then(|| diff_text.to_owned()),
         assignment: None,
     };
     // A person's question: the owner's AI rate limit applies (admit checks it).
@@ -195,24 +225,7 @@ async fn answer(state: &AppState, payload: Payload) -> Result<(), Stop> {
             ExchangeError::Provider(err) => Stop::from(err),
             ExchangeError::Other(err) => Stop::from(err),
         })?;
-    let mut citations = diff_citations(&budgeted.diff, &question.text);
-    for snippet in retrieval::snippets(&state.db, payload.project_id, &question.text).await? {
-        let cited = snippet.citation();
-        if citations.len() < 2 * MAX_CITATIONS && !citations.contains(&cited) {
-            citations.push(cited);
-        }
-    }
-    let body = render(&marker, question, &chat.response, &citations);
-    github
-        .send(
-            Method::POST,
-            &format!("{issue}/comments"),
-            installation,
-            JSON,
-            Some(&json!({ "body": body })),
-        )
-        .await?;
-    Ok(())
+    Ok(chat.response)
 }
 
 /// Whether the server already answered this delivery (a retry after a crash or a lost

@@ -32,6 +32,23 @@ impl Inline {
     }
 }
 
+/// The body of `POST /repos/{o}/{r}/pulls/{n}/reviews`: one review of the reviewed head
+/// (`commit_id`), `event: COMMENT`, its hidden marker, and the comments.
+pub fn review_payload(marker: &str, head_sha: &str, comments: &[Inline]) -> Value {
+    let count = comments.len();
+    let body = format!(
+        "{marker}\nCodeSherpa: {count} finding{} on the changed lines; the summary is in the \
+         pull request's CodeSherpa comment.",
+        if count == 1 { "" } else { "s" }
+    );
+    json!({
+        "commit_id": head_sha,
+        "event": "COMMENT",
+        "body": body,
+        "comments": comments.iter().map(Inline::to_json).collect::<Vec<_>>(),
+    })
+}
+
 /// What becomes of a review's findings on the diff.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -251,6 +268,15 @@ mod tests {
             all.comments[0].to_json(),
             json!({"path": "src/db.rs", "line": 42, "side": "RIGHT", "body": all.comments[0].body})
         );
+
+        let payload = review_payload(&marker(9), "abc", &all.comments);
+        assert_eq!(payload["commit_id"], "abc");
+        assert_eq!(payload["event"], "COMMENT");
+        assert!(payload["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("<!-- codesherpa-inline review:9 -->"));
+        assert_eq!(payload["comments"].as_array().unwrap().len(), 3);
 
         let capped = plan(&review(findings.clone()), &right, &HashSet::new(), 2);
         assert_eq!((capped.comments.len(), capped.over_cap), (2, 1));

@@ -232,45 +232,7 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
             base_sha.get(..7).unwrap_or(&base_sha)
         )));
     }
-    let max_bytes = state.config.github.review_max_diff_bytes;
-    let ignored = |path: &str| settings.ignores(path);
-    // A push: only the commits since the last review, while that head is an ancestor.
-    let mut range = None;
-    let mut budgeted = None;
-    if task.scope == "incremental" {
-        let last =
-            store::last_reviewed_head(&state.db, &task.repository, task.pull_number, task.id)
-                .await?
-                .filter(|last| *last != task.head_sha);
-        if let Some(last) = last {
-            let pair = (last.as_str(), task.head_sha.as_str());
-            budgeted = diff::fetch_range(
-                github,
-                &task.repository,
-                pair,
-                installation,
-                max_bytes,
-                &ignored,
-            )
-            .await?;
-            range = budgeted.as_ref().map(|_| last.clone());
-        }
-    }
-    let budgeted = match budgeted {
-        Some(budgeted) => budgeted,
-        None => {
-            let number = task.pull_number;
-            diff::fetch(
-                github,
-                &task.repository,
-                number,
-                installation,
-                max_bytes,
-                &ignored,
-            )
-            .await?
-        }
-    };
+    let (budgeted, range) = reviewed_diff(state, &task, &settings).await?;
     let chat = review_chat(state, &task, &budgeted, &settings, range.as_deref()).await?;
     // Just before posting: a push since the diff was read makes this review stale.
     let (now, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
@@ -372,17 +334,7 @@ async fn post_inline(
         return Ok(Some(posted_note(plan.comments.len(), plan.over_cap)));
     }
     let count = plan.comments.len();
-    let body = format!(
-        "{marker}\nCodeSherpa: {count} finding{} on the changed lines; the summary is in the \
-         pull request's CodeSherpa comment.",
-        if count == 1 { "" } else { "s" }
-    );
-    let payload = json!({
-        "commit_id": task.head_sha,
-        "event": "COMMENT",
-        "body": body,
-        "comments": plan.comments.iter().map(inline::Inline::to_json).collect::<Vec<_>>(),
-    });
+    let payload = inline::review_payload(&marker, &task.head_sha, &plan.comments);
     match github
         .send(
             Method::POST,
@@ -461,6 +413,58 @@ fn posted_note(count: usize, over_cap: usize) -> String {
         ));
     }
     note
+}
+
+/// The diff to review: for an incremental review, the commits since the last review
+/// while that head is an ancestor of this one (and that range's start); else the whole
+/// pull request.
+async fn reviewed_diff(
+    state: &AppState,
+    task: &ReviewTask,
+    settings: &RepoSettings,
+) -> Result<(Budgeted, Option<String>), Stop> {
+    let github = &state.github;
+    let installation = task.installation_id;
+    let max_bytes = state.config.github.review_max_diff_bytes;
+    let ignored = |path: &str| settings.ignores(path);
+    // A push: only the commits since the last review, while that head is an ancestor.
+    let mut range = None;
+    let mut budgeted = None;
+    if task.scope == "incremental" {
+        let last =
+            store::last_reviewed_head(&state.db, &task.repository, task.pull_number, task.id)
+                .await?
+                .filter(|last| *last != task.head_sha);
+        if let Some(last) = last {
+            let pair = (last.as_str(), task.head_sha.as_str());
+            budgeted = diff::fetch_range(
+                github,
+                &task.repository,
+                pair,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?;
+            range = budgeted.as_ref().map(|_| last.clone());
+        }
+    }
+    let budgeted = match budgeted {
+        Some(budgeted) => budgeted,
+        None => {
+            let number = task.pull_number;
+            diff::fetch(
+                github,
+                &task.repository,
+                number,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?
+        }
+    };
+    Ok((budgeted, range))
 }
 
 /// Edits CodeSherpa's comment on the PR if there is one, else creates it.
