@@ -57,7 +57,9 @@ impl Comment<'_> {
             }
         }
         out.push_str(
-            "\n<sub>Comment `/codesherpa review` to review the current head again.</sub>\n",
+            "\n<sub>Comment `/codesherpa review` to review the current head again \
+             (`full review`, `pause`, `resume`, `ask <question>`: owners, members and \
+             collaborators).</sub>\n",
         );
         out
     }
