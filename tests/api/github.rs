@@ -1674,6 +1674,10 @@ db_test!(
             .await
             .expect(200);
         assert_eq!(paused.data()["status"], "paused");
+        let again = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(again.data()["status"], "duplicate");
         let push = deliver(&app, "pull_request", "d-paused-push", &pull_request_event("synchronize", HEAD))
             .await
             .expect(200);
@@ -1689,6 +1693,11 @@ db_test!(
             .await
             .expect(200);
         assert_eq!(resumed.data()["status"], "resumed");
+        // The old pause redelivered changes nothing.
+        let old = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(old.data()["status"], "duplicate");
         github.move_head(NEWER);
         deliver(&app, "pull_request", "d-resumed-push", &pull_request_event("synchronize", NEWER))
             .await

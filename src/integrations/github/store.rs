@@ -299,25 +299,43 @@ pub async fn record_fingerprints(
     Ok(())
 }
 
-/// `/codesherpa pause` (true) or `resume` (false): automatic reviews of the pull request
-/// off or on.
-pub async fn set_paused(db: &Db, repository: &str, pull_number: i64, paused: bool) -> Result<()> {
+/// The delivery of `/codesherpa pause` (true) or `resume` (false) and its effect
+/// together: automatic reviews of the pull request off or on. False for a repeated
+/// delivery, which changes nothing (an old pause redelivered never undoes a resume).
+pub async fn write_pause(
+    db: &Db,
+    delivery_id: &str,
+    event: &str,
+    (repository, pull_number): (&str, i64),
+    paused: bool,
+) -> Result<bool> {
     const PAUSE: &str = "INSERT INTO paused_pulls (repository, pull_number, paused_at) \
                          VALUES ($1, $2, $3) ON CONFLICT (repository, pull_number) DO NOTHING";
     const RESUME: &str = "DELETE FROM paused_pulls WHERE repository = $1 AND pull_number = $2";
     let repository = repository.to_ascii_lowercase();
-    with_pool!(db, |pool| {
-        let query = if paused {
-            sqlx::query(PAUSE)
-                .bind(&repository)
-                .bind(pull_number)
-                .bind(now())
-        } else {
-            sqlx::query(RESUME).bind(&repository).bind(pull_number)
-        };
-        query.execute(pool).await.map(drop)
-    })?;
-    Ok(())
+    in_transaction!(db, |tx| {
+        let now = now();
+        let first = sqlx::query(INSERT_DELIVERY)
+            .bind(delivery_id)
+            .bind(event)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            let query = if paused {
+                sqlx::query(PAUSE)
+                    .bind(&repository)
+                    .bind(pull_number)
+                    .bind(now)
+            } else {
+                sqlx::query(RESUME).bind(&repository).bind(pull_number)
+            };
+            query.execute(&mut *tx).await?;
+        }
+        first
+    })
 }
 
 /// Whether automatic reviews of the pull request are paused.

@@ -450,8 +450,14 @@ async fn record(
         paused,
     } = &decision
     {
-        // Idempotent: a redelivery sets the same state again.
-        store::set_paused(&state.db, repository, *pull_number, *paused).await?;
+        let pull = (repository.as_str(), *pull_number);
+        let first = store::write_pause(&state.db, delivery_id, event, pull, *paused).await?;
+        let status = match (first, paused) {
+            (false, _) => "duplicate",
+            (true, true) => "paused",
+            (true, false) => "resumed",
+        };
+        return Ok((StatusCode::OK, receipt(status, None, None)));
     }
     if let Decision::Sync {
         project_ids,
