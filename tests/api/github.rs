@@ -33,6 +33,8 @@ pub(crate) const SECRET: &str = "webhook-test-secret";
 pub(crate) const REPO: &str = "acme/widgets";
 pub(crate) const HEAD: &str = "1111111111111111111111111111111111111111";
 pub(crate) const NEWER: &str = "2222222222222222222222222222222222222222";
+/// The pull request's base commit.
+const BASE: &str = "0000000000000000000000000000000000000b05";
 const DIFF: &str = "application/vnd.github.diff";
 const SAMPLE_DIFF: &str = "diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.py\n+++ b/src/pay.py\n@@ -1,2 +1,4 @@\n def pay(amount):\n+    api_key = \"sk_live_1234567890abcdef\"\n+    print(amount)\n     return amount\n";
 
@@ -125,14 +127,199 @@ impl Respond for PullJson {
         let sha = self.0.lock().unwrap().clone();
         ResponseTemplate::new(200).set_body_json(json!({
             "number": 7, "state": "open", "draft": false,
-            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+            "head": {"sha": sha, "ref": "feature"}, "base": {"sha": BASE, "ref": "main"},
         }))
+    }
+}
+
+/// The pull-request reviews GitHub keeps (`POST`/`GET /repos/{o}/{r}/pulls/{n}/reviews`),
+/// the right-side lines it accepts comments on, and whether the next answer to a created
+/// review is lost (a 502 after GitHub stored it).
+#[derive(Clone, Default)]
+struct PullReviews {
+    all: Arc<Mutex<Vec<Value>>>,
+    /// (path, line) on the right side of the pull request's diff.
+    lines: Arc<Mutex<Vec<(String, u64)>>>,
+    lose_next_answer: Arc<std::sync::atomic::AtomicBool>,
+    /// The next created review is stored at once but answered only after a minute.
+    slow_next_answer: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PullReviews {
+    fn all(&self) -> Vec<Value> {
+        self.all.lock().unwrap().clone()
+    }
+
+    fn accept_lines(&self, lines: &[(&str, u64)]) {
+        *self.lines.lock().unwrap() = lines.iter().map(|(p, l)| (p.to_string(), *l)).collect();
+    }
+}
+
+/// `POST /repos/{o}/{r}/pulls/{n}/reviews` as GitHub answers it: 200 and the review
+/// (`id`, `user`, `body`, `state: COMMENTED`, `commit_id`, `html_url`), or 422
+/// "Unprocessable Entity" when a comment's line is not in the diff.
+struct CreatePullReview(PullReviews);
+impl Respond for CreatePullReview {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["event"], "COMMENT", "{body}");
+        assert!(
+            body["commit_id"].as_str().is_some_and(|c| c.len() == 40),
+            "{body}"
+        );
+        let lines = self.0.lines.lock().unwrap().clone();
+        for comment in body["comments"].as_array().unwrap() {
+            assert_eq!(comment["side"], "RIGHT", "{comment}");
+            assert!(comment["body"].as_str().is_some(), "{comment}");
+            let at = (
+                comment["path"].as_str().unwrap().to_owned(),
+                comment["line"].as_u64().unwrap(),
+            );
+            if !lines.contains(&at) {
+                return ResponseTemplate::new(422).set_body_json(json!({
+                    "message": "Unprocessable Entity",
+                    "errors": ["Line could not be resolved"],
+                    "documentation_url": "https://docs.github.com/rest/pulls/reviews#create-a-review-for-a-pull-request",
+                    "status": "422"
+                }));
+            }
+        }
+        let mut all = self.0.all.lock().unwrap();
+        let id = 5000 + all.len() as i64;
+        let review = json!({
+            "id": id,
+            "node_id": "PRR_x",
+            "user": {"login": SERVER_LOGIN, "type": "Bot"},
+            "body": body["body"],
+            "state": "COMMENTED",
+            "html_url": format!("https://github.com/{REPO}/pull/7#pullrequestreview-{id}"),
+            "pull_request_url": format!("https://api.github.com/repos/{REPO}/pulls/7"),
+            "commit_id": body["commit_id"],
+            "author_association": "NONE",
+            "comments": body["comments"],
+        });
+        all.push(review.clone());
+        if self.0.lose_next_answer.swap(false, Ordering::SeqCst) {
+            return ResponseTemplate::new(502).set_body_string("Bad Gateway");
+        }
+        let mut answer = review;
+        answer.as_object_mut().unwrap().remove("comments");
+        let template = ResponseTemplate::new(200).set_body_json(answer);
+        if self.0.slow_next_answer.swap(false, Ordering::SeqCst) {
+            return template.set_delay(Duration::from_secs(60));
+        }
+        template
+    }
+}
+
+struct ListPullReviews(PullReviews);
+impl Respond for ListPullReviews {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let listed: Vec<Value> = self
+            .0
+            .all()
+            .into_iter()
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("comments");
+                r
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(listed)
+    }
+}
+
+/// `GET /repos/{o}/{r}/contents/.codesherpa.yml?ref=…` with `Accept:
+/// application/vnd.github.raw+json`: the file's raw text at that commit, or GitHub's 404.
+#[derive(Clone, Default)]
+struct SettingsFiles(Arc<Mutex<Vec<(String, String)>>>);
+
+impl SettingsFiles {
+    fn put(&self, commit: &str, text: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((commit.to_owned(), text.to_owned()));
+    }
+}
+
+impl Respond for SettingsFiles {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        assert_eq!(
+            request.headers.get("accept").and_then(|v| v.to_str().ok()),
+            Some("application/vnd.github.raw+json")
+        );
+        let commit = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "ref")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let files = self.0.lock().unwrap();
+        match files.iter().find(|(at, _)| *at == commit) {
+            Some((_, text)) => ResponseTemplate::new(200)
+                .set_body_raw(text.clone(), "application/vnd.github.raw+json"),
+            None => ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/repos/contents#get-repository-content",
+                "status": "404"
+            })),
+        }
+    }
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`: GitHub's comparison (`status` ahead,
+/// behind, diverged or identical, `ahead_by`, `behind_by`, `files[]` with `filename`,
+/// `status` and `patch`) for the ranges a test set, else 404.
+#[derive(Clone, Default)]
+struct Comparisons(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Comparisons {
+    fn put(&self, base: &str, head: &str, status: &str, files: Value) {
+        let (ahead, behind) = match status {
+            "ahead" => (1, 0),
+            "behind" => (0, 1),
+            "diverged" => (1, 1),
+            _ => (0, 0),
+        };
+        let body = json!({
+            "url": format!("https://api.github.com/repos/{REPO}/compare/{base}...{head}"),
+            "html_url": format!("https://github.com/{REPO}/compare/{base}...{head}"),
+            "status": status, "ahead_by": ahead, "behind_by": behind, "total_commits": ahead,
+            "commits": [], "files": files,
+        });
+        self.0
+            .lock()
+            .unwrap()
+            .push((format!("{base}...{head}"), body));
+    }
+}
+
+impl Respond for Comparisons {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let range = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        match self.0.lock().unwrap().iter().find(|(r, _)| *r == range) {
+            Some((_, body)) => ResponseTemplate::new(200).set_body_json(body),
+            None => ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits",
+                "status": "404"
+            })),
+        }
     }
 }
 
 pub(crate) struct GithubMock {
     pub(crate) server: MockServer,
+    compare: Comparisons,
     comments: Comments,
+    reviews: PullReviews,
+    settings: SettingsFiles,
     head: Arc<Mutex<String>>,
     accounts: GithubAccounts,
 }
@@ -167,9 +354,43 @@ impl GithubMock {
             .respond_with(EditComment(comments.clone()))
             .mount(&server)
             .await;
+        let reviews = PullReviews::default();
+        reviews.accept_lines(&[
+            ("src/pay.py", 1),
+            ("src/pay.py", 2),
+            ("src/pay.py", 3),
+            ("src/pay.py", 4),
+        ]);
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{REPO}/pulls/7/reviews")))
+            .respond_with(CreatePullReview(reviews.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/pulls/7/reviews")))
+            .respond_with(ListPullReviews(reviews.clone()))
+            .mount(&server)
+            .await;
+        let settings = SettingsFiles::default();
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/contents/.codesherpa.yml")))
+            .respond_with(settings.clone())
+            .mount(&server)
+            .await;
+        let compare = Comparisons::default();
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(format!(
+                "^/repos/{REPO}/compare/[^/]+$"
+            )))
+            .respond_with(compare.clone())
+            .mount(&server)
+            .await;
         GithubMock {
             server,
+            compare,
             comments,
+            reviews,
+            settings,
             head,
             accounts,
         }
@@ -215,7 +436,7 @@ pub(crate) fn pull_request_event(action: &str, sha: &str) -> Value {
         "number": 7,
         "pull_request": {
             "number": 7, "draft": false, "state": "open",
-            "head": {"sha": sha, "ref": "feature"}, "base": {"ref": "main"},
+            "head": {"sha": sha, "ref": "feature"}, "base": {"sha": BASE, "ref": "main"},
             "user": {"login": "octocat", "type": "User"},
         },
         "repository": {"full_name": REPO, "name": "widgets", "owner": {"login": "acme"},
@@ -678,7 +899,8 @@ db_test!(
         let comment = json!({
             "action": "created",
             "issue": {"number": 7, "pull_request": {"url": "x"}},
-            "comment": {"body": "/codesherpa review please", "user": {"login": "octocat", "type": "User"}},
+            "comment": {"body": "/codesherpa review please", "author_association": "OWNER",
+                        "user": {"login": "octocat", "type": "User"}},
             "repository": {"full_name": REPO},
             "sender": {"login": "octocat", "type": "User"},
         });
@@ -1182,5 +1404,473 @@ db_test!(
             .collect();
         assert_eq!(writes, ["POST", "PATCH"]);
         assert_eq!(github.comments.all().len(), 1);
+    }
+);
+
+/// Waits (bounded) until the project has `count` reviews, all finished; returns them,
+/// newest first.
+async fn reviews_finished(app: &TestApp, token: &str, project: i64, count: usize) -> Vec<Value> {
+    for _ in 0..400 {
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews"), token)
+            .await
+            .expect(200);
+        let items = reviews.data()["items"].as_array().unwrap().clone();
+        if items.len() == count
+            && items
+                .iter()
+                .all(|r| matches!(r["status"].as_str(), Some("done" | "skipped" | "failed")))
+        {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reviews never finished");
+}
+
+fn review_command(body: &str, association: &str) -> Value {
+    json!({
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {"url": format!("https://api.github.com/repos/{REPO}/pulls/7")}},
+        "comment": {"id": 77, "body": body, "author_association": association,
+                    "user": {"login": "octocat", "type": "User"}},
+        "repository": {"full_name": REPO},
+        "sender": {"login": "octocat", "type": "User"},
+    })
+}
+
+db_test!(
+    async fn findings_on_the_diff_are_one_pull_request_review_posted_once(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+
+        let posted = github.reviews.all();
+        assert_eq!(posted.len(), 1, "one pull-request review");
+        let pr_review = &posted[0];
+        assert_eq!(pr_review["commit_id"], HEAD);
+        let comments = pr_review["comments"].as_array().unwrap();
+        // The local engine: the hard-coded key (CRITICAL, line 2), then the LOW ones.
+        assert!(comments.len() >= 2, "{comments:?}");
+        assert_eq!(comments[0]["path"], "src/pay.py");
+        assert_eq!(comments[0]["line"], 2);
+        assert_eq!(comments[0]["side"], "RIGHT");
+        let first = comments[0]["body"].as_str().unwrap();
+        assert!(first.starts_with("**CRITICAL**"), "{first}");
+        assert!(
+            first.contains("```suggestion\n    api_key = os.environ[\"API_KEY\"]\n```"),
+            "a real drop-in replacement: {first}"
+        );
+        let print = comments.iter().find(|c| c["line"] == 3).expect("the print on line 3");
+        assert!(!print["body"].as_str().unwrap().contains("```suggestion"), "advice only");
+        let summary = github.comments.all();
+        assert_eq!(summary.len(), 1);
+        assert!(summary[0].1.contains("posted as inline comments"), "{}", summary[0].1);
+        assert!(summary[0].1.contains("src/pay.py:2"), "the summary still lists them");
+
+        // A push with the same lines, and a `/codesherpa review` at that head: the same
+        // findings are never posted again, so no second pull-request review.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-inline-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        deliver(&app, "issue_comment", "d-inline-3", &review_command("/codesherpa review", "OWNER"))
+            .await
+            .expect(202);
+        let all = reviews_finished(&app, &token, project, 3).await;
+        assert!(all.iter().all(|r| r["status"] == "done"), "{all:?}");
+        assert_eq!(github.reviews.all().len(), 1, "nothing new to post");
+        assert_eq!(github.comments.all().len(), 1, "exactly one summary comment");
+    }
+);
+
+db_test!(
+    async fn a_lost_answer_to_the_pull_request_review_posts_no_second_one(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.lose_next_answer.store(true, Ordering::SeqCst);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-lost", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 2, "retried after the 502");
+        assert_eq!(github.reviews.all().len(), 1, "GitHub kept the first; no second one");
+        assert_eq!(github.comments.all().len(), 1);
+        assert!(github.comments.all()[0].1.contains("posted as inline comments"));
+
+        // The fingerprints were recorded by the retry: a new push posts nothing again.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-lost-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+    }
+);
+
+db_test!(
+    async fn a_refused_pull_request_review_leaves_the_findings_to_the_summary(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        // GitHub resolves none of the lines (the diff changed under the review).
+        github.reviews.accept_lines(&[]);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-422", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 1);
+        assert!(github.reviews.all().is_empty());
+        let summary = github.comments.all();
+        assert_eq!(summary.len(), 1);
+        assert!(summary[0].1.contains("did not accept the inline comments (422"), "{}", summary[0].1);
+        assert!(summary[0].1.contains("src/pay.py:2"));
+
+        // Nothing was recorded as posted: once GitHub takes the lines, they are posted.
+        github.reviews.accept_lines(&[("src/pay.py", 2), ("src/pay.py", 3)]);
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-422-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+        assert_eq!(github.reviews.all()[0]["commit_id"], NEWER);
+    }
+);
+
+const DOCS_DIFF: &str = "diff --git a/docs/guide.md b/docs/guide.md\n--- a/docs/guide.md\n+++ b/docs/guide.md\n@@ -1 +1,2 @@\n # Guide\n+password = \"hunter2hunter2\"\n";
+
+db_test!(
+    async fn settings_come_from_the_base_commit_never_from_the_pull_request(backend) {
+        let github = GithubMock::start().await;
+        github
+            .serve_diff(ResponseTemplate::new(200).set_body_raw(format!("{SAMPLE_DIFF}{DOCS_DIFF}"), DIFF))
+            .await;
+        github.settings.put(
+            BASE,
+            "review:\n  ignore: [\"docs/**\"]\n  instructions: \"Prefer early returns.\"\n  max_inline_comments: 1\n",
+        );
+        // The pull request tries to switch its own review off: it is not read.
+        github.settings.put(HEAD, "review:\n  enabled: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-cfg", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        let asked: Vec<String> = github
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r.url.path().ends_with("/contents/.codesherpa.yml"))
+            .map(|r| r.url.query().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(asked, [format!("ref={BASE}")]);
+
+        let posted = github.reviews.all();
+        assert_eq!(posted.len(), 1);
+        let comments = posted[0]["comments"].as_array().unwrap();
+        assert_eq!(comments.len(), 1, "max_inline_comments: 1");
+        assert!(comments[0]["body"].as_str().unwrap().starts_with("**CRITICAL**"));
+        let summary = &github.comments.all()[0].1;
+        assert!(
+            summary.contains("`docs/guide.md`: not reviewed (ignored by .codesherpa.yml)"),
+            "{summary}"
+        );
+        assert!(!summary.contains("docs/guide.md:2"), "an ignored file is not reviewed");
+        assert!(summary.contains("inline comments are capped"), "{summary}");
+    }
+);
+
+db_test!(
+    async fn the_base_can_switch_reviews_off(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.settings.put(BASE, "review:\n  enabled: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-off", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "skipped", "{review}");
+        assert!(review["reason"].as_str().unwrap().contains(".codesherpa.yml"), "{review}");
+        assert!(github.comments.all().is_empty());
+        assert!(github.reviews.all().is_empty());
+    }
+);
+
+db_test!(
+    async fn invalid_settings_never_stop_a_review_and_the_summary_says_why(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        // An unknown key: the whole file is set aside (inline stays on, the default).
+        github.settings.put(BASE, "review:\n  inline: false\n  max_inline: 3\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-bad", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(github.reviews.all().len(), 1, "defaults: inline comments on");
+        let summary = &github.comments.all()[0].1;
+        assert!(summary.contains(".codesherpa.yml` at 0000000, line 3"), "{summary}");
+        assert!(summary.contains("unknown field `max_inline`"), "{summary}");
+        assert!(summary.contains("default settings"), "{summary}");
+    }
+);
+
+db_test!(
+    async fn commands_are_taken_only_from_people_the_repository_trusts(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        for (n, association) in ["CONTRIBUTOR", "NONE", "FIRST_TIME_CONTRIBUTOR"].iter().enumerate() {
+            let reply = deliver(&app, "issue_comment", &format!("d-who-{n}"), &review_command("/codesherpa review", association))
+                .await
+                .expect(200);
+            assert_eq!(reply.data()["status"], "ignored");
+            let reason = reply.data()["reason"].as_str().unwrap().to_owned();
+            assert!(reason.contains(&format!("author_association {association}")), "{reason}");
+        }
+        let mut unstated = review_command("/codesherpa pause", "OWNER");
+        unstated["comment"].as_object_mut().unwrap().remove("author_association");
+        let reply = deliver(&app, "issue_comment", "d-who-x", &unstated).await.expect(200);
+        assert_eq!(reply.data()["status"], "ignored");
+        let unknown = deliver(&app, "issue_comment", "d-who-u", &review_command("/codesherpa dance", "OWNER"))
+            .await
+            .expect(200);
+        assert!(unknown.data()["reason"].as_str().unwrap().contains("unknown command"));
+
+        let queued = deliver(&app, "issue_comment", "d-who-m", &review_command("/codesherpa full review", "MEMBER"))
+            .await
+            .expect(202);
+        assert_eq!(queued.data()["status"], "queued");
+        assert_eq!(queued.data()["delivery_id"], "d-who-m");
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(queued.data()["review_id"], review["id"]);
+        assert_eq!(review["status"], "done", "{review}");
+    }
+);
+
+db_test!(
+    async fn pause_and_resume_switch_automatic_reviews_of_one_pull_request(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        let paused = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(paused.data()["status"], "paused");
+        let again = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(again.data()["status"], "duplicate");
+        let push = deliver(&app, "pull_request", "d-paused-push", &pull_request_event("synchronize", HEAD))
+            .await
+            .expect(200);
+        assert_eq!(push.data()["status"], "ignored");
+        assert!(push.data()["reason"].as_str().unwrap().contains("paused"));
+        // Commands still work while paused.
+        deliver(&app, "issue_comment", "d-paused-cmd", &review_command("/codesherpa review", "OWNER"))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 1).await;
+
+        let resumed = deliver(&app, "issue_comment", "d-resume", &review_command("/codesherpa resume", "OWNER"))
+            .await
+            .expect(200);
+        assert_eq!(resumed.data()["status"], "resumed");
+        // The old pause redelivered changes nothing.
+        let old = deliver(&app, "issue_comment", "d-pause", &review_command("/codesherpa pause", "COLLABORATOR"))
+            .await
+            .expect(200);
+        assert_eq!(old.data()["status"], "duplicate");
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-resumed-push", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+    }
+);
+
+db_test!(
+    async fn ask_answers_in_a_new_comment_citing_the_diff(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-ask-open", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        finished_review(&app, &token, project).await;
+        assert_eq!(github.comments.all().len(), 1);
+
+        let ask = review_command("/codesherpa ask Why is the api_key written here?", "OWNER");
+        let queued = deliver(&app, "issue_comment", "d-ask", &ask).await.expect(202);
+        assert_eq!(queued.data()["status"], "queued");
+        assert!(queued.data().get("review_id").is_none());
+        let again = deliver(&app, "issue_comment", "d-ask", &ask).await.expect(200);
+        assert_eq!(again.data()["status"], "duplicate");
+        let mut answer = None;
+        for _ in 0..400 {
+            let all = github.comments.all();
+            if all.len() == 2 {
+                answer = Some(all[1].1.clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let answer = answer.expect("an answer comment");
+        assert!(answer.contains("> Why is the api_key written here?"), "{answer}");
+        assert!(answer.contains("`src/pay.py:2`"), "{answer}");
+        assert!(!answer.contains("<!-- codesherpa-review -->"), "not the summary");
+        // The summary is still the one comment it was.
+        assert!(github.comments.all()[0].1.contains("<!-- codesherpa-review -->"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(github.comments.all().len(), 2, "answered once");
+    }
+);
+
+db_test!(
+    async fn a_push_reviews_only_the_commits_since_the_last_review(backend) {
+        const THIRD: &str = "3333333333333333333333333333333333333333";
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.accept_lines(&[("src/pay.py", 2), ("src/pay.py", 3), ("src/pay.py", 5)]);
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-inc-1", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 1).await;
+
+        // HEAD..NEWER adds one line: only that range is reviewed.
+        github.compare.put(HEAD, NEWER, "ahead", json!([{
+            "sha": "f00", "filename": "src/pay.py", "status": "modified",
+            "additions": 1, "deletions": 0, "changes": 1,
+            "patch": "@@ -4,1 +4,2 @@\n     return amount\n+    eval(amount)"
+        }]));
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-inc-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        let all = reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(all[0]["status"], "done", "{all:?}");
+        let summary = github.comments.all()[0].1.clone();
+        assert!(summary.contains("Reviewed 1111111..2222222"), "{summary}");
+        assert!(summary.contains("src/pay.py:5"), "the eval in the range: {summary}");
+        assert!(!summary.contains("src/pay.py:2"), "the key is outside the range: {summary}");
+        let compared: Vec<String> = github
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r.url.path().contains("/compare/"))
+            .map(|r| r.url.path().to_owned())
+            .collect();
+        assert_eq!(compared, [format!("/repos/{REPO}/compare/{HEAD}...{NEWER}")]);
+
+        // A force-push: NEWER and THIRD diverged, so the whole pull request again.
+        github.compare.put(NEWER, THIRD, "diverged", json!([]));
+        github.move_head(THIRD);
+        deliver(&app, "pull_request", "d-inc-3", &pull_request_event("synchronize", THIRD))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 3).await;
+        let summary = github.comments.all()[0].1.clone();
+        assert!(summary.contains(THIRD), "{summary}");
+        assert!(!summary.contains("Reviewed 2222222..3333333"), "{summary}");
+        assert!(summary.contains("src/pay.py:2"), "the whole pull request: {summary}");
+
+        // `/codesherpa full review` never compares.
+        let before = github.requests().await.iter().filter(|r| r.url.path().contains("/compare/")).count();
+        deliver(&app, "issue_comment", "d-inc-4", &review_command("/codesherpa full review", "OWNER"))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 4).await;
+        let after = github.requests().await.iter().filter(|r| r.url.path().contains("/compare/")).count();
+        assert_eq!(before, after);
+        assert_eq!(github.comments.all().len(), 1, "exactly one summary comment");
+    }
+);
+
+db_test!(
+    async fn a_crash_after_github_took_the_pull_request_review_posts_no_second_one(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.reviews.slow_next_answer.store(true, Ordering::SeqCst);
+        // This in-process server only owns the database: it polls too rarely to claim.
+        let owner = spawn_with(backend, |config| {
+            config.jobs.poll_interval = Duration::from_secs(3600);
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&first.address);
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-crash-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        // GitHub stored the review; its answer never reaches the server: kill -9.
+        for _ in 0..400 {
+            if !github.reviews.all().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(github.reviews.all().len(), 1);
+        first.kill();
+
+        let second = start_binary(&owner.database_url, &github.server, dir.path()).await;
+        let app = owner.at(&second.address);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert_eq!(review["attempts"], 2);
+        assert_eq!(github.reviews.all().len(), 1, "found by its marker, not posted again");
+        assert_eq!(github.comments.all().len(), 1);
+
+        // And recorded: the next push posts none of those findings again.
+        github.move_head(NEWER);
+        deliver(&app, "pull_request", "d-crash-inline-2", &pull_request_event("synchronize", NEWER))
+            .await
+            .expect(202);
+        reviews_finished(&app, &token, project, 2).await;
+        assert_eq!(github.reviews.all().len(), 1);
+        assert!(github.comments.all()[0].1.contains("posted inline before"), "{}", github.comments.all()[0].1);
+    }
+);
+
+db_test!(
+    async fn inline_false_keeps_the_findings_to_the_summary(backend) {
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        github.settings.put(BASE, "review:\n  inline: false\n");
+        let app = github_app(backend, &github).await;
+        let (token, project) = linked_project(&app, &github, true).await;
+        deliver(&app, "pull_request", "d-no-inline", &pull_request_event("opened", HEAD))
+            .await
+            .expect(202);
+        let review = finished_review(&app, &token, project).await;
+        assert_eq!(review["status"], "done", "{review}");
+        assert!(github.reviews.all().is_empty());
+        let summary = &github.comments.all()[0].1;
+        assert!(summary.contains("src/pay.py:2"));
+        assert!(!summary.contains("inline"), "{summary}");
     }
 );

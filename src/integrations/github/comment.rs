@@ -19,6 +19,9 @@ pub struct Comment<'a> {
     pub web_url: &'a str,
     pub files: usize,
     pub skipped: &'a [(String, String)],
+    /// What the reader should know besides the findings (inline comments posted or
+    /// refused, settings that were wrong), one paragraph each.
+    pub notes: &'a [String],
 }
 
 impl Comment<'_> {
@@ -30,6 +33,9 @@ impl Comment<'_> {
                 out.push_str(self.text.trim());
                 out.push('\n');
             }
+        }
+        for note in self.notes {
+            let _ = writeln!(out, "\n> {}", note.trim().replace('\n', "\n> "));
         }
         let short = self.head_sha.get(..12).unwrap_or(self.head_sha);
         let _ = write!(
@@ -51,7 +57,9 @@ impl Comment<'_> {
             }
         }
         out.push_str(
-            "\n<sub>Comment `/codesherpa review` to review the current head again.</sub>\n",
+            "\n<sub>Comment `/codesherpa review` to review the current head again \
+             (`full review`, `pause`, `resume`, `ask <question>`: owners, members and \
+             collaborators).</sub>\n",
         );
         out
     }
@@ -143,6 +151,7 @@ mod tests {
             web_url: "https://github.com/acme/pay",
             files: 2,
             skipped: &skipped,
+            notes: &["2 findings were posted as inline comments.".to_owned()],
         }
         .render();
         assert!(text.starts_with(MARKER));
@@ -157,5 +166,6 @@ mod tests {
         assert!(text.contains("Suggestion: Read it from the environment"));
         assert!(text.contains("0123456789abcdef0123456789abcdef01234567"));
         assert!(text.contains("`big.lock`: over the review budget"));
+        assert!(text.contains("> 2 findings were posted as inline comments."));
     }
 }

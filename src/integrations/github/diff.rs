@@ -1,6 +1,8 @@
 //! A pull request's diff, within a byte budget: the unified diff when GitHub serves it,
 //! else (406, "too large") the per-file patches of `/files`. Files left out are named.
 
+use std::collections::HashMap;
+
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -23,13 +25,18 @@ struct ChangedFile {
     patch: Option<String>,
 }
 
-/// Fetches the diff of `repository#number` and keeps what fits in `max_bytes`.
+/// Why a file `.codesherpa.yml` ignores is missing from the review.
+pub const IGNORED: &str = "not reviewed (ignored by .codesherpa.yml)";
+
+/// Fetches the diff of `repository#number` and keeps what fits in `max_bytes`; files
+/// `ignored` says so are left out (and named).
 pub async fn fetch(
     github: &GithubClient,
     repository: &str,
     number: i64,
     installation: Option<i64>,
     max_bytes: usize,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Budgeted, GithubError> {
     let path = format!("/repos/{repository}/pulls/{number}");
     match github
@@ -41,14 +48,93 @@ pub async fn fetch(
                 .text()
                 .await
                 .map_err(|err| GithubError::Transport(err.without_url().to_string()))?;
-            Ok(budget(split_unified(&text), Vec::new(), max_bytes))
+            let (sections, skipped) = drop_ignored(split_unified(&text), Vec::new(), ignored);
+            Ok(budget(sections, skipped, max_bytes))
         }
         Err(err) if err.status() == Some(406) => {
             let (sections, skipped) = from_files(github, &path, installation).await?;
+            let (sections, skipped) = drop_ignored(sections, skipped, ignored);
             Ok(budget(sections, skipped, max_bytes))
         }
         Err(err) => Err(err),
     }
+}
+
+type Sections = Vec<(String, String)>;
+
+#[derive(Deserialize)]
+struct Comparison {
+    status: String,
+    #[serde(default)]
+    files: Vec<ChangedFile>,
+}
+
+/// The diff of the commits `last..head` (`GET /repos/{o}/{r}/compare/{last}...{head}`)
+/// when `head` is ahead of `last`; `None` when it is not (a force-push: `diverged`,
+/// `behind`, `identical`) or GitHub no longer knows `last`.
+pub async fn fetch_range(
+    github: &GithubClient,
+    repository: &str,
+    (last, head): (&str, &str),
+    installation: Option<i64>,
+    max_bytes: usize,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Option<Budgeted>, GithubError> {
+    let path = format!("/repos/{repository}/compare/{last}...{head}");
+    let comparison: Comparison = match github.get_json(&path, installation).await {
+        Ok((comparison, _)) => comparison,
+        Err(GithubError::Status { status: 404, .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    if comparison.status != "ahead" {
+        return Ok(None);
+    }
+    let (sections, skipped) = sections_of(comparison.files);
+    let (sections, skipped) = drop_ignored(sections, skipped, ignored);
+    Ok(Some(budget(sections, skipped, max_bytes)))
+}
+
+/// Each file's patch as a section of a unified diff; files without one are named.
+fn sections_of(files: Vec<ChangedFile>) -> (Sections, Sections) {
+    let mut sections = Vec::new();
+    let mut skipped = Vec::new();
+    for file in files {
+        match file.patch {
+            Some(patch) => {
+                let name = &file.filename;
+                let section =
+                    format!("diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n{patch}\n");
+                sections.push((file.filename, section));
+            }
+            None => skipped.push((
+                file.filename,
+                "no textual diff from GitHub (binary or too large)".to_owned(),
+            )),
+        }
+    }
+    (sections, skipped)
+}
+
+/// Moves the sections of ignored files to the skipped ones.
+fn drop_ignored(
+    sections: Sections,
+    mut skipped: Sections,
+    ignored: &(dyn Fn(&str) -> bool + Sync),
+) -> (Sections, Sections) {
+    let mut kept = Vec::with_capacity(sections.len());
+    for (path, section) in sections {
+        if ignored(&path) {
+            skipped.push((path, IGNORED.to_owned()));
+        } else {
+            kept.push((path, section));
+        }
+    }
+    for entry in skipped.iter_mut() {
+        if ignored(&entry.0) {
+            entry.1 = IGNORED.to_owned();
+        }
+    }
+    (kept, skipped)
 }
 
 /// Pages through `/files` (GitHub lists at most 3,000).
@@ -62,21 +148,9 @@ async fn from_files(
     let mut next = Some(format!("{pull_path}/files?per_page=100"));
     while let Some(page) = next.take() {
         let (files, link): (Vec<ChangedFile>, _) = github.get_json(&page, installation).await?;
-        for file in files {
-            match file.patch {
-                Some(patch) => {
-                    let name = &file.filename;
-                    let section = format!(
-                        "diff --git a/{name} b/{name}\n--- a/{name}\n+++ b/{name}\n{patch}\n"
-                    );
-                    sections.push((file.filename, section));
-                }
-                None => skipped.push((
-                    file.filename,
-                    "no textual diff from GitHub (binary or too large)".to_owned(),
-                )),
-            }
-        }
+        let (more, left) = sections_of(files);
+        sections.extend(more);
+        skipped.extend(left);
         next = link;
     }
     Ok((sections, skipped))
@@ -126,11 +200,65 @@ fn budget(
     }
 }
 
+/// The lines on the right side of a unified diff (added and unchanged lines of its
+/// hunks), by path and new-file line number, with their text: where GitHub takes an
+/// inline comment with `side: "RIGHT"`.
+pub fn right_lines(diff: &str) -> HashMap<String, HashMap<u32, String>> {
+    let mut files: HashMap<String, HashMap<u32, String>> = HashMap::new();
+    let mut path: Option<String> = None;
+    let mut next: u32 = 0;
+    let mut in_hunk = false;
+    for raw in diff.lines() {
+        if raw.starts_with("diff --git ") {
+            in_hunk = false;
+            path = None;
+        } else if let Some(name) = raw.strip_prefix("+++ ").filter(|_| !in_hunk) {
+            let name = name.split('\t').next().unwrap_or(name).trim();
+            path =
+                (name != "/dev/null").then(|| name.strip_prefix("b/").unwrap_or(name).to_owned());
+        } else if raw.starts_with("--- ") && !in_hunk {
+        } else if let Some(header) = raw.strip_prefix("@@ ") {
+            // `@@ -a,b +c,d @@`: the new side starts at c.
+            next = header
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix('+'))
+                .and_then(|range| range.split(',').next()?.parse().ok())
+                .unwrap_or(1);
+            in_hunk = true;
+        } else if in_hunk {
+            let Some(file) = path.as_ref() else { continue };
+            if raw.starts_with('-') || raw.starts_with('\\') {
+                continue;
+            }
+            let text = raw.get(1..).unwrap_or("");
+            files
+                .entry(file.clone())
+                .or_default()
+                .insert(next, text.to_owned());
+            next += 1;
+        }
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const TWO_FILES: &str = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-x\n+y\ndiff --git a/b.py b/b.py\n--- a/b.py\n+++ b/b.py\n@@ -0,0 +1 @@\n+print(1)\n";
+
+    #[test]
+    fn right_side_lines_are_added_and_unchanged_lines_numbered_in_the_new_file() {
+        let diff = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -10,3 +10,3 @@ fn f()\n keep\n-old\n+new\n tail\n\\ No newline at end of file\ndiff --git a/gone.rs b/gone.rs\n--- a/gone.rs\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+        let lines = right_lines(diff);
+        let a = &lines["src/a.rs"];
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[&10], "keep");
+        assert_eq!(a[&11], "new");
+        assert_eq!(a[&12], "tail");
+        assert!(!lines.contains_key("gone.rs"));
+        assert_eq!(right_lines(TWO_FILES)["b.py"][&1], "print(1)");
+    }
 
     #[test]
     fn splits_a_unified_diff_by_file() {

@@ -4,12 +4,15 @@
 //! feeds codebase's index.
 
 pub mod access;
+mod ask;
 pub mod client;
 mod comment;
 pub mod connect;
 mod diff;
 pub mod identity;
+mod inline;
 mod payload;
+mod repo_settings;
 mod review;
 pub mod routes;
 pub mod sealed;
@@ -36,6 +39,11 @@ pub fn register_jobs(workers: &mut Workers, state: &AppState) {
         REVIEW_JOB,
         state.config.github.review_concurrency,
         review::ReviewJob::new(state.clone()),
+    );
+    workers.register(
+        ask::ASK_JOB,
+        state.config.github.review_concurrency,
+        ask::AskJob::new(state.clone()),
     );
     workers.register(
         sync::SYNC_JOB,

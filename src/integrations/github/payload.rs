@@ -56,8 +56,12 @@ pub struct Issue {
 
 #[derive(Deserialize)]
 pub struct Comment {
+    pub id: Option<i64>,
     pub body: Option<String>,
     pub user: Account,
+    /// `OWNER`, `MEMBER`, `COLLABORATOR`, `CONTRIBUTOR`, `NONE`, …
+    #[serde(default)]
+    pub author_association: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,8 @@ use super::{
     client::{GithubError, JSON},
     comment::{Comment, MARKER},
     diff::{self, Budgeted},
+    inline,
+    repo_settings::{self, RepoSettings},
     store::{self, ReviewTask, Update},
 };
 use crate::{
@@ -56,11 +58,19 @@ struct PullHead {
 #[derive(Deserialize)]
 struct Pull {
     head: PullHead,
+    base: PullHead,
 }
 
 #[derive(Deserialize)]
 struct Author {
     login: String,
+}
+
+/// A pull-request review as GitHub lists it.
+#[derive(Deserialize)]
+struct PullRequestReview {
+    body: Option<String>,
+    user: Option<Author>,
 }
 
 #[derive(Deserialize)]
@@ -181,8 +191,13 @@ async fn check_access(state: &AppState, task: &ReviewTask) -> Result<(), Stop> {
 }
 
 /// The head to review: the one the task names, while it is still the PR's head; for a
-/// `/codesherpa review` comment (which names none), whatever the head is now.
-async fn settle_head(state: &AppState, task: &mut ReviewTask, pull_path: &str) -> Result<(), Stop> {
+/// `/codesherpa review` comment (which names none), whatever the head is now. Returns
+/// the pull request's base commit.
+async fn settle_head(
+    state: &AppState,
+    task: &mut ReviewTask,
+    pull_path: &str,
+) -> Result<String, Stop> {
     let (pull, _): (Pull, _) = state
         .github
         .get_json(pull_path, task.installation_id)
@@ -200,7 +215,7 @@ async fn settle_head(state: &AppState, task: &mut ReviewTask, pull_path: &str) -
             pull.head.sha
         )));
     }
-    Ok(())
+    Ok(pull.base.sha)
 }
 
 async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
@@ -208,16 +223,18 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
     check_access(state, &task).await?;
     let installation = task.installation_id;
     let pull_path = format!("/repos/{}/pulls/{}", task.repository, task.pull_number);
-    settle_head(state, &mut task, &pull_path).await?;
-    let budgeted = diff::fetch(
-        github,
-        &task.repository,
-        task.pull_number,
-        installation,
-        state.config.github.review_max_diff_bytes,
-    )
-    .await?;
-    let chat = review_chat(state, &task, &budgeted).await?;
+    let base_sha = settle_head(state, &mut task, &pull_path).await?;
+    // From the base: a pull request cannot change how it is itself reviewed.
+    let settings = repo_settings::read(github, &task.repository, &base_sha, installation).await?;
+    if !settings.enabled {
+        return Err(Stop::Skipped(format!(
+            "review.enabled is false in {} at {}",
+            repo_settings::FILE,
+            base_sha.get(..7).unwrap_or(&base_sha)
+        )));
+    }
+    let (budgeted, range) = reviewed_diff(state, &task, &settings).await?;
+    let chat = review_chat(state, &task, &budgeted, &settings, range.as_deref()).await?;
     // Just before posting: a push since the diff was read makes this review stale.
     let (now, _): (Pull, _) = github.get_json(&pull_path, installation).await?;
     if now.head.sha != task.head_sha {
@@ -230,6 +247,19 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         .result
         .as_ref()
         .and_then(|value| serde_json::from_value::<Review>(value.0.clone()).ok());
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(last) = &range {
+        notes.push(format!(
+            "Reviewed {}..{}: the commits since the last review.",
+            short(last),
+            short(&task.head_sha)
+        ));
+    }
+    notes.extend(settings.problem.iter().cloned());
+    if let Some(review) = structured.as_ref().filter(|_| settings.inline) {
+        let max = settings.max_inline_comments;
+        notes.extend(post_inline(state, &task, review, &budgeted.diff, max).await?);
+    }
     let body = Comment {
         review: structured.as_ref(),
         text: &chat.response,
@@ -238,6 +268,7 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         web_url: &web_url(github.api_url(), &task.repository),
         files: budgeted.files,
         skipped: &budgeted.skipped,
+        notes: &notes,
     }
     .render();
     let url = upsert_comment(state, &task, &body).await?;
@@ -254,6 +285,192 @@ async fn review(state: &AppState, mut task: ReviewTask) -> Result<(), Stop> {
         state.jobs.wake(&queued);
     }
     Ok(())
+}
+
+/// Posts the findings on right-side lines of the diff that were never posted on this pull
+/// request as one pull-request review (`event: COMMENT`, `commit_id` the reviewed head),
+/// and records their fingerprints. Returns the note for the summary comment. A review
+/// this job posted before a crash is found again by its marker, never posted twice; a
+/// 422 (a line GitHub will not take) leaves the findings to the summary.
+async fn post_inline(
+    state: &AppState,
+    task: &ReviewTask,
+    review: &Review,
+    diff_text: &str,
+    max: usize,
+) -> Result<Option<String>, Stop> {
+    let github = &state.github;
+    let right = diff::right_lines(diff_text);
+    let posted = store::posted_fingerprints(&state.db, &task.repository, task.pull_number).await?;
+    let plan = inline::plan(review, &right, &posted, max);
+    if plan.comments.is_empty() {
+        return Ok((plan.already_posted > 0).then(|| {
+            format!(
+                "{} finding{} on the diff {} posted inline before (never posted twice).",
+                plan.already_posted,
+                if plan.already_posted == 1 { "" } else { "s" },
+                if plan.already_posted == 1 {
+                    "was"
+                } else {
+                    "were"
+                }
+            )
+        }));
+    }
+    let prints: Vec<String> = plan
+        .comments
+        .iter()
+        .map(|c| c.fingerprint.clone())
+        .collect();
+    let marker = inline::marker(task.id);
+    let reviews = format!(
+        "/repos/{}/pulls/{}/reviews",
+        task.repository, task.pull_number
+    );
+    if already_posted(state, task, &reviews, &marker).await? {
+        // Posted by this review before a crash or a lost answer: only record it.
+        store::record_fingerprints(
+            &state.db,
+            &task.repository,
+            task.pull_number,
+            task.id,
+            &prints,
+        )
+        .await?;
+        return Ok(Some(posted_note(plan.comments.len(), plan.over_cap)));
+    }
+    let count = plan.comments.len();
+    let payload = inline::review_payload(&marker, &task.head_sha, &plan.comments);
+    match github
+        .send(
+            Method::POST,
+            &reviews,
+            task.installation_id,
+            JSON,
+            Some(&payload),
+        )
+        .await
+    {
+        Ok(_) => {
+            store::record_fingerprints(
+                &state.db,
+                &task.repository,
+                task.pull_number,
+                task.id,
+                &prints,
+            )
+            .await?;
+            Ok(Some(posted_note(count, plan.over_cap)))
+        }
+        Err(GithubError::Status {
+            status: 422,
+            message,
+        }) => Ok(Some(format!(
+            "GitHub did not accept the inline comments (422: {message}); the findings are \
+             listed here only."
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Whether the server's own identity already posted a pull-request review carrying
+/// `marker` (`GET …/pulls/{n}/reviews`, paged).
+async fn already_posted(
+    state: &AppState,
+    task: &ReviewTask,
+    reviews: &str,
+    marker: &str,
+) -> Result<bool, Stop> {
+    let github = &state.github;
+    let own_login = github.own_login().await?;
+    let mut next = Some(format!("{reviews}?per_page=100"));
+    while let Some(page) = next.take() {
+        let (listed, link): (Vec<PullRequestReview>, _) =
+            github.get_json(&page, task.installation_id).await?;
+        let ours = listed.iter().any(|r| {
+            r.body.as_deref().is_some_and(|b| b.contains(marker))
+                && match (own_login, &r.user) {
+                    (Some(own), Some(author)) => author.login.eq_ignore_ascii_case(own),
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                }
+        });
+        if ours {
+            return Ok(true);
+        }
+        next = link;
+    }
+    Ok(false)
+}
+
+/// A commit's seven-character short SHA.
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+fn posted_note(count: usize, over_cap: usize) -> String {
+    let mut note = format!(
+        "{count} finding{} posted as inline comments on the diff.",
+        if count == 1 { " was" } else { "s were" }
+    );
+    if over_cap > 0 {
+        note.push_str(&format!(
+            " {over_cap} more on the diff are listed here only (inline comments are capped)."
+        ));
+    }
+    note
+}
+
+/// The diff to review: for an incremental review, the commits since the last review
+/// while that head is an ancestor of this one (and that range's start); else the whole
+/// pull request.
+async fn reviewed_diff(
+    state: &AppState,
+    task: &ReviewTask,
+    settings: &RepoSettings,
+) -> Result<(Budgeted, Option<String>), Stop> {
+    let github = &state.github;
+    let installation = task.installation_id;
+    let max_bytes = state.config.github.review_max_diff_bytes;
+    let ignored = |path: &str| settings.ignores(path);
+    // A push: only the commits since the last review, while that head is an ancestor.
+    let mut range = None;
+    let mut budgeted = None;
+    if task.scope == "incremental" {
+        let last =
+            store::last_reviewed_head(&state.db, &task.repository, task.pull_number, task.id)
+                .await?
+                .filter(|last| *last != task.head_sha);
+        if let Some(last) = last {
+            let pair = (last.as_str(), task.head_sha.as_str());
+            budgeted = diff::fetch_range(
+                github,
+                &task.repository,
+                pair,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?;
+            range = budgeted.as_ref().map(|_| last.clone());
+        }
+    }
+    let budgeted = match budgeted {
+        Some(budgeted) => budgeted,
+        None => {
+            let number = task.pull_number;
+            diff::fetch(
+                github,
+                &task.repository,
+                number,
+                installation,
+                max_bytes,
+                &ignored,
+            )
+            .await?
+        }
+    };
+    Ok((budgeted, range))
 }
 
 /// Edits CodeSherpa's comment on the PR if there is one, else creates it.
@@ -312,17 +529,28 @@ async fn review_chat(
     state: &AppState,
     task: &ReviewTask,
     budgeted: &Budgeted,
+    settings: &RepoSettings,
+    range: Option<&str>,
 ) -> Result<Chat, Stop> {
     if let Some(id) = task.chat_id {
         if let Some(chat) = chats::get(&state.db, task.user_id, id).await? {
             return Ok(chat);
         }
     }
-    let message = format!(
-        "Review pull request {}#{} at {}.",
-        task.repository, task.pull_number, task.head_sha
-    );
-    let prompt = review_prompt(&message, budgeted);
+    let message = match range {
+        Some(last) => format!(
+            "Review the commits {}..{} of pull request {}#{} (what changed since the last review).",
+            short(last),
+            short(&task.head_sha),
+            task.repository,
+            task.pull_number
+        ),
+        None => format!(
+            "Review pull request {}#{} at {}.",
+            task.repository, task.pull_number, task.head_sha
+        ),
+    };
+    let prompt = review_prompt(&message, budgeted, settings);
     let input = ChatInput {
         message,
         session_id: Some(format!("github:{}#{}", task.repository, task.pull_number)),
@@ -351,8 +579,26 @@ async fn review_chat(
 }
 
 /// The diff as Review Monk reads it, and the files left out of it.
-fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
-    let mut prompt = format!("{message}\n\n```diff\n{}\n```", budgeted.diff);
+fn review_prompt(message: &str, budgeted: &Budgeted, settings: &RepoSettings) -> String {
+    let mut prompt = format!(
+        "{message}\n\nFor each finding, `code_fix` is either the exact replacement of line \
+         `line` (the whole line, indented as it is, code that compiles in place) or empty; \
+         advice goes in `suggestion`.\n\n```diff\n{}\n```",
+        budgeted.diff
+    );
+    if let Some(instructions) = &settings.instructions {
+        prompt.push_str(&format!(
+            "\n\nThe repository's instructions for reviews:\n{}",
+            instructions.trim()
+        ));
+    }
+    let paths = diff::right_lines(&budgeted.diff);
+    for (glob, instructions) in settings.instructions_for(paths.keys().map(String::as_str)) {
+        prompt.push_str(&format!(
+            "\n\nFor files matching `{glob}`: {}",
+            instructions.trim()
+        ));
+    }
     if !budgeted.skipped.is_empty() {
         prompt.push_str("\n\nFiles not shown (do not review them):");
         for (path, why) in &budgeted.skipped {
@@ -360,4 +606,28 @@ fn review_prompt(message: &str, budgeted: &Budgeted) -> String {
         }
     }
     prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_carries_the_repositorys_instructions_for_the_files_in_the_diff() {
+        let settings = repo_settings::parse(
+            "review:\n  instructions: Prefer early returns.\n  path_instructions:\n    - {path: \"src/db/**\", instructions: Check every query.}\n    - {path: \"web/**\", instructions: Not here.}\n",
+            "abc1234",
+        );
+        let budgeted = Budgeted {
+            diff: "diff --git a/src/db/q.rs b/src/db/q.rs\n--- a/src/db/q.rs\n+++ b/src/db/q.rs\n@@ -0,0 +1 @@\n+x\n".into(),
+            files: 1,
+            skipped: vec![("a.lock".into(), diff::IGNORED.into())],
+        };
+        let prompt = review_prompt("Review it.", &budgeted, &settings);
+        assert!(prompt.contains("Prefer early returns."));
+        assert!(prompt.contains("For files matching `src/db/**`: Check every query."));
+        assert!(!prompt.contains("Not here."));
+        assert!(prompt.contains("a.lock"));
+        assert!(prompt.contains("`code_fix` is either the exact replacement"));
+    }
 }

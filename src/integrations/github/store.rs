@@ -53,6 +53,8 @@ pub struct ReviewTask {
     pub installation_id: Option<i64>,
     pub status: String,
     pub chat_id: Option<i64>,
+    /// `full` or `incremental` (the commits since the last review, when it is an ancestor).
+    pub scope: String,
 }
 
 /// A pull request to review, as a delivery asks for it.
@@ -62,14 +64,17 @@ pub struct Wanted {
     /// Empty for a `/codesherpa review` comment: the job reads the current head.
     pub head_sha: String,
     pub installation_id: Option<i64>,
+    /// `full` (opened, reopened, ready, `/codesherpa full review`) or `incremental`.
+    pub scope: &'static str,
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO github_deliveries (delivery_id, event, received_at) \
                                VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING";
 const INSERT_REVIEW: &str =
     "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
-                             head_sha, installation_id, status, attempts, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id";
+                             head_sha, installation_id, status, attempts, created_at, updated_at, \
+                             scope) \
+                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id";
 
 /// Deliveries older than any redelivery: GitHub redelivers only on request, and only
 /// deliveries of the last 3 days (7 on GitHub Enterprise Server).
@@ -123,6 +128,7 @@ pub async fn write_review(
                 .bind(&wanted.head_sha)
                 .bind(wanted.installation_id)
                 .bind(now)
+                .bind(wanted.scope)
                 .fetch_one(&mut *tx)
                 .await?;
             // One review of a pull request at a time, in order: two can never both post.
@@ -136,6 +142,30 @@ pub async fn write_review(
         }
     })?;
     Ok(written)
+}
+
+/// The delivery and a job it asks for together; `None` for a repeated delivery.
+pub async fn write_job(
+    db: &Db,
+    delivery_id: &str,
+    event: &str,
+    job: &NewJob,
+) -> Result<Option<Enqueued>> {
+    in_transaction!(db, |tx| {
+        let first = sqlx::query(INSERT_DELIVERY)
+            .bind(delivery_id)
+            .bind(event)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            Some(jobs::enqueue(&mut *tx, job).await?)
+        } else {
+            None
+        }
+    })
 }
 
 /// The serial key of a pull request's reviews, `github:{owner}/{repo}#{n}` (GitHub's
@@ -162,7 +192,7 @@ pub async fn posted_comments(db: &Db, repository: &str, pull_number: i64) -> Res
 
 pub async fn task(db: &Db, id: i64) -> Result<Option<ReviewTask>> {
     const SQL: &str = "SELECT r.id, r.project_id, p.user_id, r.repository, r.pull_number, \
-                       r.head_sha, r.installation_id, r.status, r.chat_id \
+                       r.head_sha, r.installation_id, r.status, r.chat_id, r.scope \
                        FROM reviews r JOIN projects p ON p.id = r.project_id WHERE r.id = $1";
     Ok(with_pool!(db, |pool| sqlx::query_as(SQL)
         .bind(id)
@@ -248,4 +278,117 @@ pub async fn list(db: &Db, project_id: i64, page: PageRequest) -> Result<(Vec<Pu
         (items, total)
     });
     Ok((items, total))
+}
+
+/// The fingerprints of the findings already posted inline on this pull request.
+pub async fn posted_fingerprints(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+) -> Result<std::collections::HashSet<String>> {
+    const SQL: &str =
+        "SELECT fingerprint FROM review_findings WHERE repository = $1 AND pull_number = $2";
+    let prints: Vec<String> = with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository.to_ascii_lowercase())
+        .bind(pull_number)
+        .fetch_all(pool)
+        .await)?;
+    Ok(prints.into_iter().collect())
+}
+
+/// Records findings posted inline by review `review_id` (again is harmless).
+pub async fn record_fingerprints(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+    review_id: i64,
+    fingerprints: &[String],
+) -> Result<()> {
+    const SQL: &str = "INSERT INTO review_findings (repository, pull_number, fingerprint, \
+                       review_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                       ON CONFLICT (repository, pull_number, fingerprint) DO NOTHING";
+    let repository = repository.to_ascii_lowercase();
+    in_transaction!(db, |tx| {
+        let now = now();
+        for print in fingerprints {
+            sqlx::query(SQL)
+                .bind(&repository)
+                .bind(pull_number)
+                .bind(print)
+                .bind(review_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+    })?;
+    Ok(())
+}
+
+/// The delivery of `/codesherpa pause` (true) or `resume` (false) and its effect
+/// together: automatic reviews of the pull request off or on. False for a repeated
+/// delivery, which changes nothing (an old pause redelivered never undoes a resume).
+pub async fn write_pause(
+    db: &Db,
+    delivery_id: &str,
+    event: &str,
+    (repository, pull_number): (&str, i64),
+    paused: bool,
+) -> Result<bool> {
+    const PAUSE: &str = "INSERT INTO paused_pulls (repository, pull_number, paused_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (repository, pull_number) DO NOTHING";
+    const RESUME: &str = "DELETE FROM paused_pulls WHERE repository = $1 AND pull_number = $2";
+    let repository = repository.to_ascii_lowercase();
+    in_transaction!(db, |tx| {
+        let now = now();
+        let first = sqlx::query(INSERT_DELIVERY)
+            .bind(delivery_id)
+            .bind(event)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            let query = if paused {
+                sqlx::query(PAUSE)
+                    .bind(&repository)
+                    .bind(pull_number)
+                    .bind(now)
+            } else {
+                sqlx::query(RESUME).bind(&repository).bind(pull_number)
+            };
+            query.execute(&mut *tx).await?;
+        }
+        first
+    })
+}
+
+/// Whether automatic reviews of the pull request are paused.
+pub async fn is_paused(db: &Db, repository: &str, pull_number: i64) -> Result<bool> {
+    const SQL: &str =
+        "SELECT COUNT(*) FROM paused_pulls WHERE repository = $1 AND pull_number = $2";
+    let count: i64 = with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository.to_ascii_lowercase())
+        .bind(pull_number)
+        .fetch_one(pool)
+        .await)?;
+    Ok(count > 0)
+}
+
+/// The head the last finished review of this pull request before review `before` read.
+pub async fn last_reviewed_head(
+    db: &Db,
+    repository: &str,
+    pull_number: i64,
+    before: i64,
+) -> Result<Option<String>> {
+    const SQL: &str = "SELECT head_sha FROM reviews WHERE LOWER(repository) = LOWER($1) \
+                       AND pull_number = $2 AND id < $3 AND status = 'done' AND head_sha <> '' \
+                       ORDER BY id DESC LIMIT 1";
+    Ok(with_pool!(db, |pool| sqlx::query_scalar(SQL)
+        .bind(repository)
+        .bind(pull_number)
+        .bind(before)
+        .fetch_optional(pool)
+        .await)?)
 }

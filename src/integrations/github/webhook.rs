@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
+    ask::{self, Question},
     payload::{IssueCommentEvent, PullRequestEvent, PushEvent},
     store::{self, Wanted},
     sync,
@@ -28,15 +29,20 @@ use crate::{
 /// The largest delivery GitHub sends.
 pub const BODY_LIMIT: usize = 25 * 1024 * 1024;
 pub const PATH: &str = "/api/v1/integrations/github/webhook";
-const REVIEW_COMMAND: &str = "/codesherpa review";
+const COMMAND_PREFIX: &str = "/codesherpa";
+/// Who may give commands: people with a say in the repository.
+const TRUSTED: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
+/// The longest question `/codesherpa ask` takes.
+const MAX_QUESTION_CHARS: usize = 2_000;
 
 /// What happened to a delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Receipt {
     #[schema(example = "72d3162e-cc78-11e3-81ab-4c9367dc0958")]
     pub delivery_id: String,
-    /// `queued` (202), `ignored`, `duplicate` or `pong` (200).
-    #[schema(pattern = "^(queued|ignored|duplicate|pong)$")]
+    /// `queued` (202: a review, an answer or a re-sync), `ignored`, `duplicate`, `pong`,
+    /// `paused` or `resumed` (200).
+    #[schema(pattern = "^(queued|ignored|duplicate|pong|paused|resumed)$")]
     pub status: &'static str,
     /// The review queued (status `queued`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,7 +66,62 @@ enum Decision {
         commit: String,
         installation_id: Option<i64>,
     },
+    /// `/codesherpa pause` (true) or `resume` (false).
+    Pause {
+        repository: String,
+        pull_number: i64,
+        paused: bool,
+    },
+    /// `/codesherpa ask <question>`: an answer as a new comment, from a job.
+    Ask {
+        project_id: i64,
+        question: Question,
+    },
     Ignore(String),
+}
+
+/// A command in a pull-request comment.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Review,
+    FullReview,
+    Pause,
+    Resume,
+    Ask(String),
+}
+
+/// The command a comment gives (its first line), if it is one.
+fn parse_command(body: &str) -> Option<std::result::Result<Command, String>> {
+    let body = body.trim_start();
+    let rest = body.strip_prefix(COMMAND_PREFIX)?;
+    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    let (first, more) = rest.split_once('\n').unwrap_or((rest, ""));
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    Some(match lower.as_slice() {
+        ["review", ..] => Ok(Command::Review),
+        ["full", "review", ..] => Ok(Command::FullReview),
+        ["pause", ..] => Ok(Command::Pause),
+        ["resume", ..] => Ok(Command::Resume),
+        ["ask", ..] => {
+            let question = format!("{} {}", words[1..].join(" "), more.trim());
+            let question = question.trim();
+            if question.is_empty() {
+                Err("`/codesherpa ask` needs a question".to_owned())
+            } else {
+                Ok(Command::Ask(
+                    question.chars().take(MAX_QUESTION_CHARS).collect(),
+                ))
+            }
+        }
+        _ => Err(format!(
+            "unknown command `{}`; the commands are review, full review, pause, resume and ask",
+            first.trim()
+        )),
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/integrations/github/webhook", tag = "integrations",
@@ -72,8 +133,8 @@ enum Decision {
         ("X-GitHub-Delivery" = String, Header, description = "The delivery's unique id (1 to 200 characters)"),
     ),
     responses(
-        (status = 200, description = "Ping answered, delivery ignored (with a reason) or already received", body = WebhookReceiptResponse),
-        (status = 202, description = "A review (pull_request, issue_comment) or a re-sync (push to the default branch) was queued", body = WebhookReceiptResponse),
+        (status = 200, description = "Ping answered, delivery ignored (with a reason), already received, or a pull request's automatic reviews paused or resumed (`/codesherpa pause`, `/codesherpa resume`)", body = WebhookReceiptResponse),
+        (status = 202, description = "A review (pull_request, `/codesherpa review`, `/codesherpa full review`), an answer (`/codesherpa ask`) or a re-sync (push to the default branch) was queued", body = WebhookReceiptResponse),
         (status = 400, description = "Missing delivery headers or malformed payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 408, description = "The body did not arrive within `BODY_TIMEOUT_SECONDS`", body = ErrorBody),
@@ -111,8 +172,11 @@ pub async fn receive(
     let decision = decide(&state, event, &payload).await?;
     let (status, receipt) = record(&state, delivery_id, event, decision).await?;
     let message = match receipt.status {
+        "queued" if event == "issue_comment" && receipt.review_id.is_none() => "Answer queued",
         "queued" if receipt.review_id.is_none() => "Sync queued",
         "queued" => "Review queued",
+        "paused" => "Automatic reviews paused",
+        "resumed" => "Automatic reviews resumed",
         "duplicate" => "Delivery already received",
         "pong" => "pong",
         _ => "Delivery ignored",
@@ -163,40 +227,111 @@ async fn pull_request_decision(state: &AppState, event: PullRequestEvent) -> Res
     if event.sender.is_bot() {
         return Ok(Decision::Ignore("sent by a bot".into()));
     }
+    let repository = event.repository.full_name;
+    let pull_number = event.pull_request.number;
+    if store::is_paused(&state.db, &repository, pull_number).await? {
+        return Ok(Decision::Ignore(
+            "automatic reviews of this pull request are paused (`/codesherpa resume`)".into(),
+        ));
+    }
+    let scope = if event.action == "synchronize" {
+        "incremental"
+    } else {
+        "full"
+    };
     review_or_ignore(
         state,
         Wanted {
-            repository: event.repository.full_name,
-            pull_number: event.pull_request.number,
+            repository,
+            pull_number,
             head_sha: event.pull_request.head.sha,
             installation_id: event.installation.map(|i| i.id),
+            scope,
         },
     )
     .await
 }
 
-/// A person's new `/codesherpa review` comment on a pull request.
+/// A command in a new comment on a pull request, from a person the repository trusts
+/// (`author_association` OWNER, MEMBER or COLLABORATOR).
 async fn comment_decision(state: &AppState, event: IssueCommentEvent) -> Result<Decision> {
-    let command = event
-        .comment
-        .body
-        .as_deref()
-        .is_some_and(|body| body.trim_start().starts_with(REVIEW_COMMAND));
-    if event.action != "created" || event.issue.pull_request.is_none() || !command {
+    let command = event.comment.body.as_deref().and_then(parse_command);
+    let Some(command) =
+        command.filter(|_| event.action == "created" && event.issue.pull_request.is_some())
+    else {
         return Ok(Decision::Ignore(
-            "not a `/codesherpa review` comment on a pull request".into(),
+            "not a command (`/codesherpa review`, `full review`, `pause`, `resume`, `ask …`) \
+             in a new comment on a pull request"
+                .into(),
         ));
-    }
+    };
     if event.sender.is_bot() || event.comment.user.is_bot() {
         return Ok(Decision::Ignore("sent by a bot".into()));
     }
+    let association = event
+        .comment
+        .author_association
+        .as_deref()
+        .unwrap_or("NONE");
+    if !TRUSTED.contains(&association) {
+        return Ok(Decision::Ignore(format!(
+            "commands are taken from the repository's owners, members and collaborators \
+             only (author_association {association})"
+        )));
+    }
+    let command = match command {
+        Ok(command) => command,
+        Err(reason) => return Ok(Decision::Ignore(reason)),
+    };
+    let repository = event.repository.full_name;
+    let pull_number = event.issue.number;
+    let installation_id = event.installation.map(|i| i.id);
+    let scope = match command {
+        Command::Review => "incremental",
+        Command::FullReview => "full",
+        Command::Pause | Command::Resume => {
+            if linked_projects(state, &repository).await?.is_empty() {
+                return Ok(Decision::Ignore(format!(
+                    "no project with verified access links {repository}"
+                )));
+            }
+            return Ok(Decision::Pause {
+                repository,
+                pull_number,
+                paused: command == Command::Pause,
+            });
+        }
+        Command::Ask(text) => {
+            let wanted = Wanted {
+                repository,
+                pull_number,
+                head_sha: String::new(),
+                installation_id,
+                scope: "full",
+            };
+            return Ok(match review_or_ignore(state, wanted).await? {
+                Decision::Review { project_id, wanted } => Decision::Ask {
+                    project_id,
+                    question: Question {
+                        repository: wanted.repository,
+                        pull_number: wanted.pull_number,
+                        installation_id,
+                        comment_id: event.comment.id,
+                        text,
+                    },
+                },
+                other => other,
+            });
+        }
+    };
     review_or_ignore(
         state,
         Wanted {
-            repository: event.repository.full_name,
-            pull_number: event.issue.number,
+            repository,
+            pull_number,
             head_sha: String::new(),
-            installation_id: event.installation.map(|i| i.id),
+            installation_id,
+            scope,
         },
     )
     .await
@@ -294,6 +429,36 @@ async fn record(
             }
         });
     }
+    if let Decision::Ask {
+        project_id,
+        question,
+    } = decision
+    {
+        return Ok(
+            match ask::queue(state, delivery_id, event, project_id, question).await? {
+                None => (StatusCode::OK, receipt("duplicate", None, None)),
+                Some(enqueued) => {
+                    state.jobs.wake(&enqueued);
+                    (StatusCode::ACCEPTED, receipt("queued", None, None))
+                }
+            },
+        );
+    }
+    if let Decision::Pause {
+        repository,
+        pull_number,
+        paused,
+    } = &decision
+    {
+        let pull = (repository.as_str(), *pull_number);
+        let first = store::write_pause(&state.db, delivery_id, event, pull, *paused).await?;
+        let status = match (first, paused) {
+            (false, _) => "duplicate",
+            (true, true) => "paused",
+            (true, false) => "resumed",
+        };
+        return Ok((StatusCode::OK, receipt(status, None, None)));
+    }
     if let Decision::Sync {
         project_ids,
         commit,
@@ -308,6 +473,8 @@ async fn record(
     Ok(match decision {
         Decision::Sync { .. } => (StatusCode::ACCEPTED, receipt("queued", None, None)),
         Decision::Ignore(reason) => (StatusCode::OK, receipt("ignored", None, Some(reason))),
+        Decision::Pause { paused: true, .. } => (StatusCode::OK, receipt("paused", None, None)),
+        Decision::Pause { paused: false, .. } => (StatusCode::OK, receipt("resumed", None, None)),
         _ => (StatusCode::OK, receipt("pong", None, None)),
     })
 }
@@ -328,4 +495,30 @@ async fn queue_syncs(
         sync::queue(state, id, commit, installation_id, Some(key)).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_read_from_the_first_line() {
+        let ok = |body: &str| parse_command(body).map(|c| c.unwrap());
+        assert_eq!(ok("/codesherpa review"), Some(Command::Review));
+        assert_eq!(
+            ok("  /codesherpa review please\nthanks"),
+            Some(Command::Review)
+        );
+        assert_eq!(ok("/codesherpa Full Review"), Some(Command::FullReview));
+        assert_eq!(ok("/codesherpa pause"), Some(Command::Pause));
+        assert_eq!(ok("/codesherpa resume"), Some(Command::Resume));
+        assert_eq!(
+            ok("/codesherpa ask Why a retry here?\nIt looks odd."),
+            Some(Command::Ask("Why a retry here? It looks odd.".into()))
+        );
+        assert!(parse_command("/codesherpa ask").unwrap().is_err());
+        assert!(parse_command("/codesherpa dance").unwrap().is_err());
+        assert!(parse_command("/codesherpas review").is_none());
+        assert!(parse_command("LGTM /codesherpa review").is_none());
+    }
 }

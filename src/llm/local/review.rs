@@ -21,8 +21,13 @@ struct Rule {
     requires: Option<&'static LazyLock<Regex>>,
     issue: &'static str,
     suggestion: &'static str,
-    code_fix: &'static str,
+    /// The drop-in replacement of the flagged line (path, line), where the rule has one;
+    /// advice stays in `suggestion` and the finding's `code_fix` is then empty.
+    fix: Option<Fix>,
 }
+
+/// Writes the replacement of a flagged line: (path, line text) → the new line.
+type Fix = fn(&str, &str) -> Option<String>;
 
 macro_rules! rule {
     ($re:expr, $severity:ident, security: $security:expr, rust: $rust:expr, comments: $comments:expr,
@@ -41,7 +46,7 @@ macro_rules! rule {
             requires: $requires,
             issue: $issue,
             suggestion: $suggestion,
-            code_fix: $fix,
+            fix: $fix,
         }
     };
 }
@@ -57,42 +62,117 @@ static RULES: [Rule; 9] = [
     rule!(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----", Critical, security: true, rust: false, comments: true,
         "A private key is committed in the source.",
         "Remove the key, rotate it, and load it from a secret store at run time.",
-        "key = load_secret(\"PRIVATE_KEY\")"),
+        None),
     rule!(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", Critical, security: true, rust: false, comments: true,
         "An AWS access key id is hard-coded.",
         "Revoke the key and use the AWS credential chain (environment, role) instead.",
-        "credentials come from the environment or an IAM role"),
+        None),
     rule!(r#"(?i)(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token|private[_-]?key)\w*["']?\s*[:=]\s*["'][^"'\s]{4,}["']"#,
         Critical, security: true, rust: false, comments: true,
         "A credential is hard-coded in the source.",
         "Read secrets from the environment or a secret manager; never commit them.",
-        "secret = os.environ[\"SECRET\"]"),
+        Some(fix_credential)),
     rule!(r"\b(?:eval|exec)\s*\(", High, security: true, rust: false, comments: false,
         "eval/exec runs dynamic code: injection risk.",
         "Parse the input explicitly (e.g. json.loads / ast.literal_eval) instead of executing it.",
-        "value = json.loads(data)"),
+        Some(fix_eval)),
     rule!(r#"(?i)["'`]\s*(?:select|insert|update|delete)\s.*\b(?:from|into|set|where|values)\b"#,
         High, security: true, rust: false, comments: false, requires: Some(&STRING_BUILDING),
         "SQL is built by string concatenation or formatting: SQL injection risk.",
         "Use parameterised queries and pass values as bind parameters.",
-        "cursor.execute(\"SELECT * FROM users WHERE id = %s\", (user_id,))"),
+        None),
     rule!(r"\.unwrap\(\)", Medium, security: false, rust: true, comments: false,
         "unwrap() panics on None/Err and takes the whole task down.",
         "Propagate the error with `?` or handle the failure explicitly.",
-        "let value = result?;"),
+        Some(fix_unwrap)),
     rule!(r"\bpanic!\(", Medium, security: false, rust: true, comments: false,
         "panic! aborts instead of reporting an error the caller can handle.",
         "Return a Result with a descriptive error instead.",
-        "return Err(Error::Invalid(\"…\".into()));"),
+        None),
     rule!(r"\bconsole\.(?:log|debug)\(|(?:^|[^.\w])print\(|\bprintln!\(|\bdbg!\(|System\.out\.print|\bfmt\.Print", Low, security: false, rust: false, comments: false,
         "Debug output left in the code.",
         "Remove it or use the project's logger at an appropriate level.",
-        "logger.debug(\"…\")"),
+        None),
     rule!(r"\b(?:TODO|FIXME|XXX|HACK)\b", Low, security: false, rust: false, comments: true,
         "An unfinished-work marker (TODO/FIXME) is being added.",
         "Finish the work or track it in an issue before merging.",
-        ""),
+        None),
 ];
+
+/// `x.unwrap()` → `x?` on the same line: the error goes to the caller.
+fn fix_unwrap(_path: &str, line: &str) -> Option<String> {
+    Some(line.replace(".unwrap()", "?"))
+}
+
+/// A name and a quoted literal assigned to it: `name = "…"`, `"name": "…"`.
+static ASSIGNED_LITERAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"([A-Za-z_][\w-]*)(["']?\s*[:=]\s*)(["'])[^"'\s]{4,}["']"#).expect("valid pattern")
+});
+
+static CREDENTIAL_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token|private[_-]?key")
+        .expect("valid pattern")
+});
+
+/// The file's extension, lower case.
+fn extension(path: &str) -> String {
+    path.rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// A hard-coded credential → the same name read from the environment, in the file's
+/// language (`api_key = "sk_…"` → `api_key = os.environ["API_KEY"]`); none for languages
+/// or forms (a Rust `const`) where no one-line replacement compiles.
+fn fix_credential(path: &str, line: &str) -> Option<String> {
+    let captures = ASSIGNED_LITERAL
+        .captures_iter(line)
+        .find(|c| CREDENTIAL_NAME.is_match(&c[1]))?;
+    let variable = captures[1].to_ascii_uppercase().replace('-', "_");
+    let trimmed = line.trim_start();
+    let read = match extension(path).as_str() {
+        "py" => format!("os.environ[\"{variable}\"]"),
+        "rs" if !trimmed.starts_with("const ")
+            && !trimmed.starts_with("static ")
+            && !trimmed.starts_with("pub ") =>
+        {
+            format!("std::env::var(\"{variable}\")?")
+        }
+        "js" | "jsx" | "ts" | "tsx" => format!("process.env.{variable}"),
+        "go" => format!("os.Getenv(\"{variable}\")"),
+        "rb" => format!("ENV.fetch(\"{variable}\")"),
+        "java" | "kt" => format!("System.getenv(\"{variable}\")"),
+        "php" => format!("getenv('{variable}')"),
+        "cs" => format!("Environment.GetEnvironmentVariable(\"{variable}\")"),
+        _ => return None,
+    };
+    let whole = captures.get(0)?;
+    let literal_start = captures.get(3)?.start();
+    Some(format!(
+        "{}{}{read}{}",
+        &line[..whole.start()],
+        &line[whole.start()..literal_start],
+        &line[whole.end()..]
+    ))
+}
+
+static EVAL_CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(^|[^.\w])eval\s*\(").expect("valid pattern"));
+
+/// `eval(x)` → a parser of literal data in the file's language (`ast.literal_eval(x)`,
+/// `JSON.parse(x)`); none where there is no such drop-in (`exec`, other languages).
+fn fix_eval(path: &str, line: &str) -> Option<String> {
+    let parser = match extension(path).as_str() {
+        "py" => "ast.literal_eval(",
+        "js" | "jsx" | "ts" | "tsx" => "JSON.parse(",
+        _ => return None,
+    };
+    EVAL_CALL.is_match(line).then(|| {
+        EVAL_CALL
+            .replace_all(line, |c: &regex::Captures| format!("{}{parser}", &c[1]))
+            .into_owned()
+    })
+}
 
 static FUNCTION_START: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -144,7 +224,11 @@ fn line_findings(file: &SourceFile, findings: &mut Vec<Finding>) {
                     line: line.number,
                     issue: rule.issue.into(),
                     suggestion: rule.suggestion.into(),
-                    code_fix: rule.code_fix.into(),
+                    code_fix: rule
+                        .fix
+                        .and_then(|fix| fix(&file.path, &line.text))
+                        .filter(|fixed| fixed.trim() != line.text.trim())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -364,6 +448,69 @@ mod tests {
             ]
         );
         assert_eq!(review.security_risk, SecurityRisk::None);
+    }
+
+    #[test]
+    fn fixes_are_real_replacements_of_the_flagged_line() {
+        let diff = "--- a/src/db.rs
++++ b/src/db.rs
+@@ -40,1 +40,3 @@
+ // The pool, built lazily.
++    let pool = opts.connect_lazy(url).unwrap();
++    let token = \"ghp_abcdefgh12345\";
+--- a/app/pay.py
++++ b/app/pay.py
+@@ -1,1 +1,4 @@
+ def pay(amount):
++    api_key = \"sk_live_1234567890abcdef\"
++    data = eval(amount)
++    # TODO: retry
+";
+        let review = review_of(diff);
+        let fix = |file: &str, line: u32| {
+            review
+                .findings
+                .iter()
+                .find(|f| f.file == file && f.line == line)
+                .map(|f| f.code_fix.as_str())
+                .unwrap_or_else(|| panic!("no finding at {file}:{line}: {:?}", review.findings))
+        };
+        assert_eq!(
+            fix("src/db.rs", 41),
+            "    let pool = opts.connect_lazy(url)?;"
+        );
+        assert_eq!(
+            fix("src/db.rs", 42),
+            "    let token = std::env::var(\"TOKEN\")?;"
+        );
+        assert_eq!(
+            fix("app/pay.py", 2),
+            "    api_key = os.environ[\"API_KEY\"]"
+        );
+        assert_eq!(fix("app/pay.py", 3), "    data = ast.literal_eval(amount)");
+        // Advice is never dressed up as code.
+        assert_eq!(fix("app/pay.py", 4), "");
+    }
+
+    #[test]
+    fn no_fix_where_no_line_would_compile() {
+        let diff = "--- a/src/keys.rs
++++ b/src/keys.rs
+@@ -0,0 +1,2 @@
++const API_KEY: &str = \"sk_live_1234567890abcdef\";
++fn f() { panic!(\"no\") }
+--- a/conf/app.yml
++++ b/conf/app.yml
+@@ -0,0 +1,1 @@
++password: \"hunter2hunter2\"
+";
+        let review = review_of(diff);
+        assert!(!review.findings.is_empty());
+        assert!(
+            review.findings.iter().all(|f| f.code_fix.is_empty()),
+            "{:?}",
+            review.findings
+        );
     }
 
     #[test]
