@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod code_search;
 mod codebase;
 mod codebase_sync;
 mod console;
