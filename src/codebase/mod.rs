@@ -13,6 +13,7 @@ pub mod retrieval;
 pub mod routes;
 pub mod search;
 pub mod settings;
+pub mod symbols;
 
 use tokio::task::JoinError;
 

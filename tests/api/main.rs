@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod cluster;
 mod code_search;
+mod code_symbols;
 mod codebase;
 mod codebase_sync;
 mod console;
