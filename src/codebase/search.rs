@@ -4,7 +4,10 @@
 //! decides each line exactly. Lines are read in (path, line) order until more than
 //! [`TOTAL_CAP`] matched or the deadline passed, then ranked.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
@@ -12,9 +15,8 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::matcher::Matcher;
-use crate::{
-    db::Db, error::Result, projects::sync::live_generation, specialists::reading::defined_name,
-};
+use super::symbols;
+use crate::{db::Db, error::Result, projects::sync::live_generation};
 
 mod narrow;
 mod paths;
@@ -22,6 +24,8 @@ mod paths;
 /// Matching lines counted exactly; beyond, the total is this and not exact.
 pub const TOTAL_CAP: usize = 1_000;
 const SNIPPET_CHARS: usize = 240;
+/// Definitions of the query looked at for ranking.
+const DEFINITIONS: i64 = 100;
 /// Bounded retries when a re-index makes another generation live mid-search.
 const ATTEMPTS: usize = 3;
 
@@ -109,11 +113,24 @@ async fn search_generation(
         paths::matches(db, project_id, generation, matcher).await?
     };
     let scan = narrow::scan(db, project_id, generation, matcher, deadline).await?;
-    let counted = scan.lines.len() + by_path.len();
-    let mut ranked: Vec<(u8, Candidate)> = scan
-        .lines
+    let definitions = definitions(db, project_id, generation, matcher).await?;
+    let mut lines = scan.lines;
+    let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
+    // Definitions past the lines read (the cap, the deadline) still come first.
+    lines.extend(
+        definitions
+            .iter()
+            .filter(|(key, _)| !seen.contains(key))
+            .map(|((path, line), (_, text))| Candidate {
+                path: path.clone(),
+                line: *line,
+                text: text.clone(),
+            }),
+    );
+    let counted = lines.len() + by_path.len();
+    let mut ranked: Vec<(u8, Candidate)> = lines
         .into_iter()
-        .map(|c| (tier(matcher, &c.text), c))
+        .map(|c| (tier(matcher, &definitions, &c), c))
         .collect();
     ranked.sort_by(|(a, x), (b, y)| {
         a.cmp(b)
@@ -177,24 +194,39 @@ where
     Ok(scan)
 }
 
-/// Lower ranks first: the definition of the query, definitions of names starting with
-/// it, lines matching with the query's exact case, the rest.
-fn tier(matcher: &Matcher, text: &str) -> u8 {
-    let query = matcher.query.as_str();
-    match defined_name(text) {
-        Some(name) if name == query => return 0,
-        Some(name) if starts_with_ignoring_case(name, query) => return 1,
-        _ => {}
+/// Where the query's definitions are — (path, line) → (tier, the line's text) — among the
+/// lines it matches: names equal to the query (tier 0), then starting with it (tier 1).
+type Definitions = HashMap<(String, i64), (u8, String)>;
+
+async fn definitions(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+) -> Result<Definitions> {
+    if matcher.options.regex {
+        return Ok(Definitions::new());
     }
-    if matcher.exact_case(text) {
+    let query = matcher.query.as_str();
+    let found = symbols::definitions_of(db, project_id, generation, query, DEFINITIONS).await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, path, _, text)| matcher.matches(path, text))
+        .map(|(name, path, line, text)| ((path, line), (u8::from(name != query), text)))
+        .collect())
+}
+
+/// Lower ranks first: the definitions of the query, lines matching with the query's
+/// exact case, the rest.
+fn tier(matcher: &Matcher, definitions: &Definitions, line: &Candidate) -> u8 {
+    if let Some((tier, _)) = definitions.get(&(line.path.clone(), line.line)) {
+        return *tier;
+    }
+    if matcher.exact_case(&line.text) {
         2
     } else {
         3
     }
-}
-
-fn starts_with_ignoring_case(name: &str, prefix: &str) -> bool {
-    name.to_lowercase().starts_with(&prefix.to_lowercase())
 }
 
 /// The trimmed line, or a window of it around the match at byte `at` when it is long.
@@ -222,10 +254,24 @@ mod tests {
     #[test]
     fn definitions_then_exact_case_then_the_rest() {
         let matcher = Matcher::new("total", Options::default(), None).unwrap();
-        assert_eq!(tier(&matcher, "pub fn total(x: u8) {"), 0);
-        assert_eq!(tier(&matcher, "fn totals() {"), 1);
-        assert_eq!(tier(&matcher, "    let t = total(3);"), 2);
-        assert_eq!(tier(&matcher, "    TOTAL += 1;"), 3);
+        let line = |path: &str, text: &str| Candidate {
+            path: path.into(),
+            line: 1,
+            text: text.into(),
+        };
+        let definitions: Definitions = [(("a.rs".into(), 1), (0, String::new()))].into();
+        assert_eq!(
+            tier(&matcher, &definitions, &line("a.rs", "fn total() {")),
+            0
+        );
+        assert_eq!(
+            tier(&matcher, &definitions, &line("b.rs", "fn total() {")),
+            2
+        );
+        assert_eq!(
+            tier(&matcher, &definitions, &line("b.rs", "TOTAL += 1;")),
+            3
+        );
     }
 
     #[test]

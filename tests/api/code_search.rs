@@ -402,3 +402,17 @@ db_test!(async fn the_document_declares_the_search_contract(backend) {
     assert_eq!(result["required"], serde_json::json!(["items", "total", "total_exact", "partial"]));
     assert_eq!(result["properties"]["total"]["maximum"], 1000);
 });
+
+db_test!(async fn definitions_past_the_cap_still_come_first(backend) {
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let many: String = (0..1500).map(|i| format!("total {i}\n")).collect();
+    let files = [("a.txt", many.as_str()), ("z.py", "def totally():\n    pass\n"), ("zz.go", "package z\n\nfunc total() {}\n")];
+    upload(&app, &token, id, github_tarball(&files)).await.expect(200);
+    let found = app.get(&format!("/api/v1/projects/{id}/search?q=total&limit=3"), &token).await.expect(200);
+    let order: Vec<(String, i64)> = found.data()["items"].as_array().unwrap().iter()
+        .map(|i| (i["path"].as_str().unwrap().to_owned(), i["line"].as_i64().unwrap())).collect();
+    assert_eq!(order, [("zz.go".to_owned(), 3), ("z.py".to_owned(), 1), ("a.txt".to_owned(), 1)], "{}", found.data());
+    assert_eq!((&found.data()["total"], &found.data()["total_exact"]), (&1000.into(), &false.into()));
+});
