@@ -401,6 +401,10 @@ db_test!(async fn the_document_declares_the_search_contract(backend) {
     let result = &doc["components"]["schemas"]["SearchResult"];
     assert_eq!(result["required"], serde_json::json!(["items", "total", "total_exact", "partial"]));
     assert_eq!(result["properties"]["total"]["maximum"], 1000);
+    let symbols = &doc["paths"]["/api/v1/projects/{id}/symbols"]["get"]["parameters"];
+    let kind = symbols.as_array().unwrap().iter().find(|p| p["name"] == "kind").unwrap();
+    let kinds = ["function", "method", "class", "struct", "enum", "trait", "interface", "type", "constant", "module"];
+    assert_eq!(kind["schema"]["enum"], serde_json::json!(kinds));
 });
 
 db_test!(async fn definitions_past_the_cap_still_come_first(backend) {

@@ -7,6 +7,10 @@ use tree_sitter::{Language, Node, Parser};
 
 use super::Kind;
 
+/// Longer names are not symbols anyone looks up (and would not fit PostgreSQL's B-tree
+/// index rows); longer containers are cut.
+const MAX_NAME_BYTES: usize = 256;
+
 /// One definition in a file; lines are 1-based.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Definition {
@@ -84,10 +88,14 @@ pub fn definitions(path: &str, source: &str) -> Vec<Definition> {
     let mut stack = vec![(tree.root_node(), Scope::default())];
     while let Some((node, scope)) = stack.pop() {
         for (kind, name) in classify(lang, node, &scope, &text) {
+            if name.len() > MAX_NAME_BYTES {
+                continue;
+            }
             let container = match (lang, node.kind()) {
                 (Lang::Go, "method_declaration") => receiver_type(node, &text),
                 _ => scope.container.clone(),
-            };
+            }
+            .map(|container| cut(container, MAX_NAME_BYTES));
             found.push(Definition {
                 name,
                 kind,
@@ -246,6 +254,17 @@ fn inner_scope(lang: Lang, node: Node, scope: &Scope, text: &impl Fn(Node) -> St
     }
 }
 
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let at = (0..=max)
+            .rev()
+            .find(|at| text.is_char_boundary(*at))
+            .unwrap_or(0);
+        text.truncate(at);
+    }
+    text
+}
+
 /// `Vec<T>` → `Vec`, `&'a mut Cart` → `Cart`, `crate::a::B` → `B`.
 fn base_type(text: &str) -> String {
     let head = text.split('<').next().unwrap_or(text);
@@ -270,4 +289,29 @@ fn receiver_type(node: Node, text: &impl Fn(Node) -> String) -> Option<String> {
         stack.extend(children.into_iter().rev());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bounded() {
+        let long = "a".repeat(MAX_NAME_BYTES + 1);
+        let source = format!("fn {long}() {{}}\nfn short() {{}}\n");
+        let names: Vec<String> = definitions("a.rs", &source)
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names, ["short"]);
+        assert_eq!(cut("éé".into(), 3), "é");
+        assert!(definitions("notes.txt", "fn a() {}").is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let depth = 20_000;
+        let source = format!("fn a() {{ {}1{} }}", "(".repeat(depth), ")".repeat(depth));
+        assert_eq!(definitions("a.rs", &source)[0].name, "a");
+    }
 }
