@@ -17,7 +17,6 @@ use super::{
     files, index,
     matcher::{Matcher, Options},
     search::{self, Hit},
-    symbols::{self, Kind, Symbol},
     Unread,
 };
 use crate::{
@@ -44,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_files, upload))
         .routes(routes!(read_file))
         .routes(routes!(search_files))
-        .routes(routes!(list_symbols))
+        .routes(routes!(super::symbols::routes::list_symbols))
 }
 
 /// A page inlines its items, so the file entry is named in the document here.
@@ -55,7 +54,6 @@ struct CodebaseApi;
 envelope_schema!(FileEntryPageResponse, Page<FileEntry>);
 envelope_schema!(FileContentResponse, FileContent);
 envelope_schema!(SearchResultResponse, SearchResult);
-envelope_schema!(SymbolListResponse, SymbolList);
 
 const SEARCH_DEFAULT_LIMIT: i64 = 20;
 const QUERY_MAX_CHARS: usize = 200;
@@ -353,67 +351,4 @@ pub async fn search_files(
         },
         "Search results",
     ))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SymbolParams {
-    /// Names starting with this, case-insensitively (exact names first); all when absent.
-    #[param(max_length = 200, pattern = r"^[^\x00]*$")]
-    pub q: Option<String>,
-    /// Only symbols of this kind.
-    #[param(inline)]
-    pub kind: Option<Kind>,
-    /// 1 to 100; default 50.
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
-}
-
-/// Definitions, exact names first, then by name, path and line.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SymbolList {
-    pub items: Vec<Symbol>,
-    /// How many symbols match.
-    #[schema(minimum = 0)]
-    pub total: i64,
-}
-
-const SYMBOLS_DEFAULT_LIMIT: i64 = 50;
-
-#[utoipa::path(get, path = "/api/v1/projects/{id}/symbols", tag = "codebase", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Project id"), SymbolParams),
-    responses(
-        (status = 200, description = "The project's definitions (Rust, Python, JavaScript, TypeScript, \
-            Go and Java files) whose name starts with `q`", body = SymbolListResponse),
-        Authenticated, ServerErrors,
-        (status = 404, description = "No such project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid parameters", body = ErrorBody),
-        (status = 503, description = "The project was re-indexed several times during the lookup", body = ErrorBody),
-    ))]
-pub async fn list_symbols(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Id(id): Id,
-    Query(params): Query<SymbolParams>,
-) -> Result<impl IntoResponse> {
-    let mut check = Violations::default();
-    let q = params.q.unwrap_or_default();
-    if q.chars().count() > QUERY_MAX_CHARS {
-        check.add("q", format!("must be at most {QUERY_MAX_CHARS} characters"));
-    } else if q.contains('\0') {
-        check.add("q", NUL_REFUSED);
-    }
-    let limit = params.limit.unwrap_or(SYMBOLS_DEFAULT_LIMIT);
-    if !(1..=100).contains(&limit) {
-        check.add("limit", "must be between 1 and 100");
-    }
-    check.finish()?;
-    projects::store::owned(&state.db, user.id, id).await?;
-    let lookup = symbols::Lookup {
-        prefix: &q,
-        kind: params.kind,
-        limit,
-    };
-    let (items, total) = symbols::lookup(&state.db, id, &lookup).await?;
-    Ok(ok(SymbolList { items, total }, "Symbols retrieved"))
 }

@@ -5,6 +5,7 @@
 //! [`find`] is the lookup for other slices: the definitions of one name.
 
 pub mod parse;
+pub mod routes;
 mod store;
 
 use serde::{Deserialize, Serialize};
