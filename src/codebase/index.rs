@@ -6,7 +6,10 @@
 //! the old set or the new one, never a mix; a generation that fails on the way is
 //! deleted, so a failed index leaves nothing behind.
 
-use super::archive::{Extracted, SourceFile};
+use super::{
+    archive::{Extracted, SourceFile},
+    symbols::parse::{definitions, Definition},
+};
 use crate::{
     db::Db,
     error::{Error, Result},
@@ -17,6 +20,8 @@ use crate::{
 
 /// Rows per multi-row INSERT: 4 parameters each stays far below both backends' limits.
 const LINES_PER_INSERT: usize = 400;
+/// 9 parameters each.
+const SYMBOLS_PER_INSERT: usize = 200;
 /// A write transaction ends once it wrote this much text or this many lines: on SQLite
 /// every other writer waits for it, so it must stay well under a second.
 const TRANSACTION_BYTES: usize = 1024 * 1024;
@@ -42,8 +47,18 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         files: files.len() as i64,
         skipped,
     };
+    // Parsing is CPU work: off the async workers, like the extraction.
+    let (files, symbols) = tokio::task::spawn_blocking(move || {
+        let symbols: Vec<Vec<Definition>> = files
+            .iter()
+            .map(|file| definitions(&file.path, &file.content))
+            .collect();
+        (files, symbols)
+    })
+    .await
+    .map_err(Error::internal)?;
     let live = async {
-        write_generation(db, project_id, generation, &files).await?;
+        write_generation(db, project_id, generation, &files, &symbols).await?;
         sync::make_live(db, project_id, generation, &indexed).await
     }
     .await;
@@ -72,6 +87,7 @@ struct Batch<'a> {
 enum Write<'a> {
     File(&'a SourceFile),
     Lines(Vec<(i64, bool, &'a str)>),
+    Symbols(&'a [Definition]),
 }
 
 impl<'a> Batch<'a> {
@@ -82,6 +98,7 @@ impl<'a> Batch<'a> {
                 self.bytes += rows.iter().map(|(_, _, text)| text.len()).sum::<usize>();
                 self.lines += rows.len();
             }
+            Write::Symbols(symbols) => self.lines += symbols.len(),
         }
         self.writes.push(write);
     }
@@ -96,11 +113,15 @@ async fn write_generation(
     project_id: i64,
     generation: i64,
     files: &[SourceFile],
+    symbols: &[Vec<Definition>],
 ) -> Result<()> {
     let mut batch = Batch::default();
     let mut file_id = None;
-    for file in files {
+    for (file, symbols) in files.iter().zip(symbols) {
         batch.push(Write::File(file));
+        for run in symbols.chunks(SYMBOLS_PER_INSERT) {
+            batch.push(Write::Symbols(run));
+        }
         let mut rows = file
             .content
             .lines()
@@ -136,24 +157,26 @@ async fn write_batch(
 ) -> Result<Option<i64>> {
     crate::in_transaction!(db, |tx| {
         for write in &batch.writes {
+            if let Write::File(file) = write {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(project_id)
+                .bind(generation)
+                .bind(&file.path)
+                .bind(&file.content)
+                .bind(file.content.len() as i64)
+                .bind(file.content.lines().count() as i64)
+                .fetch_one(&mut *tx)
+                .await?;
+                file_id = Some(id);
+                continue;
+            }
+            let id = file_id.ok_or_else(|| Error::internal("rows before their file"))?;
             match write {
-                Write::File(file) => {
-                    let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    )
-                    .bind(project_id)
-                    .bind(generation)
-                    .bind(&file.path)
-                    .bind(&file.content)
-                    .bind(file.content.len() as i64)
-                    .bind(file.content.lines().count() as i64)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    file_id = Some(id);
-                }
+                Write::File(_) => {}
                 Write::Lines(rows) => {
-                    let id = file_id.ok_or_else(|| Error::internal("lines before their file"))?;
                     let sql = lines_insert(rows.len());
                     let mut query = sqlx::query(&sql);
                     for (line, definition, text) in rows {
@@ -162,6 +185,25 @@ async fn write_batch(
                             .bind(*line)
                             .bind(i64::from(*definition))
                             .bind(*text);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                Write::Symbols(symbols) => {
+                    let sql = symbols_insert(symbols.len());
+                    let mut query = sqlx::query(&sql);
+                    for s in *symbols {
+                        let (name, lower) = (&s.name, s.name.to_lowercase());
+                        query = query
+                            .bind(id)
+                            .bind(project_id)
+                            .bind(generation)
+                            .bind(name)
+                            .bind(lower);
+                        query = query
+                            .bind(s.kind.as_str())
+                            .bind(s.line)
+                            .bind(s.end_line)
+                            .bind(&s.container);
                     }
                     query.execute(&mut *tx).await?;
                 }
@@ -184,6 +226,24 @@ fn lines_insert(rows: usize) -> String {
     )
 }
 
+const SYMBOL_COLUMNS: usize = 9;
+
+fn symbols_insert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let placeholders: Vec<String> = (1..=SYMBOL_COLUMNS)
+                .map(|n| format!("${}", i * SYMBOL_COLUMNS + n))
+                .collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO project_symbols (file_id, project_id, generation, name, name_lower, kind, \
+         line, end_line, container) VALUES {}",
+        values.join(", ")
+    )
+}
+
 /// Deletes the generations `condition` names: their lines, then their files, a batch per
 /// statement so that no write holds SQLite's lock for long.
 async fn drop_generations(
@@ -197,8 +257,16 @@ async fn drop_generations(
         "DELETE FROM project_lines WHERE id IN (SELECT id FROM project_lines \
          WHERE file_id IN ({files}) LIMIT $3)"
     );
+    let symbols = format!(
+        "DELETE FROM project_symbols WHERE id IN (SELECT id FROM project_symbols \
+         WHERE project_id = $1 AND {condition} LIMIT $3)"
+    );
     let files = format!("DELETE FROM project_files WHERE id IN ({files} LIMIT $3)");
-    for (sql, batch) in [(lines, LINES_PER_DELETE), (files, FILES_PER_DELETE)] {
+    for (sql, batch) in [
+        (lines, LINES_PER_DELETE),
+        (symbols, LINES_PER_DELETE),
+        (files, FILES_PER_DELETE),
+    ] {
         loop {
             let affected = with_pool!(db, |pool| sqlx::query(&sql)
                 .bind(project_id)

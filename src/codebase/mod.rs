@@ -8,10 +8,12 @@
 pub mod archive;
 pub mod files;
 pub mod index;
+pub mod matcher;
 pub mod retrieval;
 pub mod routes;
 pub mod search;
 pub mod settings;
+pub mod symbols;
 
 use tokio::task::JoinError;
 

@@ -15,6 +15,7 @@ use super::files::{FileContent, FileEntry};
 use super::{
     archive::{self, ArchiveError},
     files, index,
+    matcher::{Matcher, Options},
     search::{self, Hit},
     Unread,
 };
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_files, upload))
         .routes(routes!(read_file))
         .routes(routes!(search_files))
+        .routes(routes!(super::symbols::routes::list_symbols))
 }
 
 /// A page inlines its items, so the file entry is named in the document here.
@@ -246,31 +248,59 @@ pub async fn read_file(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Text to find in lines, case-insensitively, taken as is (blanks included); a query
-    /// equal to a file's path or name also finds that file.
+    /// Text to find in lines, taken as is (blanks included), or a regular expression with
+    /// `regex=true`; a query equal to a file's path or name also finds that file.
     #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00]*$")]
     pub q: String,
     /// 1 to 100; default 20.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// A glob on paths: without `/` it matches file names at any depth (`*.py`); with
+    /// `/` it is anchored at the root, `*` within a directory, `**` across (`src/**/*.rs`).
+    #[param(min_length = 1, max_length = 1024, pattern = r"^[^\x00]*$")]
+    pub path: Option<String>,
+    /// `insensitive` (default) or `sensitive`.
+    #[param(inline)]
+    pub case: Option<Case>,
+    /// Whole identifiers only: the match is not preceded or followed by `[A-Za-z0-9_]`.
+    pub word: Option<bool>,
+    /// `q` is a regular expression (Rust `regex` syntax); an invalid one is a 422 on `q`.
+    pub regex: Option<bool>,
+}
+
+/// Whether letter case must match.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Case {
+    #[default]
+    Insensitive,
+    Sensitive,
 }
 
 /// Matching lines, best first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResult {
     pub items: Vec<Hit>,
-    /// How many lines match (files whose path is the query count once each).
+    /// How many lines match (files whose path is the query count once each), counted
+    /// exactly up to 1,000.
+    #[schema(minimum = 0, maximum = 1000)]
     pub total: i64,
+    /// False when more than 1,000 lines match (`total` is then 1,000) or the search was
+    /// cut short (`partial`).
+    pub total_exact: bool,
+    /// The search reached `SEARCH_TIMEOUT_MS`: these are the matches found until then.
+    pub partial: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/search", tag = "codebase", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Project id"), SearchParams),
     responses(
-        (status = 200, description = "Matches ranked by relevance: files named by the query, \
-            then the definition of the query, other definitions, whole words", body = SearchResultResponse),
+        (status = 200, description = "Matches: files named by the query, then definitions of \
+            the query (its exact name, then names starting with it), then lines matching with the \
+            query's exact case, then the rest, each by path and line", body = SearchResultResponse),
         Authenticated, ServerErrors,
         (status = 404, description = "No such project of this user", body = ErrorBody),
-        (status = 422, description = "Invalid parameters", body = ErrorBody),
+        (status = 422, description = "Invalid parameters, an invalid regular expression or glob", body = ErrorBody),
         (status = 503, description = "The project was re-indexed several times during the search", body = ErrorBody),
     ))]
 pub async fn search_files(
@@ -290,13 +320,34 @@ pub async fn search_files(
     if !(1..=100).contains(&limit) {
         check.add("limit", "must be between 1 and 100");
     }
+    if let Some(path) = &params.path {
+        if !(1..=PATH_MAX_CHARS).contains(&path.chars().count()) {
+            check.add("path", format!("must be 1 to {PATH_MAX_CHARS} characters"));
+        } else if path.contains('\0') {
+            check.add("path", NUL_REFUSED);
+        }
+    }
     check.finish()?;
+    let options = Options {
+        case_sensitive: matches!(params.case, Some(Case::Sensitive)),
+        word: params.word.unwrap_or(false),
+        regex: params.regex.unwrap_or(false),
+    };
+    let matcher = Matcher::new(&q, options, params.path.as_deref())
+        .map_err(|invalid| Error::invalid(invalid.field, invalid.message))?;
     projects::store::owned(&state.db, user.id, id).await?;
-    let found = search::search(&state.db, id, &q, limit as usize).await?;
+    let request = search::Request {
+        matcher: &matcher,
+        limit: limit as usize,
+        timeout: state.config.codebase.search_timeout,
+    };
+    let found = search::search(&state.db, id, &request).await?;
     Ok(ok(
         SearchResult {
             items: found.hits,
             total: found.total,
+            total_exact: found.total_exact,
+            partial: found.partial,
         },
         "Search results",
     ))

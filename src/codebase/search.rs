@@ -1,18 +1,31 @@
-//! Substring search over a project's indexed lines: SQLite FTS5 (trigram) or PostgreSQL
-//! `pg_trgm` (GIN) find the matching lines, the live generation only; a scan with LIKE
-//! serves queries shorter than a trigram. Candidates are then ranked here.
+//! Search over a project's indexed lines, the live generation only. The database narrows
+//! the lines to read — SQLite FTS5 (trigram) and LIKE/instr, PostgreSQL `pg_trgm` (GIN)
+//! with LIKE/ILIKE — with a condition every matching line meets; the [`Matcher`] then
+//! decides each line exactly. Lines are read in (path, line) order until more than
+//! [`TOTAL_CAP`] matched or the deadline passed, then ranked.
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
-use crate::{
-    db::Db, error::Result, projects::sync::live_generation, specialists::reading::defined_name,
-    with_pool,
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
 };
 
-/// Matching lines looked at for ranking; definitions are fetched first.
-const CANDIDATES: i64 = 500;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+use super::matcher::Matcher;
+use super::symbols;
+use crate::{db::Db, error::Result, projects::sync::live_generation};
+
+mod narrow;
+mod paths;
+
+/// Matching lines counted exactly; beyond, the total is this and not exact.
+pub const TOTAL_CAP: usize = 1_000;
 const SNIPPET_CHARS: usize = 240;
+/// Definitions of the query looked at for ranking.
+const DEFINITIONS: i64 = 100;
 /// Bounded retries when a re-index makes another generation live mid-search.
 const ATTEMPTS: usize = 3;
 
@@ -31,29 +44,41 @@ pub struct Hit {
 
 pub struct Found {
     pub hits: Vec<Hit>,
-    /// Matching lines, plus files whose path is the query.
+    /// Matching lines, plus files whose path is the query; at most [`TOTAL_CAP`].
     pub total: i64,
+    /// False when more lines matched than [`TOTAL_CAP`], or the search was cut short.
+    pub total_exact: bool,
+    /// The deadline passed before every line was read: what was found so far.
+    pub partial: bool,
 }
 
 #[derive(sqlx::FromRow)]
 struct Candidate {
     path: String,
     line: i64,
-    /// 1 when the line defines something (see `defined_name`).
-    definition: i64,
     text: String,
 }
 
-/// The best `limit` hits for `query` in the project's live file set.
-pub async fn search(db: &Db, project_id: i64, query: &str, limit: usize) -> Result<Found> {
+/// What one search reads, and for how long.
+pub struct Request<'a> {
+    pub matcher: &'a Matcher,
+    pub limit: usize,
+    pub timeout: Duration,
+}
+
+/// The best `limit` hits for the request in the project's live file set.
+pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<Found> {
+    let deadline = Instant::now() + request.timeout;
     for _ in 0..ATTEMPTS {
         let Some(generation) = live_generation(db, project_id).await? else {
             return Ok(Found {
                 hits: Vec::new(),
                 total: 0,
+                total_exact: true,
+                partial: false,
             });
         };
-        let found = search_generation(db, project_id, generation, query, limit).await?;
+        let found = search_generation(db, project_id, generation, request, deadline).await?;
         // Older generations are deleted once a newer one is live: if that happened while
         // reading, part of what was read may be gone, so read the new one instead.
         if live_generation(db, project_id).await? == Some(generation) {
@@ -65,191 +90,197 @@ pub async fn search(db: &Db, project_id: i64, query: &str, limit: usize) -> Resu
     ))
 }
 
+/// Matching lines read so far.
+#[derive(Default)]
+struct Scan {
+    lines: Vec<Candidate>,
+    /// More than [`TOTAL_CAP`] lines matched.
+    more: bool,
+    partial: bool,
+}
+
 async fn search_generation(
     db: &Db,
     project_id: i64,
     generation: i64,
-    query: &str,
-    limit: usize,
+    request: &Request<'_>,
+    deadline: Instant,
 ) -> Result<Found> {
-    let (source, condition, pattern) = matcher(db, query);
-    let from = format!(
-        "FROM {source} JOIN project_files f ON f.id = l.file_id \
-         WHERE f.project_id = $2 AND f.generation = $3 AND {condition}"
+    let matcher = request.matcher;
+    let by_path = if matcher.options.regex {
+        Vec::new()
+    } else {
+        paths::matches(db, project_id, generation, matcher).await?
+    };
+    let scan = narrow::scan(db, project_id, generation, matcher, deadline).await?;
+    let definitions = definitions(db, project_id, generation, matcher).await?;
+    let mut lines = scan.lines;
+    let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
+    // Definitions past the lines read (the cap, the deadline) still come first.
+    lines.extend(
+        definitions
+            .iter()
+            .filter(|(key, _)| !seen.contains(key))
+            .map(|((path, line), (_, text))| Candidate {
+                path: path.clone(),
+                line: *line,
+                text: text.clone(),
+            }),
     );
-    let rows_sql = format!(
-        "SELECT f.path, l.line, l.definition, l.text {from} \
-         ORDER BY l.definition DESC, l.id LIMIT $4"
-    );
-    let count_sql = format!("SELECT COUNT(*) {from}");
-    let (rows, (count,)): (Vec<Candidate>, (i64,)) = with_pool!(db, |pool| {
-        let rows = sqlx::query_as(&rows_sql)
-            .bind(&pattern)
-            .bind(project_id)
-            .bind(generation)
-            .bind(CANDIDATES)
-            .fetch_all(pool)
-            .await?;
-        let count = sqlx::query_as(&count_sql)
-            .bind(&pattern)
-            .bind(project_id)
-            .bind(generation)
-            .fetch_one(pool)
-            .await?;
-        Ok::<_, sqlx::Error>((rows, count))
-    })?;
-    let mut ranked: Vec<(i64, Candidate)> =
-        rows.into_iter().map(|c| (score(&c, query), c)).collect();
+    let counted = lines.len() + by_path.len();
+    let mut ranked: Vec<(u8, Candidate)> = lines
+        .into_iter()
+        .map(|c| (tier(matcher, &definitions, &c), c))
+        .collect();
     ranked.sort_by(|(a, x), (b, y)| {
-        b.cmp(a)
+        a.cmp(b)
             .then_with(|| x.path.cmp(&y.path))
             .then_with(|| x.line.cmp(&y.line))
     });
-    let by_path = path_matches(db, project_id, generation, query).await?;
-    let total = count + by_path.len() as i64;
     let hits = by_path
         .into_iter()
         .chain(ranked.into_iter().map(|(_, c)| Hit {
-            snippet: snippet(&c.text, query),
+            snippet: snippet(&c.text, matcher.position(&c.text)),
             path: c.path,
             line: c.line,
         }))
-        .take(limit)
+        .take(request.limit)
         .collect();
-    Ok(Found { hits, total })
-}
-
-/// Where matching lines come from, the condition that finds them, and its pattern (`$1`).
-fn matcher(db: &Db, query: &str) -> (&'static str, &'static str, String) {
-    let like = format!("%{}%", escape_like(query));
-    match db {
-        Db::Sqlite(..) if query.chars().count() >= 3 => (
-            "project_lines_fts JOIN project_lines l ON l.id = project_lines_fts.rowid",
-            "project_lines_fts MATCH $1",
-            format!("\"{}\"", query.replace('"', "\"\"")),
-        ),
-        Db::Sqlite(..) => ("project_lines l", "l.text LIKE $1 ESCAPE '\\'", like),
-        Db::Postgres(_) => ("project_lines l", "l.text ILIKE $1 ESCAPE '\\'", like),
-    }
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
-/// Files whose path is the query, or ends with `/` and the query (`cart.rs`, `src/cart.rs`).
-async fn path_matches(db: &Db, project_id: i64, generation: i64, query: &str) -> Result<Vec<Hit>> {
-    if query.contains(char::is_whitespace) || query.len() > 1024 {
-        return Ok(Vec::new());
-    }
-    // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
-    let sql = "SELECT f.path, COALESCE((SELECT l.text FROM project_lines l WHERE l.file_id = f.id \
-               ORDER BY l.line LIMIT 1), '') FROM project_files f \
-               WHERE f.project_id = $1 AND f.generation = $2 AND f.path LIKE $3 ESCAPE '\\' \
-               ORDER BY f.path LIMIT 50";
-    let pattern = format!("%{}", escape_like(query));
-    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(sql)
-        .bind(project_id)
-        .bind(generation)
-        .bind(&pattern)
-        .fetch_all(pool)
-        .await)?;
-    let suffix = format!("/{query}");
-    Ok(rows
-        .into_iter()
-        .filter(|(path, _)| path == query || path.ends_with(&suffix))
-        .map(|(path, first)| Hit {
-            snippet: snippet(&first, ""),
-            path,
-            line: 1,
-        })
-        .collect())
-}
-
-/// Higher is better: the definition of the query, then other definitions, whole words,
-/// exact case, and paths that mention the query.
-fn score(candidate: &Candidate, query: &str) -> i64 {
-    let mut score = 0;
-    if candidate.definition != 0 {
-        score += match defined_name(&candidate.text) {
-            Some(name) if name == query => 100,
-            Some(name) if name.eq_ignore_ascii_case(query) => 80,
-            _ => 30,
-        };
-    }
-    if whole_word(&candidate.text, query) {
-        score += 20;
-    }
-    if candidate.text.contains(query) {
-        score += 10;
-    }
-    if candidate
-        .path
-        .to_lowercase()
-        .contains(&query.to_lowercase())
-    {
-        score += 15;
-    }
-    score
-}
-
-fn whole_word(text: &str, query: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_';
-    text.match_indices(query).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + query.len()..].chars().next();
-        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    Ok(Found {
+        hits,
+        total: counted.min(TOTAL_CAP) as i64,
+        total_exact: !scan.more && !scan.partial && counted <= TOTAL_CAP,
+        partial: scan.partial,
     })
 }
 
-/// The trimmed line, or a window of it around the match when it is long.
-pub fn snippet(text: &str, query: &str) -> String {
-    let text = text.trim();
+/// Reads `rows` into a [`Scan`] until more than [`TOTAL_CAP`] lines matched, the rows
+/// end, or the deadline passes (a statement the database cancelled at the deadline ends
+/// the scan the same way).
+async fn collect<S>(mut rows: S, matcher: &Matcher, deadline: Instant) -> Result<Scan, sqlx::Error>
+where
+    S: Stream<Item = Result<Candidate, sqlx::Error>> + Unpin,
+{
+    let mut scan = Scan::default();
+    loop {
+        if Instant::now() >= deadline {
+            scan.partial = true;
+            break;
+        }
+        let row = match tokio::time::timeout_at(deadline, rows.next()).await {
+            Err(_) => {
+                scan.partial = true;
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(row)) => row,
+        };
+        let candidate = match row {
+            Ok(candidate) => candidate,
+            Err(err) if narrow::cancelled(&err) => {
+                scan.partial = true;
+                break;
+            }
+            Err(err) => return Err(err),
+        };
+        if matcher.matches(&candidate.path, &candidate.text) {
+            if scan.lines.len() == TOTAL_CAP {
+                scan.more = true;
+                break;
+            }
+            scan.lines.push(candidate);
+        }
+    }
+    Ok(scan)
+}
+
+/// Where the query's definitions are — (path, line) → (tier, the line's text) — among the
+/// lines it matches: names equal to the query (tier 0), then starting with it (tier 1).
+type Definitions = HashMap<(String, i64), (u8, String)>;
+
+async fn definitions(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+) -> Result<Definitions> {
+    if matcher.options.regex {
+        return Ok(Definitions::new());
+    }
+    let query = matcher.query.as_str();
+    let found = symbols::definitions_of(db, project_id, generation, query, DEFINITIONS).await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, path, _, text)| matcher.matches(path, text))
+        .map(|(name, path, line, text)| ((path, line), (u8::from(name != query), text)))
+        .collect())
+}
+
+/// Lower ranks first: the definitions of the query, lines matching with the query's
+/// exact case, the rest.
+fn tier(matcher: &Matcher, definitions: &Definitions, line: &Candidate) -> u8 {
+    if let Some((tier, _)) = definitions.get(&(line.path.clone(), line.line)) {
+        return *tier;
+    }
+    if matcher.exact_case(&line.text) {
+        2
+    } else {
+        3
+    }
+}
+
+/// The trimmed line, or a window of it around the match at byte `at` when it is long.
+pub fn snippet(text: &str, at: Option<usize>) -> String {
+    let trimmed = text.trim_start();
+    let at = at.map_or(0, |at| at.saturating_sub(text.len() - trimmed.len()));
+    let text = trimmed.trim_end();
     if text.chars().count() <= SNIPPET_CHARS {
         return text.to_owned();
     }
-    let at = text
-        .to_lowercase()
-        .find(&query.to_lowercase())
-        .filter(|at| text.is_char_boundary(*at))
-        .unwrap_or(0);
-    let before = text[..at].chars().count().saturating_sub(SNIPPET_CHARS / 3);
+    let at = at.min(text.len());
+    let before = text
+        .char_indices()
+        .take_while(|(i, _)| *i < at)
+        .count()
+        .saturating_sub(SNIPPET_CHARS / 3);
     text.chars().skip(before).take(SNIPPET_CHARS).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn candidate(path: &str, text: &str) -> Candidate {
-        Candidate {
-            path: path.into(),
-            line: 1,
-            definition: i64::from(defined_name(text).is_some()),
-            text: text.into(),
-        }
-    }
+    use crate::codebase::matcher::Options;
 
     #[test]
-    fn the_definition_ranks_first() {
-        let definition = score(&candidate("src/a.rs", "pub fn total(x: u8) {"), "total");
-        let call = score(&candidate("src/b.rs", "    let t = total(3);"), "total");
-        let partial = score(&candidate("src/c.rs", "    subtotal += 1;"), "total");
-        assert!(
-            definition > call && call > partial,
-            "{definition} {call} {partial}"
+    fn definitions_then_exact_case_then_the_rest() {
+        let matcher = Matcher::new("total", Options::default(), None).unwrap();
+        let line = |path: &str, text: &str| Candidate {
+            path: path.into(),
+            line: 1,
+            text: text.into(),
+        };
+        let definitions: Definitions = [(("a.rs".into(), 1), (0, String::new()))].into();
+        assert_eq!(
+            tier(&matcher, &definitions, &line("a.rs", "fn total() {")),
+            0
+        );
+        assert_eq!(
+            tier(&matcher, &definitions, &line("b.rs", "fn total() {")),
+            2
+        );
+        assert_eq!(
+            tier(&matcher, &definitions, &line("b.rs", "TOTAL += 1;")),
+            3
         );
     }
 
     #[test]
-    fn words_and_snippets() {
-        assert!(whole_word("a total b", "total"));
-        assert!(!whole_word("subtotal", "total"));
+    fn snippets_are_windows_around_the_match() {
         let long = format!("{}needle{}", "x".repeat(500), "y".repeat(500));
-        let cut = snippet(&long, "needle");
+        let cut = snippet(&long, Some(500));
         assert!(cut.contains("needle") && cut.chars().count() == SNIPPET_CHARS);
-        assert_eq!(escape_like("50%_a\\"), "50\\%\\_a\\\\");
+        assert_eq!(snippet("   a b  ", Some(3)), "a b");
+        let wide = format!("{}é{}", "é".repeat(400), "z");
+        assert!(snippet(&wide, Some(802)).ends_with('z'));
     }
 }

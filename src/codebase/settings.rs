@@ -1,5 +1,7 @@
-//! The codebase's settings: how large an uploaded archive may be and how many
-//! extractions and indexings run at once.
+//! The codebase's settings: how large an uploaded archive may be, how many
+//! extractions and indexings run at once, and how long a search may run.
+
+use std::time::Duration;
 
 use crate::env::{positive, ConfigError, Env};
 
@@ -10,6 +12,8 @@ pub struct Settings {
     /// Archive extractions and indexings (uploads and syncs) running at once on this
     /// instance; an upload beyond them gets 429, a sync waits its turn.
     pub index_concurrency: usize,
+    /// A search stops after this long and answers what it found, marked partial.
+    pub search_timeout: Duration,
 }
 
 impl Settings {
@@ -17,6 +21,7 @@ impl Settings {
         Ok(Settings {
             upload_limit_bytes: env.parse("UPLOAD_LIMIT_BYTES", 50 * 1024 * 1024, positive)?,
             index_concurrency: env.parse("INDEX_CONCURRENCY", 2, positive)?,
+            search_timeout: Duration::from_millis(env.parse("SEARCH_TIMEOUT_MS", 250, positive)?),
         })
     }
 
@@ -24,6 +29,7 @@ impl Settings {
         Settings {
             upload_limit_bytes: 50 * 1024 * 1024,
             index_concurrency: 2,
+            search_timeout: Duration::from_millis(250),
         }
     }
 }

@@ -264,7 +264,7 @@ db_test!(async fn search_ranks_definitions_and_handles_short_queries(backend) {
     assert_eq!(percent.data()["total"], 0, "LIKE wildcards are literal");
 
     let missing = app.get(&search("nowhere_to_be_found"), &token).await.expect(200);
-    assert_eq!(missing.data(), &json!({"items": [], "total": 0}));
+    assert_eq!(missing.data(), &json!({"items": [], "total": 0, "total_exact": true, "partial": false}));
     assert_eq!(app.get(&format!("/api/v1/projects/{id}/search"), &token).await.expect(422).error_fields(), ["q"]);
     assert_eq!(app.get(&format!("{}&limit=0", search("cart")), &token).await.expect(422).error_fields(), ["limit"]);
     assert_eq!(app.get(&format!("{}&limit=101", search("cart")), &token).await.expect(422).error_fields(), ["limit"]);

@@ -9,6 +9,8 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod code_search;
+mod code_symbols;
 mod codebase;
 mod codebase_sync;
 mod console;

@@ -1,0 +1,210 @@
+//! What a search looks for, decided once per request: the query as a compiled regular
+//! expression (a literal is escaped), its case and word options, and the path glob. The
+//! database only narrows the lines to read; every candidate is checked here, so both
+//! backends answer exactly the same lines.
+
+use globset::{GlobBuilder, GlobMatcher};
+use regex::{Regex, RegexBuilder};
+
+/// Compiled patterns stay small: a query is at most 200 characters, but `(?i)\w{100}`
+/// would still grow large.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// What may not touch a whole-identifier match on either side.
+const IDENTIFIER: &str = "[A-Za-z0-9_]";
+
+/// How a search matches lines.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub case_sensitive: bool,
+    /// Whole identifiers only: the match is neither preceded nor followed by `[A-Za-z0-9_]`.
+    pub word: bool,
+    /// The query is a regular expression (Rust `regex` syntax).
+    pub regex: bool,
+}
+
+/// A query that cannot be searched, and the parameter at fault.
+#[derive(Debug)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+pub struct Matcher {
+    pub query: String,
+    pub options: Options,
+    /// Whether a line matches, boundaries included.
+    line: Regex,
+    /// The same match with the query's exact case, for ranking (None: already exact).
+    exact_case: Option<Regex>,
+    /// Where the match is, for the snippet's window.
+    locate: Regex,
+    glob: Option<GlobMatcher>,
+}
+
+impl Matcher {
+    pub fn new(query: &str, options: Options, path: Option<&str>) -> Result<Self, Invalid> {
+        let pattern = if options.regex {
+            query.to_owned()
+        } else {
+            regex::escape(query)
+        };
+        let invalid = |err: String| Invalid {
+            field: "q",
+            message: err,
+        };
+        let line = compile(&pattern, options, !options.case_sensitive).map_err(invalid)?;
+        let exact_case = if options.case_sensitive {
+            None
+        } else {
+            Some(compile(&pattern, options, false).map_err(invalid)?)
+        };
+        let locate = RegexBuilder::new(&pattern)
+            .case_insensitive(!options.case_sensitive)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        let glob = path.map(path_glob).transpose()?;
+        Ok(Matcher {
+            query: query.to_owned(),
+            options,
+            line,
+            exact_case,
+            locate,
+            glob,
+        })
+    }
+
+    /// The query as a case-insensitive substring (what chats' retrieval uses).
+    pub fn plain(query: &str) -> Result<Self, Invalid> {
+        Matcher::new(query, Options::default(), None)
+    }
+
+    pub fn matches(&self, path: &str, text: &str) -> bool {
+        self.path_matches(path) && self.line.is_match(text)
+    }
+
+    pub fn path_matches(&self, path: &str) -> bool {
+        self.glob.as_ref().is_none_or(|glob| glob.is_match(path))
+    }
+
+    /// Whether the line matches with the query's exact case too.
+    pub fn exact_case(&self, text: &str) -> bool {
+        self.exact_case
+            .as_ref()
+            .is_none_or(|exact| exact.is_match(text))
+    }
+
+    /// The byte offset of the first match in `text`.
+    pub fn position(&self, text: &str) -> Option<usize> {
+        self.locate.find(text).map(|found| found.start())
+    }
+}
+
+/// The line-level expression. With `word`, the pattern is parsed first (any flags it
+/// sets, `(?x)` comments included, stay inside it) and printed back inside the boundary
+/// checks; whether some match has identifier boundaries is then one regular question.
+fn compile(pattern: &str, options: Options, case_insensitive: bool) -> Result<Regex, String> {
+    let pattern = if options.word {
+        let hir = regex_syntax::ParserBuilder::new()
+            .case_insensitive(case_insensitive)
+            .build()
+            .parse(pattern)
+            .map_err(|err| err.to_string())?;
+        format!(
+            "(?:^|[^{c}])(?:{hir})(?:$|[^{c}])",
+            c = &IDENTIFIER[1..IDENTIFIER.len() - 1]
+        )
+    } else {
+        pattern.to_owned()
+    };
+    RegexBuilder::new(&pattern)
+        .case_insensitive(case_insensitive && !options.word)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|err| err.to_string())
+}
+
+/// A glob without `/` matches a file name at any depth (`*.py`, as code search users
+/// expect); one with `/` is anchored at the root (`src/**/*.rs`), where `*` stays within
+/// one directory and `**` crosses any number.
+fn path_glob(glob: &str) -> Result<GlobMatcher, Invalid> {
+    let anchored = glob.strip_prefix('/').unwrap_or(glob);
+    let glob = if glob.contains('/') {
+        anchored.to_owned()
+    } else {
+        format!("**/{glob}")
+    };
+    GlobBuilder::new(&glob)
+        .literal_separator(true)
+        .build()
+        .map(|glob| glob.compile_matcher())
+        .map_err(|err| Invalid {
+            field: "path",
+            message: format!("not a valid glob: {}", err.kind()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(query: &str, options: Options) -> Matcher {
+        Matcher::new(query, options, None).unwrap()
+    }
+
+    #[test]
+    fn words_have_identifier_boundaries() {
+        let word = Options {
+            word: true,
+            ..Options::default()
+        };
+        let total = matcher("total", word);
+        assert!(total.matches("a", "let total = 1;"));
+        assert!(total.matches("a", "TOTAL"));
+        assert!(!total.matches("a", "subtotal total_x"));
+        assert!(total.matches("a", "subtotal (total)"));
+        assert!(matcher("é", word).matches("a", "x é y"));
+        let verbose = Options {
+            regex: true,
+            ..word
+        };
+        assert!(matcher("(?x) to tal # a comment", verbose).matches("a", "a total"));
+    }
+
+    #[test]
+    fn case_and_regex() {
+        let sensitive = Options {
+            case_sensitive: true,
+            ..Options::default()
+        };
+        assert!(!matcher("Total", sensitive).matches("a", "total"));
+        let insensitive = matcher("Total", Options::default());
+        assert!(insensitive.matches("a", "TOTAL") && !insensitive.exact_case("TOTAL"));
+        assert!(insensitive.exact_case("a Total"));
+        assert!(matcher("a.c", Options::default()).matches("a", "xa.cx"));
+        assert!(!matcher("a.c", Options::default()).matches("a", "abc"));
+        let regex = Options {
+            regex: true,
+            ..Options::default()
+        };
+        assert!(matcher("a.c", regex).matches("a", "abc"));
+        let invalid = Matcher::new("a(", regex, None).err().unwrap();
+        assert_eq!(invalid.field, "q");
+    }
+
+    #[test]
+    fn globs_without_a_slash_match_at_any_depth() {
+        let glob = |g: &str| Matcher::new("x", Options::default(), Some(g)).unwrap();
+        assert!(glob("*.py").path_matches("a/b/c.py") && glob("*.py").path_matches("c.py"));
+        assert!(!glob("*.py").path_matches("c.pyc"));
+        assert!(glob("src/**/*.rs").path_matches("src/a/b.rs"));
+        assert!(glob("src/**/*.rs").path_matches("src/b.rs"));
+        assert!(!glob("src/*.rs").path_matches("src/a/b.rs"));
+        assert!(!glob("src/*.rs").path_matches("lib/src/b.rs"));
+        assert!(glob("/src/*.rs").path_matches("src/b.rs"));
+        let invalid = Matcher::new("x", Options::default(), Some("a["))
+            .err()
+            .unwrap();
+        assert_eq!(invalid.field, "path");
+    }
+}

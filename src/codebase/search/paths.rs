@@ -1,0 +1,63 @@
+//! "Exact path matches come too": files whose path is the query, or ends with `/` and
+//! the query (`cart.rs`, `src/cart.rs`), shown at their first line.
+
+use super::{snippet, Hit};
+use crate::{codebase::matcher::Matcher, db::Db, error::Result, with_pool};
+
+const MAX_FILES: i64 = 50;
+
+pub(super) async fn matches(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+) -> Result<Vec<Hit>> {
+    let query = matcher.query.as_str();
+    if query.contains(char::is_whitespace) || query.len() > 1024 {
+        return Ok(Vec::new());
+    }
+    // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
+    let sql = "SELECT f.path, COALESCE((SELECT l.text FROM project_lines l WHERE l.file_id = f.id \
+               ORDER BY l.line LIMIT 1), '') FROM project_files f \
+               WHERE f.project_id = $1 AND f.generation = $2 AND f.path LIKE $3 ESCAPE '\\' \
+               ORDER BY f.path LIMIT $4";
+    let pattern = format!("%{}", escape_like(query));
+    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(project_id)
+        .bind(generation)
+        .bind(&pattern)
+        .bind(MAX_FILES)
+        .fetch_all(pool)
+        .await)?;
+    let suffix = format!("/{query}");
+    Ok(rows
+        .into_iter()
+        .filter(|(path, _)| path == query || path.ends_with(&suffix))
+        .filter(|(path, _)| matcher.path_matches(path))
+        .map(|(path, first)| Hit {
+            snippet: snippet(&first, None),
+            path,
+            line: 1,
+        })
+        .collect())
+}
+
+/// `text` as a LIKE pattern that matches it literally (with `ESCAPE '\'`).
+pub(super) fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(super::escape_like("50%_a\\"), "50\\%\\_a\\\\");
+    }
+}
