@@ -100,17 +100,6 @@ impl Handler for AskJob {
 }
 
 #[derive(Deserialize)]
-struct Author {
-    login: String,
-}
-
-#[derive(Deserialize)]
-struct IssueComment {
-    body: Option<String>,
-    user: Option<Author>,
-}
-
-#[derive(Deserialize)]
 struct Sha {
     sha: String,
 }
@@ -236,25 +225,11 @@ async fn answered(
     marker: &str,
     installation: Option<i64>,
 ) -> Result<bool, Stop> {
-    let github = &state.github;
-    let own_login = github.own_login().await?;
-    let mut next = Some(format!("{issue}/comments?per_page=100"));
-    while let Some(page) = next.take() {
-        let (comments, link): (Vec<IssueComment>, _) = github.get_json(&page, installation).await?;
-        let ours = comments.iter().any(|c| {
-            c.body.as_deref().is_some_and(|b| b.contains(marker))
-                && match (own_login, &c.user) {
-                    (Some(own), Some(author)) => author.login.eq_ignore_ascii_case(own),
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                }
-        });
-        if ours {
-            return Ok(true);
-        }
-        next = link;
-    }
-    Ok(false)
+    let first = format!("{issue}/comments?per_page=100");
+    Ok(state
+        .github
+        .posted_by_us(first, marker, installation)
+        .await?)
 }
 
 /// `path:line` of the changed lines the question names (by its words of four letters or

@@ -108,6 +108,13 @@ struct Login {
     login: String,
 }
 
+/// An item GitHub lists with its author: an issue comment, a pull-request review.
+#[derive(Deserialize)]
+struct Authored {
+    body: Option<String>,
+    user: Option<Login>,
+}
+
 #[derive(Deserialize)]
 struct AppInfo {
     slug: String,
@@ -270,6 +277,35 @@ impl GithubClient {
     ) -> Result<Response, GithubError> {
         self.send_as(Method::GET, url, credential, "*/*", None)
             .await
+    }
+
+    /// Whether the server's own identity wrote one of the items listed from `first_page`
+    /// on (issue comments, pull-request reviews; paged) whose body carries `marker`. When
+    /// GitHub will not tell the server's login, any item carrying the marker counts.
+    pub async fn posted_by_us(
+        &self,
+        first_page: String,
+        marker: &str,
+        installation: Option<i64>,
+    ) -> Result<bool, GithubError> {
+        let own_login = self.own_login().await?;
+        let mut next = Some(first_page);
+        while let Some(page) = next.take() {
+            let (listed, link): (Vec<Authored>, _) = self.get_json(&page, installation).await?;
+            let ours = listed.iter().any(|item| {
+                item.body.as_deref().is_some_and(|b| b.contains(marker))
+                    && match (own_login, &item.user) {
+                        (Some(own), Some(author)) => author.login.eq_ignore_ascii_case(own),
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    }
+            });
+            if ours {
+                return Ok(true);
+            }
+            next = link;
+        }
+        Ok(false)
     }
 
     /// The login the server's own comments carry: `{slug}[bot]` for a GitHub App (`GET

@@ -66,13 +66,6 @@ struct Author {
     login: String,
 }
 
-/// A pull-request review as GitHub lists it.
-#[derive(Deserialize)]
-struct PullRequestReview {
-    body: Option<String>,
-    user: Option<Author>,
-}
-
 #[derive(Deserialize)]
 struct IssueComment {
     id: i64,
@@ -381,26 +374,11 @@ async fn already_posted(
     reviews: &str,
     marker: &str,
 ) -> Result<bool, Stop> {
-    let github = &state.github;
-    let own_login = github.own_login().await?;
-    let mut next = Some(format!("{reviews}?per_page=100"));
-    while let Some(page) = next.take() {
-        let (listed, link): (Vec<PullRequestReview>, _) =
-            github.get_json(&page, task.installation_id).await?;
-        let ours = listed.iter().any(|r| {
-            r.body.as_deref().is_some_and(|b| b.contains(marker))
-                && match (own_login, &r.user) {
-                    (Some(own), Some(author)) => author.login.eq_ignore_ascii_case(own),
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                }
-        });
-        if ours {
-            return Ok(true);
-        }
-        next = link;
-    }
-    Ok(false)
+    let first = format!("{reviews}?per_page=100");
+    Ok(state
+        .github
+        .posted_by_us(first, marker, task.installation_id)
+        .await?)
 }
 
 /// A commit's seven-character short SHA.
