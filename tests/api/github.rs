@@ -396,7 +396,7 @@ impl GithubMock {
         }
     }
 
-    pub(crate) async fn serve_diff(&self, template: ResponseTemplate) {
+    pub(crate) async fn serve_diff(&self, template: impl Respond + 'static) {
         Mock::given(method("GET"))
             .and(path(format!("/repos/{REPO}/pulls/7")))
             .and(header("accept", DIFF))
@@ -407,6 +407,26 @@ impl GithubMock {
 
     pub(crate) fn diff_ok() -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_raw(SAMPLE_DIFF, DIFF)
+    }
+
+    /// How many times the diff was asked for.
+    async fn diff_requests(&self) -> usize {
+        let requests = self.requests().await;
+        requests
+            .iter()
+            .filter(|r| r.headers.get("accept").is_some_and(|a| a == DIFF))
+            .count()
+    }
+
+    /// Waits (bounded) until a review job is fetching the diff.
+    async fn until_diff_asked(&self) {
+        for _ in 0..400 {
+            if self.diff_requests().await > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no review fetched the diff");
     }
 
     pub(crate) fn move_head(&self, sha: &str) {
@@ -1050,12 +1070,7 @@ async fn start_binary(
 db_test!(
     async fn a_review_survives_kill_9_with_exactly_one_comment(backend) {
         let github = GithubMock::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{REPO}/pulls/7")))
-            .and(header("accept", DIFF))
-            .respond_with(SlowFirstDiff(AtomicUsize::new(0)))
-            .mount(&github.server)
-            .await;
+        github.serve_diff(SlowFirstDiff(AtomicUsize::new(0))).await;
         // This in-process server only owns the database: it polls too rarely to claim.
         let owner = spawn_with(backend, |config| {
             config.jobs.poll_interval = Duration::from_secs(3600);
@@ -1069,15 +1084,7 @@ db_test!(
             .await
             .expect(202);
         // Wait until the job is fetching the diff, then kill -9.
-        for _ in 0..400 {
-            let asked = github.requests().await.iter().any(|r| {
-                r.headers.get("accept").is_some_and(|a| a == DIFF)
-            });
-            if asked {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        github.until_diff_asked().await;
         first.kill();
         assert!(github.comments.all().is_empty());
 
@@ -1318,12 +1325,7 @@ async fn all_finished_reviews(
 db_test!(
     async fn an_operator_retries_a_failed_review_and_it_runs_again(backend) {
         let github = GithubMock::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{REPO}/pulls/7")))
-            .and(header("accept", DIFF))
-            .respond_with(MissingFirstDiff(AtomicUsize::new(0)))
-            .mount(&github.server)
-            .await;
+        github.serve_diff(MissingFirstDiff(AtomicUsize::new(0))).await;
         let app = github_app(backend, &github).await;
         let (token, project) = linked_project(&app, &github, true).await;
         deliver(&app, "pull_request", "d-retry", &pull_request_event("opened", HEAD))
@@ -1351,12 +1353,7 @@ db_test!(
 db_test!(
     async fn two_reviews_of_one_pull_request_never_run_at_once_even_across_kill_9(backend) {
         let github = GithubMock::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{REPO}/pulls/7")))
-            .and(header("accept", DIFF))
-            .respond_with(SlowFirstDiff(AtomicUsize::new(0)))
-            .mount(&github.server)
-            .await;
+        github.serve_diff(SlowFirstDiff(AtomicUsize::new(0))).await;
         let owner = spawn_with(backend, |config| {
             config.jobs.poll_interval = Duration::from_secs(3600);
         })
@@ -1371,19 +1368,10 @@ db_test!(
                 .await
                 .expect(202);
         }
-        let diff_requests = || async {
-            let requests = github.requests().await;
-            requests.iter().filter(|r| r.headers.get("accept").is_some_and(|a| a == DIFF)).count()
-        };
-        for _ in 0..400 {
-            if diff_requests().await > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        github.until_diff_asked().await;
         // The server has free workers, yet the second review waits for the first.
         tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(diff_requests().await, 1, "the second review started beside the first");
+        assert_eq!(github.diff_requests().await, 1, "the second review started beside the first");
         first.kill();
 
         let second = start_binary(&owner.database_url, &github.server, dir.path()).await;
@@ -1394,7 +1382,7 @@ db_test!(
             .map(|r| (r["status"].as_str().unwrap(), r["attempts"].as_i64().unwrap()))
             .collect();
         assert_eq!(attempts, [("done", 1), ("done", 2)], "newest first: {reviews:?}");
-        assert_eq!(diff_requests().await, 3);
+        assert_eq!(github.diff_requests().await, 3);
         // One after the other: the first posted the comment, the second edited it.
         let requests = github.requests().await;
         let writes: Vec<&str> = requests

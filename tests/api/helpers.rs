@@ -336,6 +336,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The `/metrics` exposition (which must answer 200).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request failed");
         let status = response.status();

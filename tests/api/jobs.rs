@@ -474,15 +474,7 @@ db_test!(
                 .unwrap()
                 .rows_affected()
         });
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         assert!(
             text.contains(&format!(r#"codesherpa_jobs{{kind="{kind}",state="queued"}} 2"#)),
             "{text}"
@@ -505,7 +497,7 @@ db_test!(
                 .unwrap()
                 .rows_affected()
         });
-        let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = app.metrics().await;
         for (state, count) in [("queued", 0), ("running", 0), ("failed", 1)] {
             let series = format!(r#"codesherpa_jobs{{kind="{kind}",state="{state}"}} {count}"#);
             assert!(text.contains(&series), "{series} missing from\n{text}");
@@ -614,16 +606,9 @@ db_test!(
         let kind = kind();
         let queue = queue_on(&app, |_| {}).await;
         let key = "github:o/r#9";
-        let first = queue
-            .enqueue(&NewJob::new(&kind, json!({ "n": 0 })).serial_key(key))
-            .await
-            .unwrap()
-            .id();
-        let second = queue
-            .enqueue(&NewJob::new(&kind, json!({ "n": 1 })).serial_key(key))
-            .await
-            .unwrap()
-            .id();
+        let job = |n: i64| NewJob::new(&kind, json!({ "n": n })).serial_key(key);
+        let first = queue.enqueue(&job(0)).await.unwrap().id();
+        let second = queue.enqueue(&job(1)).await.unwrap().id();
 
         // The holder: an instance of its own that claims the first job and dies with it,
         // as under kill -9 — its runtime is torn down, nothing is written, the lease stays.

@@ -6,12 +6,6 @@ use serde_json::json;
 
 use crate::helpers::{spawn, spawn_with, TestApp};
 
-async fn metrics_page(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
 fn series(page: &str) -> usize {
     page.lines().filter(|line| !line.starts_with('#')).count()
 }
@@ -52,10 +46,10 @@ db_test!(async fn junk_methods_and_paths_do_not_grow_metrics(backend) {
     let app = spawn(backend).await;
     // The first junk creates the collapsed series; from then on the page must stay flat.
     junk(&app, 0, 3).await;
-    metrics_page(&app).await;
-    let before = metrics_page(&app).await;
+    app.metrics().await;
+    let before = app.metrics().await;
     junk(&app, 3, 303).await;
-    let after = metrics_page(&app).await;
+    let after = app.metrics().await;
     assert_eq!(series(&after), series(&before), "new series appeared:\n{after}");
     // Counters and sums grow by a few digits, never by a series per request.
     assert!(after.len() < before.len() + 2_000, "{} -> {} bytes", before.len(), after.len());

@@ -20,7 +20,7 @@ db_test!(async fn metrics_count_requests_by_route_and_status(backend) {
     let (token, _) = app.user().await;
     app.get("/api/v1/agents", &token).await.expect(200);
     app.get("/api/v1/agents/12345", &token).await.expect(404);
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app.metrics().await;
     assert!(text.contains(r#"codesherpa_http_requests_total{method="GET",route="/api/v1/agents",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"route="/api/v1/agents/{id}",status="404""#), "{text}");
     assert!(text.contains("codesherpa_http_request_duration_seconds_bucket"), "{text}");

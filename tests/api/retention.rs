@@ -179,11 +179,6 @@ async fn run_retention(app: &TestApp) {
     );
 }
 
-async fn metrics(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    response.text().await.unwrap()
-}
-
 /// A user, a project with an old review, and an old chat: none of them is ever pruned.
 async fn old_records(app: &TestApp) -> (i64, i64) {
     let (token, login) = app.user().await;
@@ -280,7 +275,7 @@ db_test!(
         }
         assert_eq!(count(db, "SELECT COUNT(*) FROM users").await, 2);
 
-        let text = metrics(&app).await;
+        let text = app.metrics().await;
         for (table, rows) in [
             ("jobs", bulk + 2),
             ("github_deliveries", 1),

@@ -155,15 +155,7 @@ async fn close_the_window(app: &TestApp) {
 }
 
 async fn counted(app: &TestApp, outcome: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let series = format!("codesherpa_whatsapp_notifications_total{{outcome=\"{outcome}\"}}");
     text.lines()
         .find_map(|line| line.strip_prefix(series.as_str())?.trim().parse().ok())

@@ -144,17 +144,6 @@ async fn job_row(app: &TestApp, wamid: &str) -> (String, i64) {
     .unwrap()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// The value of the sample `name{labels}` in an exposition.
 fn sample(metrics: &str, series: &str) -> f64 {
     metrics
@@ -381,7 +370,7 @@ async fn sent_ids(app: &TestApp, wamid: &str) -> Vec<String> {
 db_test!(async fn delivery_statuses_are_recorded_on_the_sent_parts_and_counted(backend) {
     let graph = graph().await;
     let app = app(backend, &graph).await;
-    let before = metrics(&app).await;
+    let before = app.metrics().await;
     for status in ["sent", "delivered", "read", "failed"] {
         assert_eq!(sample(&before, &format!("codesherpa_whatsapp_delivery_statuses_total{{status=\"{status}\"}}")), 0.0);
     }
@@ -416,7 +405,7 @@ db_test!(async fn delivery_statuses_are_recorded_on_the_sent_parts_and_counted(b
     deliver(&app, &statuses(vec![status(&second, "sent"), failed])).await;
     assert_eq!(part_status(&app, &second).await, (Some("failed".into()), Some(131_026)));
 
-    let after = metrics(&app).await;
+    let after = app.metrics().await;
     let count = |status: &str| sample(&after, &format!("codesherpa_whatsapp_delivery_statuses_total{{status=\"{status}\"}}"));
     assert_eq!((count("sent"), count("delivered"), count("read"), count("failed")), (2.0, 1.0, 1.0, 1.0), "{after}");
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM whatsapp_messages").await, 3, "receipts are not messages");
@@ -431,6 +420,6 @@ db_test!(async fn receipts_of_messages_sent_elsewhere_are_counted_without_a_grap
     assert_eq!(reply.data()["statuses"], 1);
     assert_eq!(reply.data()["messages"], 0);
     assert!(graph.received_requests().await.unwrap().is_empty());
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert_eq!(sample(&text, "codesherpa_whatsapp_delivery_statuses_total{status=\"delivered\"}"), 1.0);
 });

@@ -239,15 +239,7 @@ db_test!(async fn chats_reach_the_users_other_sockets_only(backend) {
 });
 
 pub async fn open_sockets(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     text.lines()
         .find_map(|line| line.strip_prefix("codesherpa_websocket_connections "))
         .and_then(|n| n.trim().parse().ok())
