@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 use crate::{db::Db, error::Result, pagination::PageRequest, with_pool};
 
 /// Files of the live generation only (a re-index in progress is invisible).
-const LIVE: &str = "FROM project_files f JOIN projects p \
-                    ON p.id = f.project_id AND f.generation = p.sync_generation \
+const LIVE: &str = "FROM project_files f JOIN projects p ON p.id = f.project_id \
+                    AND f.generation <= p.sync_generation AND f.until_gen > p.sync_generation \
                     WHERE f.project_id = $1";
 
 /// One indexed file.

@@ -4,8 +4,10 @@
 //! queues and runs syncs, both through these functions.
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
+use sqlx::{PgConnection, SqliteConnection};
 use utoipa::ToSchema;
 
 use crate::{
@@ -140,29 +142,66 @@ pub async fn next_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
     Ok(row.map(|(generation,)| generation))
 }
 
-/// Flips the project to `generation` unless a newer one is already live.
-pub async fn make_live(
-    db: &Db,
+/// Flipping a project's live index generation, on a connection inside the caller's
+/// transaction: codebase flips it in the same transaction that opens the new
+/// generation's rows and ends the ones it replaces.
+pub trait LiveGeneration: Send {
+    /// Makes `generation` live if `base` (0: nothing) still is; false otherwise.
+    fn make_live<'c>(
+        &'c mut self,
+        project_id: i64,
+        generation: i64,
+        base: i64,
+        indexed: &'c Indexed,
+    ) -> BoxFuture<'c, Result<bool, sqlx::Error>>;
+}
+
+/// See [`LiveGeneration::make_live`].
+pub async fn make_live<C: LiveGeneration + ?Sized>(
+    conn: &mut C,
     project_id: i64,
     generation: i64,
+    base: i64,
     indexed: &Indexed,
-) -> Result<bool> {
-    let sql = "UPDATE projects SET sync_generation = $2, sync_status = $3, sync_commit = $4, \
-               sync_files = $5, sync_skipped = $6, synced_at = $7, sync_reason = NULL \
-               WHERE id = $1 AND (sync_generation IS NULL OR sync_generation < $2)";
-    let affected = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(project_id)
-        .bind(generation)
-        .bind(SyncStatus::Done.as_str())
-        .bind(&indexed.commit)
-        .bind(indexed.files)
-        .bind(Json(&indexed.skipped))
-        .bind(now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(affected == 1)
+) -> Result<bool, sqlx::Error> {
+    conn.make_live(project_id, generation, base, indexed).await
 }
+
+macro_rules! impl_live_generation {
+    ($connection:ty) => {
+        impl LiveGeneration for $connection {
+            fn make_live<'c>(
+                &'c mut self,
+                project_id: i64,
+                generation: i64,
+                base: i64,
+                indexed: &'c Indexed,
+            ) -> BoxFuture<'c, Result<bool, sqlx::Error>> {
+                Box::pin(async move {
+                    let sql = "UPDATE projects SET sync_generation = $2, sync_status = $3, \
+                               sync_commit = $4, sync_files = $5, sync_skipped = $6, \
+                               synced_at = $7, sync_reason = NULL \
+                               WHERE id = $1 AND COALESCE(sync_generation, 0) = $8";
+                    let done = sqlx::query(sql)
+                        .bind(project_id)
+                        .bind(generation)
+                        .bind(SyncStatus::Done.as_str())
+                        .bind(&indexed.commit)
+                        .bind(indexed.files)
+                        .bind(Json(&indexed.skipped))
+                        .bind(now())
+                        .bind(base)
+                        .execute(&mut *self)
+                        .await?;
+                    Ok(done.rows_affected() == 1)
+                })
+            }
+        }
+    };
+}
+
+impl_live_generation!(SqliteConnection);
+impl_live_generation!(PgConnection);
 
 /// The live generation, if anything is indexed.
 pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {

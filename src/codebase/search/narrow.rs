@@ -11,7 +11,11 @@
 use tokio::time::Instant;
 
 use super::{collect, paths::escape_like, Candidate, Scan};
-use crate::{codebase::matcher::Matcher, db::Db, error::Result};
+use crate::{
+    codebase::{index::VISIBLE, matcher::Matcher},
+    db::Db,
+    error::Result,
+};
 
 /// FTS5 trigram queries need at least three characters.
 const TRIGRAM: usize = 3;
@@ -28,7 +32,7 @@ pub(super) async fn scan(
 ) -> Result<Scan> {
     let narrowing = narrowing(db, matcher);
     let sql = format!(
-        "SELECT f.path, l.line, l.text FROM {} WHERE f.project_id = $1 AND f.generation = $2{} \
+        "SELECT f.path, l.line, l.text FROM {} WHERE f.project_id = $1 AND {VISIBLE}{} \
          ORDER BY {}",
         narrowing.from, narrowing.condition, narrowing.order
     );

@@ -2,7 +2,12 @@
 //! the query (`cart.rs`, `src/cart.rs`), shown at their first line.
 
 use super::{snippet, Hit};
-use crate::{codebase::matcher::Matcher, db::Db, error::Result, with_pool};
+use crate::{
+    codebase::{index::VISIBLE, matcher::Matcher},
+    db::Db,
+    error::Result,
+    with_pool,
+};
 
 const MAX_FILES: i64 = 50;
 
@@ -17,12 +22,14 @@ pub(super) async fn matches(
         return Ok(Vec::new());
     }
     // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
-    let sql = "SELECT f.path, COALESCE((SELECT l.text FROM project_lines l WHERE l.file_id = f.id \
-               ORDER BY l.line LIMIT 1), '') FROM project_files f \
-               WHERE f.project_id = $1 AND f.generation = $2 AND f.path LIKE $3 ESCAPE '\\' \
-               ORDER BY f.path LIMIT $4";
+    let sql = format!(
+        "SELECT f.path, COALESCE((SELECT l.text FROM project_lines l WHERE l.file_id = f.id \
+         ORDER BY l.line LIMIT 1), '') FROM project_files f \
+         WHERE f.project_id = $1 AND {VISIBLE} AND f.path LIKE $3 ESCAPE '\\' \
+         ORDER BY f.path LIMIT $4"
+    );
     let pattern = format!("%{}", escape_like(query));
-    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(sql)
+    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(project_id)
         .bind(generation)
         .bind(&pattern)

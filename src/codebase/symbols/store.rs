@@ -45,8 +45,9 @@ impl Row {
     }
 }
 
+/// Symbols follow their file's rows: visible at generation `$2` with them.
 const FROM: &str = "FROM project_symbols s JOIN project_files f ON f.id = s.file_id \
-                    WHERE s.project_id = $1 AND s.generation = $2 \
+                    WHERE s.project_id = $1 AND f.generation <= $2 AND f.until_gen > $2 \
                     AND s.name_lower >= $3 AND s.name_lower < $4";
 
 /// The project's symbols matching `lookup`, and how many there are.

@@ -1,21 +1,13 @@
-//! Writing a project's files and their lines into the index, one generation at a time.
-//!
-//! A re-index writes a new generation in short transactions (a long one would hold
-//! SQLite's write lock for seconds), then makes it live with one `UPDATE` of the project,
-//! then deletes the older generations. Readers always name one generation, so they see
-//! the old set or the new one, never a mix; a generation that fails on the way is
-//! deleted, so a failed index leaves nothing behind.
+//! Writing the rows of one generation: its files (pending: `until_gen = generation`, so
+//! that no reader sees them before the swap), their non-blank lines and their symbols, in
+//! short transactions (a long one would hold SQLite's write lock for seconds).
 
-use super::{
-    archive::{Extracted, SourceFile},
-    symbols::parse::{definitions, Definition},
-};
+use super::Changed;
 use crate::{
+    codebase::symbols::parse::Definition,
     db::Db,
     error::{Error, Result},
-    projects::sync::{self, Indexed},
     specialists::reading::defined_name,
-    with_pool,
 };
 
 /// Rows per multi-row INSERT: 4 parameters each stays far below both backends' limits.
@@ -26,54 +18,6 @@ const SYMBOLS_PER_INSERT: usize = 200;
 /// every other writer waits for it, so it must stay well under a second.
 const TRANSACTION_BYTES: usize = 1024 * 1024;
 const TRANSACTION_LINES: usize = 4_000;
-/// Rows per DELETE when dropping a generation: its lines first (each also leaves the
-/// search index), then its files, which then cascade to nothing.
-const LINES_PER_DELETE: i64 = 4_000;
-const FILES_PER_DELETE: i64 = 50;
-
-/// Indexes `extracted` as the project's new file set. Returns `None` when the project is
-/// gone; a newer index that finished first wins (this one is then dropped).
-pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<Option<Indexed>> {
-    let Some(generation) = sync::next_generation(db, project_id).await? else {
-        return Ok(None);
-    };
-    let Extracted {
-        files,
-        skipped,
-        commit,
-    } = extracted;
-    let indexed = Indexed {
-        commit,
-        files: files.len() as i64,
-        skipped,
-    };
-    // Parsing is CPU work: off the async workers, like the extraction.
-    let (files, symbols) = tokio::task::spawn_blocking(move || {
-        let symbols: Vec<Vec<Definition>> = files
-            .iter()
-            .map(|file| definitions(&file.path, &file.content))
-            .collect();
-        (files, symbols)
-    })
-    .await
-    .map_err(Error::internal)?;
-    let live = async {
-        write_generation(db, project_id, generation, &files, &symbols).await?;
-        sync::make_live(db, project_id, generation, &indexed).await
-    }
-    .await;
-    let (stale, result) = match live {
-        Ok(true) => ("generation < $2", Ok(Some(indexed))),
-        Ok(false) => ("generation = $2", Ok(Some(indexed))),
-        Err(err) => ("generation = $2", Err(err)),
-    };
-    // Left behind, stale rows are only dead weight (no reader names their generation),
-    // and the next index deletes every generation older than its own.
-    if let Err(err) = drop_generations(db, project_id, stale, generation).await {
-        tracing::warn!(project_id, error = %err, "could not delete a stale index generation");
-    }
-    result
-}
 
 /// What one write transaction holds: file rows, and runs of a file's lines that follow
 /// its row (in this transaction or an earlier one).
@@ -85,7 +29,7 @@ struct Batch<'a> {
 }
 
 enum Write<'a> {
-    File(&'a SourceFile),
+    File(&'a Changed<'a>),
     Lines(Vec<(i64, bool, &'a str)>),
     Symbols(&'a [Definition]),
 }
@@ -108,18 +52,18 @@ impl<'a> Batch<'a> {
     }
 }
 
-async fn write_generation(
+/// Writes `files` as pending rows of `generation`.
+pub(super) async fn write_generation(
     db: &Db,
     project_id: i64,
     generation: i64,
-    files: &[SourceFile],
-    symbols: &[Vec<Definition>],
+    files: &[Changed<'_>],
 ) -> Result<()> {
     let mut batch = Batch::default();
     let mut file_id = None;
-    for (file, symbols) in files.iter().zip(symbols) {
+    for file in files {
         batch.push(Write::File(file));
-        for run in symbols.chunks(SYMBOLS_PER_INSERT) {
+        for run in file.symbols.chunks(SYMBOLS_PER_INSERT) {
             batch.push(Write::Symbols(run));
         }
         let mut rows = file
@@ -159,15 +103,16 @@ async fn write_batch(
         for write in &batch.writes {
             if let Write::File(file) = write {
                 let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO project_files (project_id, generation, path, content, size, lines) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    "INSERT INTO project_files (project_id, generation, until_gen, path, content, \
+                     size, lines, hash) VALUES ($1, $2, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
                 .bind(project_id)
                 .bind(generation)
-                .bind(&file.path)
-                .bind(&file.content)
+                .bind(file.path)
+                .bind(file.content)
                 .bind(file.content.len() as i64)
                 .bind(file.content.lines().count() as i64)
+                .bind(file.hash)
                 .fetch_one(&mut *tx)
                 .await?;
                 file_id = Some(id);
@@ -242,45 +187,6 @@ fn symbols_insert(rows: usize) -> String {
          line, end_line, container) VALUES {}",
         values.join(", ")
     )
-}
-
-/// Deletes the generations `condition` names: their lines, then their files, a batch per
-/// statement so that no write holds SQLite's lock for long.
-async fn drop_generations(
-    db: &Db,
-    project_id: i64,
-    condition: &str,
-    generation: i64,
-) -> Result<()> {
-    let files = format!("SELECT id FROM project_files WHERE project_id = $1 AND {condition}");
-    let lines = format!(
-        "DELETE FROM project_lines WHERE id IN (SELECT id FROM project_lines \
-         WHERE file_id IN ({files}) LIMIT $3)"
-    );
-    let symbols = format!(
-        "DELETE FROM project_symbols WHERE id IN (SELECT id FROM project_symbols \
-         WHERE project_id = $1 AND {condition} LIMIT $3)"
-    );
-    let files = format!("DELETE FROM project_files WHERE id IN ({files} LIMIT $3)");
-    for (sql, batch) in [
-        (lines, LINES_PER_DELETE),
-        (symbols, LINES_PER_DELETE),
-        (files, FILES_PER_DELETE),
-    ] {
-        loop {
-            let affected = with_pool!(db, |pool| sqlx::query(&sql)
-                .bind(project_id)
-                .bind(generation)
-                .bind(batch)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
-            if affected == 0 {
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
