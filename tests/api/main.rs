@@ -9,6 +9,7 @@ mod agents;
 mod auth;
 mod chat;
 mod cluster;
+mod code_reindex;
 mod code_search;
 mod code_symbols;
 mod codebase;

@@ -115,7 +115,14 @@ async fn make_live(
                 symbols,
             })
             .collect();
-        write::write_generation(db, project_id, generation, &rows).await?;
+        if let Err(err) = write::write_generation(db, project_id, generation, &rows).await {
+            // A newer generation that went live deletes pending rows like these (see
+            // `replace`): this index lost the race, which is no failure.
+            if sync::live_generation(db, project_id).await?.unwrap_or(0) > generation {
+                return Ok(false);
+            }
+            return Err(err);
+        }
         for i in changed {
             written[i] = true;
         }
