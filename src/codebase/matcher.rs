@@ -83,6 +83,17 @@ impl Matcher {
         self.path_matches(path) && self.line.is_match(text)
     }
 
+    /// Whether a line of `text`, a whole file, may match: false only when none does
+    /// (without `regex` the line expression spans lines only where a line's match would).
+    pub fn may_match(&self, text: &str) -> bool {
+        self.options.regex || self.line.is_match(text)
+    }
+
+    /// Whether one line matches (its path aside).
+    pub fn line_matches(&self, text: &str) -> bool {
+        self.line.is_match(text)
+    }
+
     pub fn path_matches(&self, path: &str) -> bool {
         self.glob.as_ref().is_none_or(|glob| glob.is_match(path))
     }

@@ -1,15 +1,14 @@
-//! Search over a project's indexed lines, the live generation only. The database narrows
-//! the lines to read — SQLite FTS5 (trigram) and LIKE/instr, PostgreSQL `pg_trgm` (GIN)
-//! with LIKE/ILIKE — with a condition every matching line meets; the [`Matcher`] then
-//! decides each line exactly. Lines are read in (path, line) order until more than
-//! [`TOTAL_CAP`] matched or the deadline passed, then ranked.
+//! Search over a project's indexed files, the live generation only. The database narrows
+//! the files to read — SQLite FTS5 (trigram), PostgreSQL `pg_trgm` (GIN) with LIKE/ILIKE —
+//! to those that can hold a match ([`narrow`]); the [`Matcher`] then decides each of their
+//! lines exactly. Files are read in path order until more than [`TOTAL_CAP`] lines matched
+//! or the deadline passed ([`scan`]), then the lines are ranked.
 
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
 };
 
-use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 use utoipa::ToSchema;
@@ -20,6 +19,7 @@ use crate::{db::Db, error::Result, projects::sync::live_generation};
 
 mod narrow;
 mod paths;
+mod scan;
 
 /// Matching lines counted exactly; beyond, the total is this and not exact.
 pub const TOTAL_CAP: usize = 1_000;
@@ -52,7 +52,6 @@ pub struct Found {
     pub partial: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct Candidate {
     path: String,
     line: i64,
@@ -112,7 +111,7 @@ async fn search_generation(
     } else {
         paths::matches(db, project_id, generation, matcher).await?
     };
-    let scan = narrow::scan(db, project_id, generation, matcher, deadline).await?;
+    let scan = scan::scan(db, project_id, generation, matcher, deadline).await?;
     let definitions = definitions(db, project_id, generation, matcher).await?;
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
@@ -152,46 +151,6 @@ async fn search_generation(
         total_exact: !scan.more && !scan.partial && counted <= TOTAL_CAP,
         partial: scan.partial,
     })
-}
-
-/// Reads `rows` into a [`Scan`] until more than [`TOTAL_CAP`] lines matched, the rows
-/// end, or the deadline passes (a statement the database cancelled at the deadline ends
-/// the scan the same way).
-async fn collect<S>(mut rows: S, matcher: &Matcher, deadline: Instant) -> Result<Scan, sqlx::Error>
-where
-    S: Stream<Item = Result<Candidate, sqlx::Error>> + Unpin,
-{
-    let mut scan = Scan::default();
-    loop {
-        if Instant::now() >= deadline {
-            scan.partial = true;
-            break;
-        }
-        let row = match tokio::time::timeout_at(deadline, rows.next()).await {
-            Err(_) => {
-                scan.partial = true;
-                break;
-            }
-            Ok(None) => break,
-            Ok(Some(row)) => row,
-        };
-        let candidate = match row {
-            Ok(candidate) => candidate,
-            Err(err) if narrow::cancelled(&err) => {
-                scan.partial = true;
-                break;
-            }
-            Err(err) => return Err(err),
-        };
-        if matcher.matches(&candidate.path, &candidate.text) {
-            if scan.lines.len() == TOTAL_CAP {
-                scan.more = true;
-                break;
-            }
-            scan.lines.push(candidate);
-        }
-    }
-    Ok(scan)
 }
 
 /// Where the query's definitions are — (path, line) → (tier, the line's text) — among the

@@ -37,9 +37,9 @@ pub const OPEN: i64 = i64::MAX;
 pub const VISIBLE: &str = "f.generation <= $2 AND f.until_gen > $2";
 /// Paths per statement when ending the rows of deleted files.
 const PATHS_PER_UPDATE: usize = 400;
-/// Rows per DELETE when dropping rows: lines first (each also leaves the search index),
-/// then symbols, then files, which then cascade to nothing.
-const LINES_PER_DELETE: i64 = 4_000;
+/// Rows per DELETE when dropping rows: symbols first, then files (each also leaves the
+/// trigram index), which then cascade to nothing.
+const SYMBOLS_PER_DELETE: i64 = 4_000;
 const FILES_PER_DELETE: i64 = 50;
 
 /// A new or changed file, to be written with its symbols.
@@ -228,24 +228,16 @@ fn removed_update(paths: usize) -> String {
     )
 }
 
-/// Deletes the file rows `condition` names (with `$2` the generation), with their lines
-/// and symbols, a batch per statement so that no write holds SQLite's lock for long.
+/// Deletes the file rows `condition` names (with `$2` the generation), with their
+/// symbols, a batch per statement so that no write holds SQLite's lock for long.
 async fn drop_rows(db: &Db, project_id: i64, condition: &str, generation: i64) -> Result<()> {
     let files = format!("SELECT id FROM project_files WHERE project_id = $1 AND {condition}");
-    let lines = format!(
-        "DELETE FROM project_lines WHERE id IN (SELECT id FROM project_lines \
-         WHERE file_id IN ({files}) LIMIT $3)"
-    );
     let symbols = format!(
         "DELETE FROM project_symbols WHERE id IN (SELECT id FROM project_symbols \
          WHERE file_id IN ({files}) LIMIT $3)"
     );
     let files = format!("DELETE FROM project_files WHERE id IN ({files} LIMIT $3)");
-    for (sql, batch) in [
-        (lines, LINES_PER_DELETE),
-        (symbols, LINES_PER_DELETE),
-        (files, FILES_PER_DELETE),
-    ] {
+    for (sql, batch) in [(symbols, SYMBOLS_PER_DELETE), (files, FILES_PER_DELETE)] {
         loop {
             let affected = with_pool!(db, |pool| sqlx::query(&sql)
                 .bind(project_id)

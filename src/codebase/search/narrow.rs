@@ -1,5 +1,10 @@
-//! Which lines a search reads: a condition every matching line meets, served by the
-//! search indexes, then the scan itself in (path, line) order.
+//! Which files a search reads, and reading them in path order; their lines are then
+//! matched exactly (see [`super::scan`]).
+//!
+//! The indexes narrow to files, as zoekt does, not to lines: SQLite's FTS5 trigram index
+//! over whole files (`detail='none'`, so the query is the AND of its trigrams), and
+//! PostgreSQL's `pg_trgm` GIN index with LIKE/ILIKE. Either gives every file that can hold
+//! a match (and some that do not).
 //!
 //! Case-insensitive matching follows Unicode simple case folding (the `regex` crate's),
 //! where `k` also matches the Kelvin sign and `s` the long s. So a case-insensitive
@@ -7,60 +12,182 @@
 //! backends) and lets `_` stand for `k`, `s` and every non-ASCII character; the FTS5
 //! trigram index is given the longest run of such plain ASCII characters. A regular
 //! expression is not narrowed: PostgreSQL's syntax differs from Rust's.
+//!
+//! PostgreSQL rechecks every file its GIN index proposes, so listing all the files of a
+//! common string in path order reads most of the project. It is first asked for a few
+//! hundred candidates in any order; when there are more, the files are read page by page
+//! in path order instead, with the same condition (the scan stops once enough lines
+//! matched).
 
-use tokio::time::Instant;
+use sqlx::{PgConnection, SqlitePool};
 
-use super::{collect, paths::escape_like, Candidate, Scan};
-use crate::{
-    codebase::{index::VISIBLE, matcher::Matcher},
-    db::Db,
-    error::Result,
-};
+use super::paths::escape_like;
+use crate::codebase::{index::VISIBLE, matcher::Matcher};
 
 /// FTS5 trigram queries need at least three characters.
 const TRIGRAM: usize = 3;
 /// PostgreSQL's error code for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
+/// Candidates PostgreSQL lists before the files are paged instead.
+const LISTED_MAX: usize = 400;
+/// Files per page when paging on PostgreSQL.
+pub(super) const PAGE: i64 = 16;
 
-/// Reads the generation's matching lines until the deadline (see [`collect`]).
-pub(super) async fn scan(
-    db: &Db,
-    project_id: i64,
-    generation: i64,
-    matcher: &Matcher,
-    deadline: Instant,
-) -> Result<Scan> {
-    let narrowing = narrowing(db, matcher);
-    let sql = format!(
-        "SELECT f.path, l.line, l.text FROM {} WHERE f.project_id = $1 AND {VISIBLE}{} \
-         ORDER BY {}",
-        narrowing.from, narrowing.condition, narrowing.order
-    );
-    macro_rules! query {
-        () => {{
-            let mut query = sqlx::query_as::<_, Candidate>(&sql)
-                .bind(project_id)
-                .bind(generation);
-            for value in &narrowing.values {
-                query = query.bind(value);
+/// Where the files a search reads come from.
+pub(super) enum Candidates {
+    /// Every candidate file, in path order: (id, path).
+    Listed(Vec<(i64, String)>),
+    /// Too many to list: pages of (id, path, content) in path order, see [`Reader::page`].
+    Paged(Condition),
+}
+
+/// The condition on a file's content that every file with a match meets.
+pub(super) struct Condition {
+    /// `AND …` with its placeholder at `$3`.
+    sql: &'static str,
+    value: String,
+}
+
+/// The connection a search reads on: PostgreSQL's is inside a transaction whose
+/// `statement_timeout` is the search's deadline.
+pub(super) enum Reader<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a mut PgConnection),
+}
+
+impl Reader<'_> {
+    /// The files of the generation that can hold a match of `matcher`.
+    pub(super) async fn candidates(
+        &mut self,
+        project_id: i64,
+        generation: i64,
+        matcher: &Matcher,
+    ) -> Result<Candidates, sqlx::Error> {
+        match self {
+            Reader::Sqlite(pool) => {
+                let (from, condition) = match fts_query(matcher) {
+                    Some(query) => (
+                        "project_files_fts JOIN project_files f ON f.id = project_files_fts.rowid",
+                        Condition {
+                            sql: " AND project_files_fts MATCH $3",
+                            value: query,
+                        },
+                    ),
+                    None => ("project_files f", Condition::none()),
+                };
+                let sql = format!(
+                    "SELECT f.id, f.path FROM {from} WHERE f.project_id = $1 AND {VISIBLE}{} \
+                     ORDER BY f.path",
+                    condition.sql
+                );
+                let files = sqlx::query_as(&sql)
+                    .bind(project_id)
+                    .bind(generation)
+                    .bind(&condition.value)
+                    .fetch_all(*pool)
+                    .await?;
+                Ok(Candidates::Listed(files))
             }
-            query
-        }};
+            Reader::Postgres(conn) => {
+                let condition = Condition::postgres(matcher);
+                let sql = format!(
+                    "SELECT f.id, f.path FROM project_files f WHERE f.project_id = $1 \
+                     AND {VISIBLE}{} LIMIT {}",
+                    condition.sql,
+                    LISTED_MAX + 1
+                );
+                let mut files: Vec<(i64, String)> = sqlx::query_as(&sql)
+                    .bind(project_id)
+                    .bind(generation)
+                    .bind(&condition.value)
+                    .fetch_all(&mut **conn)
+                    .await?;
+                if files.len() > LISTED_MAX {
+                    return Ok(Candidates::Paged(condition));
+                }
+                files.sort_by(|a, b| a.1.cmp(&b.1));
+                Ok(Candidates::Listed(files))
+            }
+        }
     }
-    match db {
-        Db::Sqlite(pool, _) => Ok(collect(query!().fetch(pool), matcher, deadline).await?),
-        Db::Postgres(pool) => {
-            // The server stops the statement at the deadline too, so that no connection
-            // goes back to the pool still busy with it.
-            let mut tx = pool.begin().await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let millis = left.as_millis().max(1);
-            sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
-                .execute(&mut *tx)
-                .await?;
-            let scan = collect(query!().fetch(&mut *tx), matcher, deadline).await?;
-            tx.rollback().await.ok();
-            Ok(scan)
+
+    /// The content of the files `ids`.
+    pub(super) async fn contents(
+        &mut self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id, content FROM project_files WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        macro_rules! query {
+            () => {
+                ids.iter()
+                    .fold(sqlx::query_as(&sql), |query, id| query.bind(*id))
+            };
+        }
+        match self {
+            Reader::Sqlite(pool) => query!().fetch_all(*pool).await,
+            Reader::Postgres(conn) => query!().fetch_all(&mut **conn).await,
+        }
+    }
+
+    /// The next [`PAGE`] files after `after` in path order that meet `condition`, with
+    /// their content (PostgreSQL only: its GIN index is kept out, so that the files are
+    /// read in path order and the reading stops with the page).
+    pub(super) async fn page(
+        &mut self,
+        project_id: i64,
+        generation: i64,
+        condition: &Condition,
+        after: &str,
+    ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT f.id, f.path, f.content FROM project_files f WHERE f.project_id = $1 \
+             AND {VISIBLE} AND f.path > $4{} ORDER BY f.path LIMIT {PAGE}",
+            condition.sql.replace("f.content", "(f.content || '')")
+        );
+        macro_rules! query {
+            () => {
+                sqlx::query_as(&sql)
+                    .bind(project_id)
+                    .bind(generation)
+                    .bind(&condition.value)
+                    .bind(after)
+            };
+        }
+        match self {
+            Reader::Sqlite(pool) => query!().fetch_all(*pool).await,
+            Reader::Postgres(conn) => query!().fetch_all(&mut **conn).await,
+        }
+    }
+}
+
+impl Condition {
+    /// No condition (`$3` is bound all the same).
+    fn none() -> Condition {
+        Condition {
+            sql: " AND $3 = ''",
+            value: String::new(),
+        }
+    }
+
+    fn postgres(matcher: &Matcher) -> Condition {
+        if matcher.options.regex {
+            return Condition::none();
+        }
+        let query = matcher.query.as_str();
+        if matcher.options.case_sensitive {
+            Condition {
+                sql: " AND f.content LIKE $3 ESCAPE '\\'",
+                value: format!("%{}%", escape_like(query)),
+            }
+        } else {
+            Condition {
+                sql: " AND f.content ILIKE $3 ESCAPE '\\'",
+                value: folding_pattern(query),
+            }
         }
     }
 }
@@ -71,70 +198,29 @@ pub(super) fn cancelled(err: &sqlx::Error) -> bool {
         .is_some_and(|code| code == QUERY_CANCELED)
 }
 
-struct Narrowing {
-    from: &'static str,
-    /// `AND …` with placeholders from `$3`, or empty.
-    condition: &'static str,
-    values: Vec<String>,
-    order: &'static str,
-}
-
-const LINES: &str = "project_lines l JOIN project_files f ON f.id = l.file_id";
-const FTS_LINES: &str = "project_lines_fts JOIN project_lines l ON l.id = project_lines_fts.rowid \
-                         JOIN project_files f ON f.id = l.file_id";
-
-fn narrowing(db: &Db, matcher: &Matcher) -> Narrowing {
-    let plain = |condition, values| Narrowing {
-        from: LINES,
-        condition,
-        values,
-        order: "l.id",
-    };
+/// The FTS5 query for `matcher`: every trigram of the longest run of characters the
+/// index folds as the matcher does (`detail='none'` has no phrases); `None` when there is
+/// no such run of three.
+fn fts_query(matcher: &Matcher) -> Option<String> {
     if matcher.options.regex {
-        return plain("", Vec::new());
+        return None;
     }
     let query = matcher.query.as_str();
-    let sensitive = matcher.options.case_sensitive;
-    match db {
-        Db::Postgres(_) if sensitive => plain(
-            " AND l.text LIKE $3 ESCAPE '\\'",
-            vec![format!("%{}%", escape_like(query))],
-        ),
-        Db::Postgres(_) => plain(
-            " AND l.text ILIKE $3 ESCAPE '\\'",
-            vec![folding_pattern(query)],
-        ),
-        Db::Sqlite(..) => {
-            let value = if sensitive {
-                query.to_owned()
-            } else {
-                folding_pattern(query)
-            };
-            let run = if sensitive {
-                query.to_owned()
-            } else {
-                plain_ascii_run(query)
-            };
-            if run.chars().count() < TRIGRAM {
-                let condition = if sensitive {
-                    " AND instr(l.text, $3) > 0"
-                } else {
-                    " AND l.text LIKE $3 ESCAPE '\\'"
-                };
-                return plain(condition, vec![value]);
-            }
-            Narrowing {
-                from: FTS_LINES,
-                condition: if sensitive {
-                    " AND project_lines_fts MATCH $3 AND instr(l.text, $4) > 0"
-                } else {
-                    " AND project_lines_fts MATCH $3 AND l.text LIKE $4 ESCAPE '\\'"
-                },
-                values: vec![format!("\"{}\"", run.replace('"', "\"\"")), value],
-                order: "project_lines_fts.rowid",
-            }
-        }
+    let run: Vec<char> = if matcher.options.case_sensitive {
+        query.chars().collect()
+    } else {
+        plain_ascii_run(query).chars().collect()
+    };
+    if run.len() < TRIGRAM {
+        return None;
     }
+    let mut trigrams: Vec<String> = run
+        .windows(TRIGRAM)
+        .map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\"")))
+        .collect();
+    trigrams.sort();
+    trigrams.dedup();
+    Some(trigrams.join(" AND "))
 }
 
 /// Characters whose case-insensitive matches are ASCII letters of either case only.
@@ -142,7 +228,7 @@ fn plain_ascii(c: char) -> bool {
     c.is_ascii() && !matches!(c, 'k' | 'K' | 's' | 'S')
 }
 
-/// A LIKE pattern (ASCII-case-insensitive on SQLite, ILIKE on PostgreSQL) that every line
+/// A LIKE pattern (ASCII-case-insensitive on SQLite, ILIKE on PostgreSQL) that every text
 /// containing `query` case-insensitively matches.
 fn folding_pattern(query: &str) -> String {
     let mut pattern = String::from("%");
@@ -169,11 +255,36 @@ fn plain_ascii_run(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codebase::matcher::Options;
 
     #[test]
     fn folding_patterns_leave_folded_characters_open() {
         assert_eq!(folding_pattern("a_Kéb%"), "%a\\___b\\%%");
         assert_eq!(plain_ascii_run("maske_rade"), "e_rade");
         assert_eq!(plain_ascii_run("éé"), "");
+    }
+
+    #[test]
+    fn fts_queries_are_the_and_of_distinct_trigrams() {
+        let plain = |q: &str| fts_query(&Matcher::plain(q).unwrap());
+        assert_eq!(
+            plain("abcab").as_deref(),
+            Some("\"abc\" AND \"bca\" AND \"cab\"")
+        );
+        assert_eq!(
+            plain("a\"b\"").as_deref(),
+            Some("\"\"\"b\"\"\" AND \"a\"\"b\"")
+        );
+        assert_eq!(plain("ab"), None);
+        assert_eq!(
+            plain("éké"),
+            None,
+            "nothing the index folds like the matcher"
+        );
+        let regex = Options {
+            regex: true,
+            ..Options::default()
+        };
+        assert_eq!(fts_query(&Matcher::new("abc", regex, None).unwrap()), None);
     }
 }

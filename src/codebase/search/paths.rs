@@ -10,6 +10,8 @@ use crate::{
 };
 
 const MAX_FILES: i64 = 50;
+/// The start of a file read for its first non-blank line, the hit's snippet.
+const HEAD_CHARS: usize = 4096;
 
 pub(super) async fn matches(
     db: &Db,
@@ -23,8 +25,7 @@ pub(super) async fn matches(
     }
     // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
     let sql = format!(
-        "SELECT f.path, COALESCE((SELECT l.text FROM project_lines l WHERE l.file_id = f.id \
-         ORDER BY l.line LIMIT 1), '') FROM project_files f \
+        "SELECT f.path, substr(f.content, 1, {HEAD_CHARS}) FROM project_files f \
          WHERE f.project_id = $1 AND {VISIBLE} AND f.path LIKE $3 ESCAPE '\\' \
          ORDER BY f.path LIMIT $4"
     );
@@ -41,12 +42,19 @@ pub(super) async fn matches(
         .into_iter()
         .filter(|(path, _)| path == query || path.ends_with(&suffix))
         .filter(|(path, _)| matcher.path_matches(path))
-        .map(|(path, first)| Hit {
-            snippet: snippet(&first, None),
+        .map(|(path, head)| Hit {
+            snippet: snippet(first_line(&head), None),
             path,
             line: 1,
         })
         .collect())
+}
+
+/// The first line with more than blanks (empty when `head` has none).
+fn first_line(head: &str) -> &str {
+    head.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
 }
 
 /// `text` as a LIKE pattern that matches it literally (with `ESCAPE '\'`).

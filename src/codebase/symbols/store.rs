@@ -127,12 +127,8 @@ pub async fn definitions_of(
     let prefix = prefix.to_lowercase();
     let past = format!("{prefix}{PAST_PREFIX}");
     let sql = format!(
-        "SELECT s.name, f.path, s.line, l.text {FROM} \
+        "SELECT s.name, f.path, s.line, s.text {FROM} \
          ORDER BY CASE WHEN s.name_lower = $3 THEN 0 ELSE 1 END, s.name_lower, f.path, s.line LIMIT $5"
-    )
-    .replace(
-        "JOIN project_files f ON f.id = s.file_id",
-        "JOIN project_files f ON f.id = s.file_id JOIN project_lines l ON l.file_id = s.file_id AND l.line = s.line",
     );
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(project_id)

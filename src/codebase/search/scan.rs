@@ -1,0 +1,143 @@
+//! Reading the candidate files in path order and matching their lines exactly, until
+//! more than [`TOTAL_CAP`] lines matched or the deadline passed.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use tokio::time::Instant;
+
+use super::{
+    narrow::{self, Candidates, Reader, PAGE},
+    Candidate, Scan, TOTAL_CAP,
+};
+use crate::{codebase::matcher::Matcher, db::Db, error::Result};
+
+/// Files whose content one statement reads.
+const FILES_PER_READ: usize = 16;
+
+/// The generation's matching lines, in (path, line) order, read until the deadline.
+pub(super) async fn scan(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+    deadline: Instant,
+) -> Result<Scan> {
+    match db {
+        Db::Sqlite(pool, _) => {
+            let reader = Reader::Sqlite(pool);
+            Ok(read(reader, project_id, generation, matcher, deadline).await?)
+        }
+        Db::Postgres(pool) => {
+            // The server stops a statement at the deadline too, so that no connection goes
+            // back to the pool still busy with it.
+            let mut tx = pool.begin().await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let millis = left.as_millis().max(1);
+            sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
+                .execute(&mut *tx)
+                .await?;
+            let reader = Reader::Postgres(&mut tx);
+            let scan = read(reader, project_id, generation, matcher, deadline).await;
+            tx.rollback().await.ok();
+            Ok(scan?)
+        }
+    }
+}
+
+async fn read(
+    mut reader: Reader<'_>,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+    deadline: Instant,
+) -> Result<Scan, sqlx::Error> {
+    let mut scan = Scan::default();
+    let candidates = reader.candidates(project_id, generation, matcher);
+    let Some(candidates) = within(deadline, candidates).await? else {
+        scan.partial = true;
+        return Ok(scan);
+    };
+    match candidates {
+        Candidates::Listed(files) => {
+            let files: Vec<(i64, String)> = files
+                .into_iter()
+                .filter(|(_, path)| matcher.path_matches(path))
+                .collect();
+            for chunk in files.chunks(FILES_PER_READ) {
+                let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+                let Some(contents) = within(deadline, reader.contents(&ids)).await? else {
+                    scan.partial = true;
+                    break;
+                };
+                let contents: HashMap<i64, String> = contents.into_iter().collect();
+                for (id, path) in chunk {
+                    let content = contents.get(id).map_or("", String::as_str);
+                    if !scan.file(matcher, path, content) {
+                        return Ok(scan);
+                    }
+                }
+            }
+        }
+        Candidates::Paged(condition) => {
+            let mut after = String::new();
+            loop {
+                let page = reader.page(project_id, generation, &condition, &after);
+                let Some(page) = within(deadline, page).await? else {
+                    scan.partial = true;
+                    break;
+                };
+                for (_, path, content) in &page {
+                    if matcher.path_matches(path) && !scan.file(matcher, path, content) {
+                        return Ok(scan);
+                    }
+                }
+                match page.last() {
+                    Some((_, path, _)) if page.len() as i64 == PAGE => after = path.clone(),
+                    _ => break,
+                }
+            }
+        }
+    }
+    Ok(scan)
+}
+
+impl Scan {
+    /// Adds the matching lines of one file; false once more than [`TOTAL_CAP`] matched.
+    fn file(&mut self, matcher: &Matcher, path: &str, content: &str) -> bool {
+        if !matcher.may_match(content) {
+            return true;
+        }
+        for (i, text) in content.lines().enumerate() {
+            if text.trim().is_empty() || !matcher.line_matches(text) {
+                continue;
+            }
+            if self.lines.len() == TOTAL_CAP {
+                self.more = true;
+                return false;
+            }
+            self.lines.push(Candidate {
+                path: path.to_owned(),
+                line: i as i64 + 1,
+                text: text.to_owned(),
+            });
+        }
+        true
+    }
+}
+
+/// `future`'s rows, or `None` when the deadline passed first (or PostgreSQL cancelled
+/// the statement there).
+async fn within<T>(
+    deadline: Instant,
+    future: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<Option<T>, sqlx::Error> {
+    if Instant::now() >= deadline {
+        return Ok(None);
+    }
+    match tokio::time::timeout_at(deadline, future).await {
+        Err(_) => Ok(None),
+        Ok(Err(err)) if narrow::cancelled(&err) => Ok(None),
+        Ok(result) => result.map(Some),
+    }
+}
