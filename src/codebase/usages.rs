@@ -19,8 +19,10 @@ use crate::{db::Db, error::Result, llm::Snippet};
 pub const MAX_NAMES: usize = 10;
 /// Places kept per name.
 pub const PER_NAME: usize = 5;
-/// All the searches of one call together.
-pub const BUDGET: Duration = Duration::from_millis(200);
+/// All the searches of one call together. A review waits seconds for its model anyway:
+/// this bounds the load on the index, and leaves a busy server room to finish the first
+/// names.
+pub const BUDGET: Duration = Duration::from_millis(500);
 /// Hits read per name: the definitions' own lines (and uses inside them, say recursion)
 /// are dropped afterwards, so more than [`PER_NAME`] are asked for.
 const HITS_PER_NAME: usize = 40;
