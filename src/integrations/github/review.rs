@@ -529,7 +529,7 @@ async fn review_chat(
             task.repository, task.pull_number, task.head_sha
         ),
     };
-    let uses = code_context(state, task, &budgeted.diff).await;
+    let uses = context_from_the_code(state, task, &budgeted.diff).await;
     let prompt = review_prompt(&message, budgeted, settings, &uses);
     let input = ChatInput {
         message,
@@ -562,7 +562,7 @@ async fn review_chat(
 /// Where the functions and types the diff changes are used elsewhere in the review's
 /// project (its owner's, linking the repository), when the project has an index. Only
 /// context: a failure to read it leaves it out of the review, with a warning.
-async fn code_context(state: &AppState, task: &ReviewTask, diff_text: &str) -> Vec<Uses> {
+async fn context_from_the_code(state: &AppState, task: &ReviewTask, diff_text: &str) -> Vec<Uses> {
     match context::gather(&state.db, task.project_id, diff_text).await {
         Ok(uses) => uses,
         Err(err) => {
