@@ -14,6 +14,7 @@ pub mod routes;
 pub mod search;
 pub mod settings;
 pub mod symbols;
+pub mod usages;
 
 use tokio::task::JoinError;
 

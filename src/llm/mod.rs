@@ -42,6 +42,21 @@ pub struct Subject {
     pub code_context: Option<String>,
     /// Windows of the project's indexed code that match the message.
     pub project_snippets: Vec<Snippet>,
+    /// What a reviewed change touches that the project uses elsewhere (a review's
+    /// "context from the code").
+    pub uses: Vec<Uses>,
+}
+
+/// A function or type a reviewed diff changes, and places elsewhere in the project that
+/// use it by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uses {
+    pub name: String,
+    /// Where the diff changes it: a file and a line of the diff's new side.
+    pub path: String,
+    pub line: u32,
+    /// Each use as its one line (`start == line`).
+    pub places: Vec<Snippet>,
 }
 
 /// A window of a project file around a matching line (`codebase::retrieval` finds them).

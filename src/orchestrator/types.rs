@@ -11,7 +11,7 @@ use crate::{
     agents::Agent,
     chat::ChatRequest,
     error::Error,
-    llm::{LlmError, Snippet, Subject, Task, Turn},
+    llm::{LlmError, Snippet, Subject, Task, Turn, Uses},
     projects::Project,
     specialists::routing::Specialist,
 };
@@ -35,6 +35,9 @@ pub struct Assignment {
     pub specialist: Specialist,
     /// The user turn as the model sees it.
     pub prompt: String,
+    /// What the prompt cites of the project's code, for the local engine, which reads no
+    /// prompt.
+    pub uses: Vec<Uses>,
 }
 
 impl From<ChatRequest> for ChatInput {
@@ -130,6 +133,11 @@ impl Prepared {
             message: self.message.clone(),
             code_context: self.code_context.clone(),
             project_snippets: self.snippets_for(task).to_vec(),
+            uses: self
+                .assignment
+                .as_ref()
+                .map(|assignment| assignment.uses.clone())
+                .unwrap_or_default(),
         }
     }
 }

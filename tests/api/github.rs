@@ -429,6 +429,15 @@ impl GithubMock {
         panic!("no review fetched the diff");
     }
 
+    /// The bodies of the comments on the pull request, oldest first.
+    pub(crate) fn comment_bodies(&self) -> Vec<String> {
+        self.comments
+            .all()
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
+    }
+
     pub(crate) fn move_head(&self, sha: &str) {
         *self.head.lock().unwrap() = sha.to_owned();
     }

@@ -20,6 +20,7 @@ mod envelope;
 mod github;
 mod github_access;
 mod github_accounts;
+mod github_context;
 mod jobs;
 mod jobs_cli;
 mod limits;

@@ -2,7 +2,8 @@
 //! with tree-sitter grammars at index time ([`parse`]) and stored with the files of the
 //! same index generation (`project_symbols`), so lookups see the files' generation only.
 //!
-//! [`find`] is the lookup for other slices: the definitions of one name.
+//! [`find`] is the lookup for other slices: the definitions of one name; [`in_file`]
+//! those of one file.
 
 pub mod parse;
 pub mod routes;
@@ -11,7 +12,7 @@ mod store;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use store::{definitions_of, find, lookup, Lookup};
+pub use store::{definitions_of, find, in_file, lookup, Lookup};
 
 /// What a symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -115,6 +115,26 @@ pub async fn find(db: &Db, project_id: i64, name: &str) -> Result<Vec<Symbol>> {
     Ok(exact)
 }
 
+/// The definitions in one indexed file, by line: what a change to its lines touches.
+/// Empty when nothing is indexed or the file is not.
+pub async fn in_file(db: &Db, project_id: i64, path: &str) -> Result<Vec<Symbol>> {
+    let sql = "SELECT s.name, s.kind, f.path, s.line, s.end_line, s.container \
+               FROM project_files f JOIN project_symbols s ON s.file_id = f.id \
+               WHERE f.project_id = $1 AND f.generation = $2 AND f.path = $3 \
+               ORDER BY s.line, s.end_line";
+    live(db, project_id, |generation| async move {
+        let rows: Vec<Row> = with_pool!(db, |pool| sqlx::query_as(sql)
+            .bind(project_id)
+            .bind(generation)
+            .bind(path)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().filter_map(Row::symbol).collect())
+    })
+    .await
+    .map(|found| found.unwrap_or_default())
+}
+
 /// Definitions in one generation whose name starts with `prefix` (case-insensitive),
 /// with the text of their first line: what a search ranks first.
 pub async fn definitions_of(

@@ -241,6 +241,123 @@ pub fn right_lines(diff: &str) -> HashMap<String, HashMap<u32, String>> {
     files
 }
 
+/// One added or removed line of a unified diff, placed on both of its sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub added: bool,
+    /// Removed: its line in the old file. Added: the old file's line it comes after (0 at
+    /// the top).
+    pub old: u32,
+    /// Added: its line in the new file. Removed: the new file's line that now stands
+    /// where it was.
+    pub new: u32,
+    pub text: String,
+}
+
+/// Where a hunk stands: the next line on each side, and how many each side has left.
+#[derive(Default)]
+struct Hunk {
+    old: u32,
+    new: u32,
+    old_left: u32,
+    new_left: u32,
+}
+
+impl Hunk {
+    /// `@@ -a,b +c,d @@`: an empty side (`b` or `d` 0) names the line before the hunk.
+    fn parse(header: &str) -> Hunk {
+        let side = |sign: char| -> (u32, u32) {
+            let range = header
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix(sign))
+                .unwrap_or("1");
+            let (start, count) = range.split_once(',').unwrap_or((range, "1"));
+            let (start, count) = (start.parse().unwrap_or(1), count.parse().unwrap_or(1));
+            (if count == 0 { start + 1 } else { start }, count)
+        };
+        let ((old, old_left), (new, new_left)) = (side('-'), side('+'));
+        Hunk {
+            old,
+            new,
+            old_left,
+            new_left,
+        }
+    }
+
+    fn open(&self) -> bool {
+        self.old_left > 0 || self.new_left > 0
+    }
+
+    /// The hunk's line `raw`, as a change if it is one.
+    fn step(&mut self, raw: &str) -> Option<Changed> {
+        let text = raw.get(1..).unwrap_or("").to_owned();
+        let (old, new) = (self.old, self.new);
+        match raw.chars().next() {
+            Some('+') => {
+                self.new += 1;
+                self.new_left = self.new_left.saturating_sub(1);
+                Some(Changed {
+                    added: true,
+                    old: old.saturating_sub(1),
+                    new,
+                    text,
+                })
+            }
+            Some('-') => {
+                self.old += 1;
+                self.old_left = self.old_left.saturating_sub(1);
+                Some(Changed {
+                    added: false,
+                    old,
+                    new,
+                    text,
+                })
+            }
+            Some('\\') => None,
+            _ => {
+                self.old += 1;
+                self.new += 1;
+                self.old_left = self.old_left.saturating_sub(1);
+                self.new_left = self.new_left.saturating_sub(1);
+                None
+            }
+        }
+    }
+}
+
+/// The added and removed lines of each file of a unified diff, in order. A file goes by
+/// its new path, a deleted one by its old path.
+pub fn changed_lines(diff: &str) -> Vec<(String, Vec<Changed>)> {
+    let mut files: Vec<(String, Vec<Changed>)> = Vec::new();
+    let mut old_path: Option<String> = None;
+    let mut hunk = Hunk::default();
+    for raw in diff.lines() {
+        if hunk.open() {
+            if let Some(change) = hunk.step(raw) {
+                if let Some((_, changes)) = files.last_mut() {
+                    changes.push(change);
+                }
+            }
+        } else if let Some(name) = raw.strip_prefix("--- ") {
+            old_path = side_path(name, "a/");
+        } else if let Some(name) = raw.strip_prefix("+++ ") {
+            if let Some(path) = side_path(name, "b/").or_else(|| old_path.take()) {
+                files.push((path, Vec::new()));
+            }
+        } else if let Some(header) = raw.strip_prefix("@@ ") {
+            hunk = Hunk::parse(header);
+        }
+    }
+    files.retain(|(_, changes)| !changes.is_empty());
+    files
+}
+
+/// The path a `---`/`+++` line names, without its `a/`/`b/`; none for `/dev/null`.
+fn side_path(name: &str, prefix: &str) -> Option<String> {
+    let name = name.split('\t').next().unwrap_or(name).trim();
+    (name != "/dev/null").then(|| name.strip_prefix(prefix).unwrap_or(name).to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +399,29 @@ mod tests {
         assert_eq!(kept.skipped[0].0, "b.py");
         let all = budget(sections, Vec::new(), 10_000);
         assert_eq!((all.files, all.skipped.len()), (2, 0));
+    }
+
+    #[test]
+    fn changed_lines_stand_on_both_sides() {
+        let diff = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -10,3 +10,3 @@ fn f()\n keep\n-old\n+new\n tail\n\\ No newline at end of file\n@@ -20,0 +21,1 @@\n+--- not a header\ndiff --git a/gone.rs b/gone.rs\n--- a/gone.rs\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n--- a/new.py\n+++ b/new.py\n@@ -0,0 +1 @@\n+def f():\n";
+        let files = changed_lines(diff);
+        let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["src/a.rs", "gone.rs", "new.py"]);
+        let change = |added: bool, old: u32, new: u32, text: &str| Changed {
+            added,
+            old,
+            new,
+            text: text.into(),
+        };
+        assert_eq!(
+            files[0].1,
+            [
+                change(false, 11, 11, "old"),
+                change(true, 11, 11, "new"),
+                change(true, 20, 21, "--- not a header"),
+            ]
+        );
+        assert_eq!(files[1].1, [change(false, 1, 1, "x")]);
+        assert_eq!(files[2].1, [change(true, 0, 1, "def f():")]);
     }
 }

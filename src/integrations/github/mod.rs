@@ -8,6 +8,7 @@ mod ask;
 pub mod client;
 mod comment;
 pub mod connect;
+mod context;
 mod diff;
 pub mod identity;
 mod inline;

@@ -14,6 +14,7 @@ use super::{
     access,
     client::{GithubError, JSON},
     comment::{Comment, MARKER},
+    context,
     diff::{self, Budgeted},
     inline,
     repo_settings::{self, RepoSettings},
@@ -23,7 +24,7 @@ use crate::{
     chat::{store as chats, Chat},
     integrations::whatsapp::notify::{self, ReviewFinished},
     jobs::{Handler, Job, Outcome, Stop},
-    llm::LlmError,
+    llm::{LlmError, Uses},
     orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
     projects::{repo_url::web_url, store as projects},
     specialists::{routing::Specialist, schemas::Review},
@@ -528,7 +529,8 @@ async fn review_chat(
             task.repository, task.pull_number, task.head_sha
         ),
     };
-    let prompt = review_prompt(&message, budgeted, settings);
+    let uses = context_from_the_code(state, task, &budgeted.diff).await;
+    let prompt = review_prompt(&message, budgeted, settings, &uses);
     let input = ChatInput {
         message,
         session_id: Some(format!("github:{}#{}", task.repository, task.pull_number)),
@@ -538,6 +540,7 @@ async fn review_chat(
         assignment: Some(Assignment {
             specialist: Specialist::Review,
             prompt,
+            uses,
         }),
     };
     let exchange = orchestrator::admit(state, task.user_id, input).await?;
@@ -556,8 +559,27 @@ async fn review_chat(
     Ok(chat)
 }
 
-/// The diff as Review Monk reads it, and the files left out of it.
-fn review_prompt(message: &str, budgeted: &Budgeted, settings: &RepoSettings) -> String {
+/// Where the functions and types the diff changes are used elsewhere in the review's
+/// project (its owner's, linking the repository), when the project has an index. Only
+/// context: a failure to read it leaves it out of the review, with a warning.
+async fn context_from_the_code(state: &AppState, task: &ReviewTask, diff_text: &str) -> Vec<Uses> {
+    match context::gather(&state.db, task.project_id, diff_text).await {
+        Ok(uses) => uses,
+        Err(err) => {
+            tracing::warn!(error = %err, review_id = task.id, "no context from the code");
+            Vec::new()
+        }
+    }
+}
+
+/// The diff as Review Monk reads it, the files left out of it, and where the project
+/// uses what it changes.
+fn review_prompt(
+    message: &str,
+    budgeted: &Budgeted,
+    settings: &RepoSettings,
+    uses: &[Uses],
+) -> String {
     let mut prompt = format!(
         "{message}\n\nFor each finding, `code_fix` is either the exact replacement of line \
          `line` (the whole line, indented as it is, code that compiles in place) or empty; \
@@ -583,6 +605,9 @@ fn review_prompt(message: &str, budgeted: &Budgeted, settings: &RepoSettings) ->
             prompt.push_str(&format!("\n- {path}: {why}"));
         }
     }
+    if let Some(section) = context::section(uses) {
+        prompt.push_str(&format!("\n\n{section}"));
+    }
     prompt
 }
 
@@ -601,11 +626,31 @@ mod tests {
             files: 1,
             skipped: vec![("a.lock".into(), diff::IGNORED.into())],
         };
-        let prompt = review_prompt("Review it.", &budgeted, &settings);
+        let prompt = review_prompt("Review it.", &budgeted, &settings, &[]);
         assert!(prompt.contains("Prefer early returns."));
         assert!(prompt.contains("For files matching `src/db/**`: Check every query."));
         assert!(!prompt.contains("Not here."));
         assert!(prompt.contains("a.lock"));
         assert!(prompt.contains("`code_fix` is either the exact replacement"));
+        assert!(
+            !prompt.contains("Context from the code"),
+            "nothing used: no section"
+        );
+        let uses = [Uses {
+            name: "run_query".into(),
+            path: "src/db/q.rs".into(),
+            line: 1,
+            places: vec![crate::llm::Snippet {
+                path: "src/api.rs".into(),
+                line: 9,
+                start: 9,
+                text: "run_query(&pool)".into(),
+            }],
+        }];
+        let prompt = review_prompt("Review it.", &budgeted, &settings, &uses);
+        assert!(
+            prompt.ends_with("\n- src/api.rs:9: run_query(&pool)"),
+            "{prompt}"
+        );
     }
 }

@@ -41,7 +41,11 @@ pub fn answer(request: &LlmRequest) -> String {
                 .to_string()
         }
         Task::Review => match &source {
-            Some(source) => serde_json::to_string(&review::review(source)).unwrap_or_default(),
+            Some(source) => {
+                let mut review = review::review(source);
+                review::cite_uses(&mut review, &subject.uses);
+                serde_json::to_string(&review).unwrap_or_default()
+            }
             None => NO_CODE.into(),
         },
         Task::Explain => {

@@ -5,7 +5,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::source::{Source, SourceFile};
-use crate::specialists::schemas::{Finding, Review, SecurityRisk, Severity};
+use crate::{
+    llm::{Snippet, Uses},
+    specialists::schemas::{Finding, Review, SecurityRisk, Severity},
+};
 
 /// Functions longer than this many added lines are flagged.
 const LONG_FUNCTION_LINES: usize = 50;
@@ -345,6 +348,35 @@ pub fn review(source: &Source) -> Review {
     }
 }
 
+/// Context from the code: a LOW note at each changed function or type the project uses
+/// elsewhere, citing those uses (`path:line`) for the author to check. The notes are not
+/// defects, so the score and the summary's counts stay those of the checks.
+pub fn cite_uses(review: &mut Review, uses: &[Uses]) {
+    let used: Vec<&Uses> = uses.iter().filter(|u| !u.places.is_empty()).collect();
+    for changed in &used {
+        let places: Vec<String> = changed.places.iter().map(Snippet::citation).collect();
+        review.findings.push(Finding {
+            severity: Severity::Low,
+            file: changed.path.clone(),
+            line: changed.line,
+            issue: format!(
+                "`{}` changed here; it is used at {}.",
+                changed.name,
+                places.join(", ")
+            ),
+            suggestion: "Check that those callers still work with the change.".into(),
+            code_fix: String::new(),
+        });
+    }
+    if !used.is_empty() {
+        review.summary.push_str(&format!(
+            " Context from the code: {} changed function(s) or type(s) used elsewhere in the \
+             project, noted with their uses.",
+            used.len()
+        ));
+    }
+}
+
 fn is_security(finding: &Finding) -> bool {
     RULES
         .iter()
@@ -548,5 +580,41 @@ mod tests {
             .find(|f| f.issue.contains("`big`"))
             .expect("flagged");
         assert_eq!((long.line, long.severity), (1, Severity::Medium));
+    }
+
+    #[test]
+    fn uses_elsewhere_are_cited_without_changing_the_score() {
+        let diff = "--- a/src/cart.rs\n+++ b/src/cart.rs\n@@ -4,1 +4,1 @@\n-pub fn checkout_total() -> u32 { 1 }\n+pub fn checkout_total() -> u32 { 2 }\n--- a/tests/cart.rs\n+++ b/tests/cart.rs\n@@ -0,0 +1 @@\n+#[test] fn t() {}\n";
+        let mut checked = review_of(diff);
+        let before = checked.clone();
+        let place = |path: &str, line: usize| Snippet {
+            path: path.into(),
+            line,
+            start: line,
+            text: "checkout_total()".into(),
+        };
+        let uses = [Uses {
+            name: "checkout_total".into(),
+            path: "src/cart.rs".into(),
+            line: 4,
+            places: vec![place("src/api.rs", 88), place("src/cart.rs", 12)],
+        }];
+        cite_uses(&mut checked, &uses);
+        assert_eq!(checked.findings.len(), before.findings.len() + 1);
+        let note = checked.findings.last().unwrap();
+        assert_eq!(
+            (note.severity, note.file.as_str(), note.line),
+            (Severity::Low, "src/cart.rs", 4)
+        );
+        assert_eq!(
+            note.issue,
+            "`checkout_total` changed here; it is used at src/api.rs:88, src/cart.rs:12."
+        );
+        assert_eq!(checked.quality_score, before.quality_score);
+        assert!(checked.summary.contains("Context from the code"));
+
+        let mut unchanged = before.clone();
+        cite_uses(&mut unchanged, &[]);
+        assert_eq!(unchanged, before);
     }
 }
