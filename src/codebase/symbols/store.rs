@@ -4,6 +4,7 @@
 
 use super::{Kind, Symbol};
 use crate::{
+    codebase::index::VISIBLE,
     db::Db,
     error::{Error, Result},
     projects::sync::live_generation,
@@ -118,10 +119,12 @@ pub async fn find(db: &Db, project_id: i64, name: &str) -> Result<Vec<Symbol>> {
 /// The definitions in one indexed file, by line: what a change to its lines touches.
 /// Empty when nothing is indexed or the file is not.
 pub async fn in_file(db: &Db, project_id: i64, path: &str) -> Result<Vec<Symbol>> {
-    let sql = "SELECT s.name, s.kind, f.path, s.line, s.end_line, s.container \
-               FROM project_files f JOIN project_symbols s ON s.file_id = f.id \
-               WHERE f.project_id = $1 AND f.generation = $2 AND f.path = $3 \
-               ORDER BY s.line, s.end_line";
+    let sql = format!(
+        "SELECT s.name, s.kind, f.path, s.line, s.end_line, s.container \
+         FROM project_files f JOIN project_symbols s ON s.file_id = f.id \
+         WHERE f.project_id = $1 AND {VISIBLE} AND f.path = $3 ORDER BY s.line, s.end_line"
+    );
+    let sql = sql.as_str();
     live(db, project_id, |generation| async move {
         let rows: Vec<Row> = with_pool!(db, |pool| sqlx::query_as(sql)
             .bind(project_id)
