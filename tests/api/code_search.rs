@@ -420,3 +420,46 @@ db_test!(async fn definitions_past_the_cap_still_come_first(backend) {
     assert_eq!(order, [("zz.go".to_owned(), 3), ("z.py".to_owned(), 1), ("a.txt".to_owned(), 1)], "{}", found.data());
     assert_eq!((&found.data()["total"], &found.data()["total_exact"]), (&1000.into(), &false.into()));
 });
+
+db_test!(async fn many_candidate_files_are_read_in_path_order(backend) {
+    // More candidate files than PostgreSQL lists at once, so its pages and then the rest
+    // of the candidates are read; SQLite lists them all. The answers must be the same.
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let files: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            let mut content = format!("// file {i}\nlet common = {i};\ncommon += 1;\nreturn common;\n");
+            if i % 3 == 0 {
+                content.push_str(&"many_lines();\n".repeat(12));
+            }
+            if i % 60 == 7 {
+                content.push_str("a rare_needle here\n");
+            }
+            (format!("d{}/f{i:03}.txt", i % 7), content)
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    upload(&app, &token, id, github_tarball(&refs)).await.expect(200);
+    let mut sorted = files.clone();
+    sorted.sort();
+    let scan = |query: &str| -> Vec<(String, i64)> {
+        sorted.iter().flat_map(|(path, content)| {
+            content.lines().enumerate().filter(|(_, l)| l.contains(query)).map(|(i, _)| (path.clone(), i as i64 + 1)).collect::<Vec<_>>()
+        }).collect()
+    };
+    for (query, exact) in [("common", true), ("many_lines", false), ("rare_needle", true), ("file 1", true)] {
+        let expected = scan(query);
+        let found = app.get(&format!("/api/v1/projects/{id}/search?q={query}&limit=100"), &token).await.expect(200);
+        let data = found.data();
+        assert_eq!(data["total"], expected.len().min(1000) as i64, "{query}");
+        assert_eq!((&data["total_exact"], &data["partial"]), (&exact.into(), &false.into()), "{query}");
+        let items: Vec<(String, i64)> = data["items"].as_array().unwrap().iter()
+            .map(|i| (i["path"].as_str().unwrap().to_owned(), i["line"].as_i64().unwrap())).collect();
+        let first: Vec<(String, i64)> = expected.into_iter().take(100).collect();
+        assert_eq!(items, first, "{query}: the first lines by path and line");
+    }
+    let glob = app.get(&format!("/api/v1/projects/{id}/search?q=common&path=d3/*&limit=100"), &token).await.expect(200);
+    let in_d3 = files.iter().filter(|(p, _)| p.starts_with("d3/")).count() as i64;
+    assert_eq!(glob.data()["total"], in_d3 * 3);
+});

@@ -15,9 +15,10 @@
 //!
 //! PostgreSQL rechecks every file its GIN index proposes, so listing all the files of a
 //! common string in path order reads most of the project. It is first asked for a few
-//! hundred candidates in any order; when there are more, the files are read page by page
-//! in path order instead, with the same condition (the scan stops once enough lines
-//! matched).
+//! candidates in any order; when there are more, the first pages of files are read in path
+//! order with the same condition and the index kept out (a common string fills the
+//! [`TOTAL_CAP`](super::TOTAL_CAP) there), and only then are the rest listed through the
+//! index. A search thus reads about as much as its candidates, and a common one far less.
 
 use sqlx::{PgConnection, SqlitePool};
 
@@ -29,7 +30,7 @@ const TRIGRAM: usize = 3;
 /// PostgreSQL's error code for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 /// Candidates PostgreSQL lists before the files are paged instead.
-const LISTED_MAX: usize = 400;
+const LISTED_MAX: usize = 64;
 /// Files per page when paging on PostgreSQL.
 pub(super) const PAGE: i64 = 16;
 
@@ -37,7 +38,8 @@ pub(super) const PAGE: i64 = 16;
 pub(super) enum Candidates {
     /// Every candidate file, in path order: (id, path).
     Listed(Vec<(i64, String)>),
-    /// Too many to list: pages of (id, path, content) in path order, see [`Reader::page`].
+    /// Too many to list at once: pages of (id, path, content) in path order first (see
+    /// [`Reader::page`]), then [`Reader::rest`].
     Paged(Condition),
 }
 
@@ -147,6 +149,36 @@ impl Reader<'_> {
             "SELECT f.id, f.path, f.content FROM project_files f WHERE f.project_id = $1 \
              AND {VISIBLE} AND f.path > $4{} ORDER BY f.path LIMIT {PAGE}",
             condition.sql.replace("f.content", "(f.content || '')")
+        );
+        macro_rules! query {
+            () => {
+                sqlx::query_as(&sql)
+                    .bind(project_id)
+                    .bind(generation)
+                    .bind(&condition.value)
+                    .bind(after)
+            };
+        }
+        match self {
+            Reader::Sqlite(pool) => query!().fetch_all(*pool).await,
+            Reader::Postgres(conn) => query!().fetch_all(&mut **conn).await,
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// The candidates after `after` in path order, through the index (PostgreSQL only).
+    pub(super) async fn rest(
+        &mut self,
+        project_id: i64,
+        generation: i64,
+        condition: &Condition,
+        after: &str,
+    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT f.id, f.path FROM project_files f WHERE f.project_id = $1 AND {VISIBLE} \
+             AND f.path > $4{} ORDER BY f.path",
+            condition.sql
         );
         macro_rules! query {
             () => {

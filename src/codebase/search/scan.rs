@@ -14,6 +14,8 @@ use crate::{codebase::matcher::Matcher, db::Db, error::Result};
 
 /// Files whose content one statement reads.
 const FILES_PER_READ: usize = 16;
+/// Pages read in path order before the rest of the candidates are listed.
+const PAGES: usize = 4;
 
 /// The generation's matching lines, in (path, line) order, read until the deadline.
 pub(super) async fn scan(
@@ -58,34 +60,15 @@ async fn read(
         scan.partial = true;
         return Ok(scan);
     };
-    match candidates {
-        Candidates::Listed(files) => {
-            let files: Vec<(i64, String)> = files
-                .into_iter()
-                .filter(|(_, path)| matcher.path_matches(path))
-                .collect();
-            for chunk in files.chunks(FILES_PER_READ) {
-                let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
-                let Some(contents) = within(deadline, reader.contents(&ids)).await? else {
-                    scan.partial = true;
-                    break;
-                };
-                let contents: HashMap<i64, String> = contents.into_iter().collect();
-                for (id, path) in chunk {
-                    let content = contents.get(id).map_or("", String::as_str);
-                    if !scan.file(matcher, path, content) {
-                        return Ok(scan);
-                    }
-                }
-            }
-        }
+    let files = match candidates {
+        Candidates::Listed(files) => files,
         Candidates::Paged(condition) => {
             let mut after = String::new();
-            loop {
+            for _ in 0..PAGES {
                 let page = reader.page(project_id, generation, &condition, &after);
                 let Some(page) = within(deadline, page).await? else {
                     scan.partial = true;
-                    break;
+                    return Ok(scan);
                 };
                 for (_, path, content) in &page {
                     if matcher.path_matches(path) && !scan.file(matcher, path, content) {
@@ -94,8 +77,32 @@ async fn read(
                 }
                 match page.last() {
                     Some((_, path, _)) if page.len() as i64 == PAGE => after = path.clone(),
-                    _ => break,
+                    _ => return Ok(scan),
                 }
+            }
+            let rest = reader.rest(project_id, generation, &condition, &after);
+            let Some(rest) = within(deadline, rest).await? else {
+                scan.partial = true;
+                return Ok(scan);
+            };
+            rest
+        }
+    };
+    let files: Vec<(i64, String)> = files
+        .into_iter()
+        .filter(|(_, path)| matcher.path_matches(path))
+        .collect();
+    for chunk in files.chunks(FILES_PER_READ) {
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let Some(contents) = within(deadline, reader.contents(&ids)).await? else {
+            scan.partial = true;
+            break;
+        };
+        let contents: HashMap<i64, String> = contents.into_iter().collect();
+        for (id, path) in chunk {
+            let content = contents.get(id).map_or("", String::as_str);
+            if !scan.file(matcher, path, content) {
+                return Ok(scan);
             }
         }
     }
