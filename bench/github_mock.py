@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A fast local stand-in for GitHub's REST API for bench/github.sh: every pull request of
-every repository is open at one head with a small diff; issue comments are kept in memory
-so the benchmark can check that each pull request got exactly one comment.
+every repository is open at one head with a small diff and no `.codesherpa.yml`; issue
+comments and pull-request reviews are kept in memory so the benchmark can check that each
+pull request got exactly one comment (and at most one review).
 Usage: github_mock.py PORT   (GET /_stats answers {"comments": N, "per_pull": {...}})"""
 import json
 import sys
@@ -9,11 +10,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HEAD = "1" * 40
+BASE = "2" * 40
 DIFF = ("diff --git a/src/pay.py b/src/pay.py\n--- a/src/pay.py\n+++ b/src/pay.py\n"
         "@@ -1,2 +1,3 @@\n def pay(amount):\n+    print(amount)\n     return amount\n")
 LOCK = threading.Lock()
 COMMENTS = {}  # id -> (pull key, body)
 CREATED = {}   # pull key -> comments created
+REVIEWS = {}   # pull key -> [review bodies]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -38,12 +41,18 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts == ["_stats"]:
             with LOCK:
-                return self.reply(200, {"comments": len(COMMENTS), "per_pull": CREATED})
+                return self.reply(200, {"comments": len(COMMENTS), "per_pull": CREATED,
+                                        "reviews": sum(len(r) for r in REVIEWS.values())})
         # repos/{o}/{r}/pulls/{n} or repos/{o}/{r}/issues/{n}/comments
         if len(parts) == 5 and parts[3] == "pulls":
             if "diff" in (self.headers.get("Accept") or ""):
                 return self.reply(200, DIFF.encode(), "application/vnd.github.diff")
-            return self.reply(200, {"number": int(parts[4]), "head": {"sha": HEAD}})
+            return self.reply(200, {"number": int(parts[4]), "head": {"sha": HEAD}, "base": {"sha": BASE}})
+        if len(parts) == 6 and parts[3] == "pulls" and parts[5] == "reviews":
+            key = "/".join(parts[1:3]) + "#" + parts[4]
+            with LOCK:
+                mine = [{"id": i, "body": b, "commit_id": HEAD} for i, b in enumerate(REVIEWS.get(key, []))]
+            return self.reply(200, mine)
         if len(parts) == 6 and parts[3] == "issues" and parts[5] == "comments":
             key = "/".join(parts[1:3]) + "#" + parts[4]
             with LOCK:
@@ -62,6 +71,13 @@ class Handler(BaseHTTPRequestHandler):
                 COMMENTS[cid] = (key, text)
                 CREATED[key] = CREATED.get(key, 0) + 1
             return self.reply(201, {"id": cid, "body": text, "html_url": f"https://github.com/{key}#c{cid}"})
+        if len(parts) == 6 and parts[3] == "pulls" and parts[5] == "reviews":
+            key = "/".join(parts[1:3]) + "#" + parts[4]
+            text = self.body().get("body", "")
+            with LOCK:
+                REVIEWS.setdefault(key, []).append(text)
+                rid = len(REVIEWS[key])
+            return self.reply(200, {"id": rid, "body": text, "commit_id": HEAD, "state": "COMMENTED"})
         self.reply(404, {"message": "Not Found"})
 
     def do_PATCH(self):
