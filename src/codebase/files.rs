@@ -67,3 +67,35 @@ pub async fn content(db: &Db, project_id: i64, path: &str) -> Result<Option<File
         .fetch_optional(pool)
         .await)?)
 }
+
+/// The text of each of `paths` that generation `generation` holds, in one query.
+pub async fn contents_in(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    paths: &[String],
+) -> Result<Vec<(String, String)>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT path, content FROM project_files \
+         WHERE project_id = $1 AND generation = $2 AND path IN ({})",
+        placeholders(3, paths.len())
+    );
+    Ok(with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(&sql).bind(project_id).bind(generation);
+        for path in paths {
+            query = query.bind(path);
+        }
+        query.fetch_all(pool).await
+    })?)
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders for an `IN` list.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

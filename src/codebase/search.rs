@@ -90,6 +90,18 @@ pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<F
     ))
 }
 
+/// [`search`] in one generation, for a reader that takes the generation once for several
+/// reads and checks afterwards that it is still the live one.
+pub async fn search_in(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    request: &Request<'_>,
+) -> Result<Found> {
+    let deadline = Instant::now() + request.timeout;
+    search_generation(db, project_id, generation, request, deadline).await
+}
+
 /// Matching lines read so far.
 #[derive(Default)]
 struct Scan {

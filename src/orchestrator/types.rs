@@ -11,7 +11,7 @@ use crate::{
     agents::Agent,
     chat::ChatRequest,
     error::Error,
-    llm::{LlmError, Snippet, Subject, Task, Turn},
+    llm::{LlmError, ProjectMap, Snippet, Subject, Task, Turn},
     projects::Project,
     specialists::routing::Specialist,
 };
@@ -111,6 +111,8 @@ pub(super) struct Prepared {
     pub(super) project: Option<Project>,
     pub(super) history: Vec<Turn>,
     pub(super) snippets: Vec<Snippet>,
+    /// The project's files related to the message (`None`: no project, or not indexed).
+    pub(super) map: Option<ProjectMap>,
     pub(super) assignment: Option<Assignment>,
 }
 
@@ -124,12 +126,21 @@ impl Prepared {
         }
     }
 
+    /// The map of the project goes with the snippets to Codebase Sherpa and Doc Sync.
+    pub(super) fn map_for(&self, task: Task) -> Option<&ProjectMap> {
+        match task {
+            Task::Explain | Task::Docs => self.map.as_ref().filter(|map| !map.is_empty()),
+            Task::Route | Task::Review | Task::Chat => None,
+        }
+    }
+
     /// The user's own words, as the local engine reads them.
     pub(super) fn subject(&self, task: Task) -> Subject {
         Subject {
             message: self.message.clone(),
             code_context: self.code_context.clone(),
             project_snippets: self.snippets_for(task).to_vec(),
+            project_map: self.map_for(task).cloned(),
         }
     }
 }

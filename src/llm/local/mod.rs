@@ -45,11 +45,11 @@ pub fn answer(request: &LlmRequest) -> String {
             None => NO_CODE.into(),
         },
         Task::Explain => {
-            // A question about the project ("where is X defined?") is answered from the
-            // index; attached code is explained.
+            // A question about the project ("where is X defined?") is answered from its
+            // map (symbols and whole-word uses); attached code is explained.
             let located = source
                 .is_none()
-                .then(|| locate::locate(&subject.message, &subject.project_snippets))
+                .then(|| locate::locate(&subject.message, subject.project_map.as_ref()))
                 .flatten();
             match (located, &code) {
                 (Some(found), _) => serde_json::to_string(&found).unwrap_or_default(),
