@@ -24,6 +24,7 @@ mod jobs_cli;
 mod limits;
 mod lists;
 mod operations;
+mod project_map;
 mod projects;
 mod providers;
 mod redis_partition;

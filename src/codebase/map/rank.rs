@@ -97,16 +97,17 @@ pub(super) fn identifiers(code: &str) -> Vec<String> {
 }
 
 /// The names, then the files in rank order, within `budget` characters of the map's
-/// rendering: a file that does not fit whole shows its first definitions and how many
-/// more it has; one whose path does not fit ends the map.
+/// rendering. Breadth first: each file shows its first [`FIRST_SYMBOLS`] definitions
+/// (and how many more it has) while the budget lasts, then the files shown get more of
+/// theirs, best first; a file whose path does not fit ends the map.
 pub(super) fn fit(names: Vec<Named>, files: Vec<MappedFile>, budget: usize) -> ProjectMap {
     let mut left = budget;
     let mut map = ProjectMap::default();
     for mut named in names {
-        while named.render().chars().count() > left && named.uses.pop().is_some() {}
-        let size = named.render().chars().count();
-        if size <= left {
-            left -= size;
+        while size(&named.render()) > left && named.uses.pop().is_some() {}
+        let cost = size(&named.render());
+        if cost <= left {
+            left -= cost;
             map.names.push(named);
         }
     }
@@ -114,33 +115,68 @@ pub(super) fn fit(names: Vec<Named>, files: Vec<MappedFile>, budget: usize) -> P
     if !map.names.is_empty() {
         left = left.saturating_sub(1);
     }
-    for file in files {
-        let Some(file) = within(file, left) else {
+    for file in &files {
+        let mut head = file.clone();
+        head.more += head.symbols.len().saturating_sub(FIRST_SYMBOLS);
+        head.symbols.truncate(FIRST_SYMBOLS);
+        let Some(head) = within(head, left) else {
             break;
         };
-        left -= file.render().chars().count();
-        map.files.push(file);
+        left -= size(&head.render());
+        map.files.push(head);
+    }
+    for (shown, whole) in map.files.iter_mut().zip(&files) {
+        grow(shown, whole, &mut left);
     }
     map
 }
 
-/// `file` with as many of its definitions as fit in `left` characters.
-fn within(mut file: MappedFile, left: usize) -> Option<MappedFile> {
-    if file.render().chars().count() <= left {
-        return Some(file);
+/// Definitions a file shows before the other files get theirs.
+const FIRST_SYMBOLS: usize = 8;
+
+fn size(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// The characters the line saying `n` more takes (none when `n` is 0).
+fn more_size(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        size(&more_line(n))
     }
-    let total = file.symbols.len() + file.more;
-    let mut size = file.path.chars().count() + 1;
-    let mut shown = 0;
-    for symbol in &file.symbols {
-        let next = size + symbol.render().chars().count();
-        if next + more_line(total - shown - 1).chars().count() > left {
+}
+
+/// Adds `whole`'s next definitions to `shown` while they fit in `left`.
+fn grow(shown: &mut MappedFile, whole: &MappedFile, left: &mut usize) {
+    for symbol in whole.symbols.iter().skip(shown.symbols.len()) {
+        let more = shown.more - 1;
+        let cost = size(&symbol.render()) + more_size(more);
+        let freed = more_size(shown.more);
+        if cost > *left + freed {
             break;
         }
-        size = next;
+        *left = *left + freed - cost;
+        shown.symbols.push(symbol.clone());
+        shown.more = more;
+    }
+}
+
+/// `file` with as many of its definitions as fit in `left` characters; `None` when not
+/// even its path and how many it has do.
+fn within(mut file: MappedFile, left: usize) -> Option<MappedFile> {
+    let total = file.symbols.len() + file.more;
+    let mut cost = size(&file.path) + 1;
+    let mut shown = 0;
+    for symbol in &file.symbols {
+        let next = cost + size(&symbol.render());
+        if next + more_size(total - shown - 1) > left {
+            break;
+        }
+        cost = next;
         shown += 1;
     }
-    if size + more_line(total - shown).chars().count() > left {
+    if cost + more_size(total - shown) > left {
         return None;
     }
     file.symbols.truncate(shown);
@@ -222,13 +258,23 @@ mod tests {
             let map = fit(Vec::new(), files.clone(), budget);
             assert!(map.render().chars().count() <= budget, "{budget}");
         }
-        let map = fit(Vec::new(), files, 1_000);
-        assert_eq!(map.files[0].symbols.len(), 30, "the first file whole");
-        let cut = &map.files[map.files.len() - 1];
+        let map = fit(Vec::new(), files.clone(), 1_000);
+        let shown: Vec<usize> = map.files.iter().map(|f| f.symbols.len()).collect();
+        assert_eq!(shown, [8, 8, 8, 8, 2], "breadth first");
+        assert!(map.files.iter().all(|f| f.symbols.len() + f.more == 30));
+        let map = fit(Vec::new(), files.clone(), 6_000);
+        let shown: Vec<usize> = map.files.iter().map(|f| f.symbols.len()).collect();
+        assert_eq!(shown.len(), 20);
         assert!(
-            cut.more > 0 && cut.symbols.len() + cut.more == 30,
-            "the last one cut"
+            shown[0] > 8 && shown[19] == 8,
+            "then deeper, best first: {shown:?}"
         );
+        assert!(map.render().chars().count() > 5_950, "the budget is used");
+        let room = fit(Vec::new(), files, 100_000);
+        assert!(room
+            .files
+            .iter()
+            .all(|f| f.symbols.len() == 30 && f.more == 0));
         let small = fit(Vec::new(), vec![file("a.rs", 2)], 1_000);
         assert_eq!(
             small.render(),
