@@ -13,13 +13,16 @@ mod rank;
 
 use std::{collections::HashSet, time::Duration};
 
-use futures_util::future::{join_all, try_join};
+use futures_util::future::{join_all, try_join, try_join3};
 
-use super::{matcher::Matcher, search};
+use super::{
+    matcher::{Matcher, Options},
+    search,
+};
 use crate::{
     db::Db,
     error::{Error, Result},
-    llm::map::{MappedFile, Named, Place, ProjectMap},
+    llm::map::{MappedFile, MappedSymbol, Named, Place, ProjectMap},
     projects::sync::live_generation,
 };
 use query::Defined;
@@ -37,6 +40,8 @@ const DEFINITIONS_SHOWN: usize = 5;
 /// Names whose uses are searched, and uses shown per name.
 const NAMES_USED: usize = 2;
 const USES_SHOWN: usize = 8;
+/// Lines read per name for its uses: its definitions among them are left out.
+const USES_READ: usize = 32;
 /// Search hits per term counted for ranking.
 pub const HITS_PER_TERM: usize = 40;
 /// Each search's deadline; a chat waits for them before its first token.
@@ -64,12 +69,8 @@ pub struct Focus {
 /// is indexed. For a diff or a question whose terms were not searched yet.
 pub async fn map(db: &Db, project_id: i64, focus: &Focus, budget: usize) -> Result<ProjectMap> {
     let map = live(db, project_id, |generation| async move {
-        let hits = term_hits(db, project_id, generation, &focus.terms, HITS_PER_TERM).await?;
-        let paths: Vec<Vec<String>> = hits
-            .into_iter()
-            .map(|hits| hits.into_iter().map(|hit| hit.path).collect())
-            .collect();
-        map_in(db, project_id, generation, focus, paths, budget).await
+        let found = find(db, project_id, generation, &focus.terms, HITS_PER_TERM).await?;
+        map_in(db, project_id, generation, focus, found, budget).await
     })
     .await?;
     Ok(map.unwrap_or_default())
@@ -96,6 +97,41 @@ where
     ))
 }
 
+/// What the terms find, read at once since each read needs only the terms: each term's
+/// best hits, the definitions named like a term, and the whole-word uses of the first
+/// identifiers as spelt (the name a question asks about, most often).
+pub(super) struct Found {
+    pub(super) hits: Vec<Vec<search::Hit>>,
+    defined: Vec<Defined>,
+    uses: Vec<(String, Vec<search::Hit>)>,
+}
+
+pub(super) async fn find(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    terms: &[String],
+    limit: usize,
+) -> Result<Found> {
+    let spelt: Vec<String> = terms
+        .iter()
+        .filter(|term| identifier(term))
+        .take(NAMES_USED)
+        .cloned()
+        .collect();
+    let (hits, defined, uses) = try_join3(
+        term_hits(db, project_id, generation, terms, limit),
+        query::named(db, project_id, generation, terms, false, DEFINITIONS_READ),
+        uses_of(db, project_id, generation, spelt),
+    )
+    .await?;
+    Ok(Found {
+        hits,
+        defined,
+        uses,
+    })
+}
+
 /// Each term's best hits (a case-insensitive substring), all terms searched at once.
 pub(super) async fn term_hits(
     db: &Db,
@@ -120,25 +156,55 @@ pub(super) async fn term_hits(
     join_all(searches).await.into_iter().collect()
 }
 
-/// The map in one generation, given the paths of each term's search hits.
+/// The first lines using each name as a whole word (exact case), all searched at once:
+/// every use ranks alike, so the first lines read are the ones to show.
+async fn uses_of(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    names: Vec<String>,
+) -> Result<Vec<(String, Vec<search::Hit>)>> {
+    let searches = names.into_iter().map(|name| async move {
+        let options = Options {
+            case_sensitive: true,
+            word: true,
+            regex: false,
+        };
+        let Ok(matcher) = Matcher::new(&name, options, None) else {
+            return Ok((name, Vec::new()));
+        };
+        let hits = search::first_lines(
+            db,
+            project_id,
+            generation,
+            &matcher,
+            USES_READ,
+            SEARCH_TIMEOUT,
+        )
+        .await?;
+        Ok((name, hits))
+    });
+    join_all(searches).await.into_iter().collect()
+}
+
+/// The map in one generation, from what the terms found.
 pub(super) async fn map_in(
     db: &Db,
     project_id: i64,
     generation: i64,
     focus: &Focus,
-    hits: Vec<Vec<String>>,
+    found: Found,
     budget: usize,
 ) -> Result<ProjectMap> {
+    let Found {
+        hits,
+        defined,
+        uses,
+    } = found;
     let identifiers = rank::identifiers(&focus.code);
-    let (defined, referenced) = try_join(
-        query::named(
-            db,
-            project_id,
-            generation,
-            &focus.terms,
-            false,
-            DEFINITIONS_READ,
-        ),
+    let names = names_asked(&focus.terms, defined);
+    let (names, referenced) = try_join(
+        with_uses(db, project_id, generation, names, uses),
         query::named(
             db,
             project_id,
@@ -149,15 +215,16 @@ pub(super) async fn map_in(
         ),
     )
     .await?;
-    let names = names_asked(&focus.terms, defined);
-    let names = with_uses(db, project_id, generation, names).await?;
     let signals = Signals {
         paths: &focus.paths,
         defining: names
             .iter()
             .flat_map(|(term, named)| named.definitions.iter().map(|d| (d.path.clone(), *term)))
             .collect(),
-        hits,
+        hits: hits
+            .into_iter()
+            .map(|hits| hits.into_iter().map(|hit| hit.path).collect())
+            .collect(),
         users: names
             .iter()
             .flat_map(|(_, named)| named.uses.iter().map(|u| u.path.clone()))
@@ -165,36 +232,39 @@ pub(super) async fn map_in(
         referenced: referenced_files(&identifiers, referenced),
     };
     let ranked = rank::rank(&signals, MAX_FILES);
-    let mut symbols =
-        query::of_files(db, project_id, generation, &ranked, SYMBOLS_PER_FILE).await?;
-    let files = ranked
+    let symbols = query::of_files(db, project_id, generation, &ranked, SYMBOLS_PER_FILE).await?;
+    let names = names.into_iter().map(|(_, named)| named).collect();
+    Ok(rank::fit(names, mapped(ranked, symbols), budget))
+}
+
+/// The ranked files with their definitions.
+fn mapped(
+    ranked: Vec<String>,
+    mut symbols: Vec<(String, Vec<MappedSymbol>, usize)>,
+) -> Vec<MappedFile> {
+    ranked
         .into_iter()
-        .map(
-            |path| match symbols.iter().position(|(p, _, _)| *p == path) {
-                Some(at) => {
-                    let (path, symbols, total) = symbols.swap_remove(at);
-                    let more = total.saturating_sub(symbols.len());
-                    MappedFile {
-                        path,
-                        symbols,
-                        more,
-                    }
-                }
-                None => MappedFile {
+        .map(|path| {
+            let Some(at) = symbols.iter().position(|(p, _, _)| *p == path) else {
+                return MappedFile {
                     path,
                     symbols: Vec::new(),
                     more: 0,
-                },
-            },
-        )
-        .collect();
-    let names = names.into_iter().map(|(_, named)| named).collect();
-    Ok(rank::fit(names, files, budget))
+                };
+            };
+            let (path, symbols, total) = symbols.swap_remove(at);
+            MappedFile {
+                more: total.saturating_sub(symbols.len()),
+                path,
+                symbols,
+            }
+        })
+        .collect()
 }
 
 /// The question's names the project defines, with the index of their term: the exact
 /// name when it is defined, else the first definition's own spelling (`cart` → `Cart`);
-/// when it defines none, the first term, for its uses.
+/// when it defines none, the first term if it is an identifier, for its uses.
 fn names_asked(terms: &[String], defined: Vec<Defined>) -> Vec<(usize, Named)> {
     let mut names = Vec::new();
     for (index, term) in terms.iter().enumerate() {
@@ -232,8 +302,11 @@ fn names_asked(terms: &[String], defined: Vec<Defined>) -> Vec<(usize, Named)> {
             },
         ));
     }
-    // Nothing the question names is defined here ("what calls `fetch`?"): its uses.
-    if let (true, Some(first)) = (names.is_empty(), terms.first()) {
+    // Nothing the question names is defined here ("what calls `fetchAll`?"): the uses of
+    // its first identifier. Not of a plain word: "payment" inside `payment_retry` on every
+    // line would have the search read them all, to find no whole word.
+    let first = terms.first().filter(|term| identifier(term));
+    if let (true, Some(first)) = (names.is_empty(), first) {
         names.push((
             0,
             Named {
@@ -246,47 +319,46 @@ fn names_asked(terms: &[String], defined: Vec<Defined>) -> Vec<(usize, Named)> {
     names
 }
 
-/// The first names, each with the lines using it as a whole word (exact case), its
-/// definitions left out (then cut to the few shown); all searched at once.
+/// A name as code spells it: with `_`, a digit, or a capital past its first letter.
+fn identifier(term: &str) -> bool {
+    term.contains('_')
+        || term.contains(|c: char| c.is_ascii_digit())
+        || term.chars().skip(1).any(char::is_uppercase)
+}
+
+/// The first names, each with its uses (those searched already, or searched now), its
+/// definitions left out (then cut to the few shown); names with neither are dropped.
 async fn with_uses(
     db: &Db,
     project_id: i64,
     generation: i64,
     mut names: Vec<(usize, Named)>,
+    mut searched: Vec<(String, Vec<search::Hit>)>,
 ) -> Result<Vec<(usize, Named)>> {
-    let searches = names.iter().take(NAMES_USED).map(|(_, named)| async move {
-        let options = super::matcher::Options {
-            case_sensitive: true,
-            word: true,
-            regex: false,
+    let missing: Vec<String> = names
+        .iter()
+        .take(NAMES_USED)
+        .map(|(_, named)| named.name.clone())
+        .filter(|name| searched.iter().all(|(n, _)| n != name))
+        .collect();
+    searched.extend(uses_of(db, project_id, generation, missing).await?);
+    for (_, named) in names.iter_mut().take(NAMES_USED) {
+        let Some((_, hits)) = searched.iter().find(|(name, _)| *name == named.name) else {
+            continue;
         };
-        let Ok(matcher) = Matcher::new(&named.name, options, None) else {
-            return Ok(Vec::new());
-        };
-        let request = search::Request {
-            matcher: &matcher,
-            limit: USES_SHOWN + DEFINITIONS_READ as usize,
-            timeout: SEARCH_TIMEOUT,
-        };
-        search::search_in(db, project_id, generation, &request)
-            .await
-            .map(|found| found.hits)
-    });
-    let found: Vec<Result<Vec<search::Hit>>> = join_all(searches).await;
-    for ((_, named), hits) in names.iter_mut().zip(found) {
         let definitions: HashSet<(&str, i64)> = named
             .definitions
             .iter()
             .map(|d| (d.path.as_str(), d.line))
             .collect();
-        let uses: Vec<Place> = hits?
-            .into_iter()
+        let uses: Vec<Place> = hits
+            .iter()
             .filter(|hit| !definitions.contains(&(hit.path.as_str(), hit.line)))
             .take(USES_SHOWN)
             .map(|hit| Place {
-                path: hit.path,
+                path: hit.path.clone(),
                 line: hit.line,
-                what: hit.snippet,
+                what: hit.snippet.clone(),
             })
             .collect();
         named.uses = uses;

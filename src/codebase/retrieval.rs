@@ -39,18 +39,14 @@ pub async fn retrieve(db: &Db, project_id: i64, message: &str) -> Result<Retriev
     let terms = terms(message);
     let terms = &terms;
     let retrieved = map::live(db, project_id, |generation| async move {
-        let hits = map::term_hits(db, project_id, generation, terms, map::HITS_PER_TERM).await?;
-        let snippets = windows(db, project_id, generation, best(&hits)).await?;
+        let found = map::find(db, project_id, generation, terms, map::HITS_PER_TERM).await?;
+        let snippets = windows(db, project_id, generation, best(&found.hits)).await?;
         let focus = Focus {
             terms: terms.clone(),
             paths: Vec::new(),
             code: snippets.iter().map(|s| s.text.as_str()).collect(),
         };
-        let paths = hits
-            .into_iter()
-            .map(|hits| hits.into_iter().map(|hit| hit.path).collect())
-            .collect();
-        let map = map::map_in(db, project_id, generation, &focus, paths, map::BUDGET_CHARS);
+        let map = map::map_in(db, project_id, generation, &focus, found, map::BUDGET_CHARS);
         Ok(Retrieved {
             snippets,
             map: Some(map.await?),

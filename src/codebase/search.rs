@@ -102,6 +102,30 @@ pub async fn search_in(
     search_generation(db, project_id, generation, request, deadline).await
 }
 
+/// The first `count` matching lines of one generation in (path, line) order, unranked:
+/// enough when every match ranks alike (a case-sensitive whole word, as "what uses X"
+/// asks), and the scan stops there rather than at [`TOTAL_CAP`].
+pub async fn first_lines(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Hit>> {
+    let deadline = Instant::now() + timeout;
+    let scan = narrow::scan(db, project_id, generation, matcher, deadline, count).await?;
+    Ok(scan
+        .lines
+        .into_iter()
+        .map(|c| Hit {
+            snippet: snippet(&c.text, matcher.position(&c.text)),
+            path: c.path,
+            line: c.line,
+        })
+        .collect())
+}
+
 /// Matching lines read so far.
 #[derive(Default)]
 struct Scan {
@@ -124,7 +148,7 @@ async fn search_generation(
     } else {
         paths::matches(db, project_id, generation, matcher).await?
     };
-    let scan = narrow::scan(db, project_id, generation, matcher, deadline).await?;
+    let scan = narrow::scan(db, project_id, generation, matcher, deadline, TOTAL_CAP).await?;
     let definitions = definitions(db, project_id, generation, matcher).await?;
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
@@ -166,10 +190,15 @@ async fn search_generation(
     })
 }
 
-/// Reads `rows` into a [`Scan`] until more than [`TOTAL_CAP`] lines matched, the rows
-/// end, or the deadline passes (a statement the database cancelled at the deadline ends
-/// the scan the same way).
-async fn collect<S>(mut rows: S, matcher: &Matcher, deadline: Instant) -> Result<Scan, sqlx::Error>
+/// Reads `rows` into a [`Scan`] until more than `cap` lines matched, the rows end, or the
+/// deadline passes (a statement the database cancelled at the deadline ends the scan the
+/// same way).
+async fn collect<S>(
+    mut rows: S,
+    matcher: &Matcher,
+    deadline: Instant,
+    cap: usize,
+) -> Result<Scan, sqlx::Error>
 where
     S: Stream<Item = Result<Candidate, sqlx::Error>> + Unpin,
 {
@@ -196,7 +225,7 @@ where
             Err(err) => return Err(err),
         };
         if matcher.matches(&candidate.path, &candidate.text) {
-            if scan.lines.len() == TOTAL_CAP {
+            if scan.lines.len() == cap {
                 scan.more = true;
                 break;
             }

@@ -78,13 +78,16 @@ pub(super) async fn of_files(
     if paths.is_empty() {
         return Ok(Vec::new());
     }
+    // The files first, by their unique (project, generation, path) index; then their
+    // symbols by file: never a walk over all the project's symbols.
     let sql = format!(
         "SELECT path, name, kind, line, container, total FROM (\
            SELECT f.path, s.name, s.kind, s.line, s.container, \
            ROW_NUMBER() OVER (PARTITION BY s.file_id \
              ORDER BY CASE WHEN s.container IS NULL THEN 0 ELSE 1 END, s.line, s.id) AS n, \
            COUNT(*) OVER (PARTITION BY s.file_id) AS total \
-           {FROM} AND f.path IN ({})) ranked \
+           FROM project_files f JOIN project_symbols s ON s.file_id = f.id \
+           WHERE f.project_id = $1 AND f.generation = $2 AND f.path IN ({})) ranked \
          WHERE n <= {per_file} ORDER BY path, n",
         placeholders(3, paths.len())
     );

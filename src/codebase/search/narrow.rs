@@ -18,13 +18,15 @@ const TRIGRAM: usize = 3;
 /// PostgreSQL's error code for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
-/// Reads the generation's matching lines until the deadline (see [`collect`]).
+/// Reads the generation's matching lines until more than `cap` matched or the deadline
+/// (see [`collect`]).
 pub(super) async fn scan(
     db: &Db,
     project_id: i64,
     generation: i64,
     matcher: &Matcher,
     deadline: Instant,
+    cap: usize,
 ) -> Result<Scan> {
     let narrowing = narrowing(db, matcher);
     let sql = format!(
@@ -44,7 +46,7 @@ pub(super) async fn scan(
         }};
     }
     match db {
-        Db::Sqlite(pool, _) => Ok(collect(query!().fetch(pool), matcher, deadline).await?),
+        Db::Sqlite(pool, _) => Ok(collect(query!().fetch(pool), matcher, deadline, cap).await?),
         Db::Postgres(pool) => {
             // The server stops the statement at the deadline too, so that no connection
             // goes back to the pool still busy with it.
@@ -54,7 +56,7 @@ pub(super) async fn scan(
             sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
                 .execute(&mut *tx)
                 .await?;
-            let scan = collect(query!().fetch(&mut *tx), matcher, deadline).await?;
+            let scan = collect(query!().fetch(&mut *tx), matcher, deadline, cap).await?;
             tx.rollback().await.ok();
             Ok(scan)
         }
