@@ -190,3 +190,28 @@ db_test!(async fn another_users_project_is_never_mapped(backend) {
     let (_, map) = split_map(&prompts[0]);
     assert!(map.contains("src/cart.rs") && !prompts[0].contains("secret"), "{}", prompts[0]);
 });
+
+db_test!(async fn a_diff_is_mapped_around_its_files_and_the_names_it_uses(backend) {
+    use codesherpa::codebase::map::{map, Focus};
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let files = [("src/api.rs", API), ("src/cart.rs", CART), ("src/money.rs", MONEY), ("src/noise.rs", NOISE)];
+    upload(&app, &token, id, github_tarball(&files)).await.expect(200);
+    // As a review would ask: the changed file, the names the change touches, its lines.
+    let focus = Focus {
+        terms: vec!["checkout_total".into()],
+        paths: vec!["src/api.rs".into()],
+        code: "+    let again = checkout_total(&cart);\n+    Money::from_cents(1)\n".into(),
+    };
+    let mapped = map(&app.db, id, &focus, 4_000).await.unwrap();
+    let paths: Vec<&str> = mapped.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["src/api.rs", "src/cart.rs", "src/money.rs"], "{}", mapped.render());
+    assert_eq!(mapped.names[0].definitions[0].citation(), "src/cart.rs:4");
+    let uses: Vec<String> = mapped.names[0].uses.iter().map(|u| u.citation()).collect();
+    assert_eq!(uses, ["src/api.rs:2", "src/api.rs:7"]);
+    let small = map(&app.db, id, &focus, 120).await.unwrap();
+    assert!(small.render().chars().count() <= 120, "{}", small.render());
+    let unindexed = project(&app, &token).await;
+    assert!(map(&app.db, unindexed, &focus, 4_000).await.unwrap().is_empty());
+});
