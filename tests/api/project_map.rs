@@ -168,6 +168,10 @@ db_test!(async fn the_local_engine_answers_from_the_symbols_and_whole_word_uses(
     assert!(explanation.starts_with("`from_cents` is defined at `src/money.rs:8` (method in Money). It is used at `src/cart.rs:6`"), "{explanation}");
     let concepts = &reply.data()["result"]["key_concepts"];
     assert_eq!(concepts[0]["definition"], "a method in Money defined at src/money.rs:8", "{concepts}");
+    // Other answers about the project's code point at the map's other files.
+    let reply = ask("Explain how checkout_total works").await.expect(201);
+    let steps = reply.data()["result"]["learning_steps"].to_string();
+    assert!(steps.contains("Read the related files too: `src/c1.rs` (function `call_1`, line 1)"), "{steps}");
 });
 
 db_test!(async fn another_users_project_is_never_mapped(backend) {

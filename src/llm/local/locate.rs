@@ -3,6 +3,7 @@
 //! a whole-word search with the definitions left out; every place is cited as
 //! `path:line`.
 
+use super::language::Language;
 use crate::{
     llm::map::{Named, Place, ProjectMap},
     specialists::{
@@ -25,6 +26,8 @@ const QUESTION_WORDS: [&str; 10] = [
 ];
 /// Uses named in the learning steps.
 const STEPS_USES: usize = 3;
+/// Files of the map named in an explanation's learning steps.
+const RELATED: usize = 3;
 
 /// An answer when `message` asks where something is or who uses it and the map knows;
 /// `None` otherwise (the code is then explained instead).
@@ -84,6 +87,30 @@ fn asked<'a>(message: &str, map: &'a ProjectMap) -> Option<&'a Named> {
     })
 }
 
+/// A learning step naming the map's other files (with their first definition), for an
+/// explanation of the project's code at `shown`; `None` when the map has no other file.
+pub fn related(map: Option<&ProjectMap>, shown: &str, language: Language) -> Option<String> {
+    let files: Vec<String> = map?
+        .files
+        .iter()
+        .filter(|file| file.path != shown)
+        .take(RELATED)
+        .map(|file| match file.symbols.first() {
+            Some(s) => format!("`{}` ({} `{}`, line {})", file.path, s.kind, s.name, s.line),
+            None => format!("`{}`", file.path),
+        })
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let list = files.join(", ");
+    Some(match language {
+        Language::English => format!("Read the related files too: {list}."),
+        Language::Hindi => format!("संबंधित फ़ाइलें भी पढ़ें: {list}।"),
+        Language::Hinglish => format!("Related files bhi padho: {list}."),
+    })
+}
+
 /// `` `src/cart.rs:4` (function) `` for definitions, `` `src/api.rs:2` (`let t = f();`) ``
 /// for uses (`code`: what is there is a line of code).
 fn list(places: &[Place], code: bool) -> String {
@@ -137,5 +164,29 @@ mod tests {
         assert!(locate("Explain checkout_total", Some(&map)).is_none());
         assert!(locate("Where is `checkout_total` defined?", None).is_none());
         assert!(locate("Where is `refund` defined?", Some(&map)).is_none());
+    }
+
+    #[test]
+    fn explanations_point_at_the_maps_other_files() {
+        let file = |path: &str| crate::llm::map::MappedFile {
+            path: path.into(),
+            symbols: vec![crate::llm::map::MappedSymbol {
+                name: "Money".into(),
+                kind: "struct",
+                line: 3,
+                container: None,
+            }],
+            more: 0,
+        };
+        let map = ProjectMap {
+            files: vec![file("src/cart.rs"), file("src/money.rs")],
+            names: Vec::new(),
+        };
+        assert_eq!(
+            related(Some(&map), "src/cart.rs", Language::English).unwrap(),
+            "Read the related files too: `src/money.rs` (struct `Money`, line 3)."
+        );
+        assert!(related(Some(&map), "src/cart.rs", Language::Hinglish).is_some());
+        assert!(related(None, "src/cart.rs", Language::English).is_none());
     }
 }
