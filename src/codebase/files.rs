@@ -93,7 +93,7 @@ pub async fn contents_in(
 }
 
 /// `$first, $first+1, …`: `count` numbered placeholders for an `IN` list.
-pub fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()

@@ -43,9 +43,9 @@ const USES_SHOWN: usize = 8;
 /// Lines read per name for its uses: its definitions among them are left out.
 const USES_READ: usize = 32;
 /// Search hits per term counted for ranking.
-pub const HITS_PER_TERM: usize = 40;
+pub(super) const HITS_PER_TERM: usize = 40;
 /// Each search's deadline; a chat waits for them before its first token.
-pub const SEARCH_TIMEOUT: Duration = Duration::from_millis(100);
+const SEARCH_TIMEOUT: Duration = Duration::from_millis(100);
 /// A name the shown code refers to is ignored when this many files define it (`new`).
 const AMBIGUOUS: usize = 4;
 /// Definitions read for the shown code's identifiers.
@@ -387,4 +387,65 @@ fn referenced_files(identifiers: &[String], defined: Vec<Defined>) -> Vec<String
         .filter(|files| files.len() < AMBIGUOUS)
         .flatten()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defined(path: &str, name: &str, container: Option<&str>) -> Defined {
+        Defined {
+            path: path.into(),
+            name: name.into(),
+            kind: "function".into(),
+            line: 1,
+            container: container.map(Into::into),
+        }
+    }
+
+    fn asked(terms: &[&str], found: Vec<Defined>) -> Vec<(usize, String, Vec<String>)> {
+        let terms: Vec<String> = terms.iter().map(|t| (*t).to_owned()).collect();
+        names_asked(&terms, found)
+            .into_iter()
+            .map(|(term, named)| {
+                let places = named
+                    .definitions
+                    .iter()
+                    .map(|d| format!("{} {}", d.citation(), d.what));
+                (term, named.name, places.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_are_spelt_as_the_code_defines_them() {
+        let found = vec![
+            defined("a.rs", "Cart", None),
+            defined("b.rs", "cart", Some("Shop")),
+            defined("c.rs", "Cart", None),
+        ];
+        assert_eq!(
+            asked(&["total", "cart"], found),
+            [(
+                1,
+                "cart".to_owned(),
+                vec!["b.rs:1 function in Shop".to_owned()]
+            )],
+            "the exact spelling first"
+        );
+        let found = vec![defined("a.rs", "Cart", None)];
+        assert_eq!(
+            asked(&["cart"], found),
+            [(0, "Cart".to_owned(), vec!["a.rs:1 function".to_owned()])]
+        );
+        assert_eq!(
+            asked(&["fetchAll", "cart"], Vec::new()),
+            [(0, "fetchAll".to_owned(), Vec::new())],
+            "an undefined identifier, for its uses"
+        );
+        assert!(
+            asked(&["payment"], Vec::new()).is_empty(),
+            "not a plain word"
+        );
+    }
 }

@@ -119,7 +119,7 @@ pub(super) async fn of_files(
 }
 
 /// The stored kind's name, as a `&'static str`.
-pub(super) fn kind(text: &str) -> Option<&'static str> {
+fn kind(text: &str) -> Option<&'static str> {
     Kind::ALL
         .into_iter()
         .map(Kind::as_str)
