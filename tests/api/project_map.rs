@@ -47,15 +47,17 @@ async fn answering_mock() -> MockServer {
     server
 }
 
-/// The user's Codebase Sherpa, so that a chat makes exactly one (Explain) call.
-async fn sherpa(app: &TestApp, token: &str) -> i64 {
+/// The user's built-in agent of `role`, so that a chat makes exactly one call.
+async fn agent_of(app: &TestApp, token: &str, role: &str) -> i64 {
     let agents = app.get("/api/v1/agents", token).await.expect(200);
     let items = agents.data()["items"].as_array().unwrap();
-    let sherpa = items
-        .iter()
-        .find(|a| a["role"] == "code_explanation")
-        .unwrap();
-    sherpa["id"].as_i64().unwrap()
+    let agent = items.iter().find(|a| a["role"] == role).unwrap();
+    agent["id"].as_i64().unwrap()
+}
+
+/// Codebase Sherpa (Explain).
+async fn sherpa(app: &TestApp, token: &str) -> i64 {
+    agent_of(app, token, "code_explanation").await
 }
 
 /// The user turn of each request the mock received.
@@ -91,9 +93,9 @@ db_test!(async fn remote_models_get_the_map_with_code_the_snippets_did_not_show(
     let agent = sherpa(&app, &token).await;
     let question = json!({"message": "Where is `checkout_total` defined?", "project_id": id, "agent_id": agent});
     app.post("/api/v1/chat", &token, question).await.expect(201);
-    let prompts = prompts(&server).await;
-    assert_eq!(prompts.len(), 1);
-    let (shown, map) = split_map(&prompts[0]);
+    let sent = prompts(&server).await;
+    assert_eq!(sent.len(), 1);
+    let (shown, map) = split_map(&sent[0]);
     assert!(shown.contains("src/cart.rs:4\n```"), "the definition is a snippet: {shown}");
     assert!(!shown.contains("src/money.rs:"), "money.rs has no line about the question: {shown}");
     assert!(map.starts_with(
@@ -107,6 +109,12 @@ db_test!(async fn remote_models_get_the_map_with_code_the_snippets_did_not_show(
         "{map}"
     );
     assert!(!map.contains("src/noise.rs"), "unrelated files stay out: {map}");
+    let doc_sync = agent_of(&app, &token, "documentation").await;
+    let question = json!({"message": "Document `checkout_total`", "project_id": id, "agent_id": doc_sync});
+    app.post("/api/v1/chat", &token, question).await.expect(201);
+    let both = prompts(&server).await;
+    let (_, docs_map) = split_map(&both[1]);
+    assert!(docs_map.contains("src/cart.rs\n  function checkout_total, line 4\n"), "Doc Sync too: {docs_map}");
 });
 
 db_test!(async fn the_map_stays_within_its_budget_on_a_big_project(backend) {
