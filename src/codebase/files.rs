@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{db::Db, error::Result, pagination::PageRequest, with_pool};
+use crate::{codebase::index::VISIBLE, db::Db, error::Result, pagination::PageRequest, with_pool};
 
 /// Files of the live generation only (a re-index in progress is invisible).
 const LIVE: &str = "FROM project_files f JOIN projects p ON p.id = f.project_id \
@@ -66,4 +66,36 @@ pub async fn content(db: &Db, project_id: i64, path: &str) -> Result<Option<File
         .bind(path)
         .fetch_optional(pool)
         .await)?)
+}
+
+/// The text of each of `paths` that generation `generation` holds, in one query.
+pub async fn contents_in(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    paths: &[String],
+) -> Result<Vec<(String, String)>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT f.path, f.content FROM project_files f \
+         WHERE f.project_id = $1 AND {VISIBLE} AND f.path IN ({})",
+        placeholders(3, paths.len())
+    );
+    Ok(with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(&sql).bind(project_id).bind(generation);
+        for path in paths {
+            query = query.bind(path);
+        }
+        query.fetch_all(pool).await
+    })?)
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders for an `IN` list.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

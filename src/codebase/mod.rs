@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod files;
 pub mod index;
+pub mod map;
 pub mod matcher;
 pub mod retrieval;
 pub mod routes;

@@ -1,43 +1,97 @@
 //! Retrieval for chats about a project: the message's identifiers and keywords are
 //! searched in the project's index, and windows of code around the best hits — the
-//! definitions first — are handed to Codebase Sherpa and Doc Sync within a budget.
+//! definitions first — are handed to Codebase Sherpa and Doc Sync within a budget, with
+//! a [`map`](super::map) of the related files. One generation is read throughout.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use super::{files, matcher::Matcher, search};
-use crate::{db::Db, error::Result, llm::Snippet, specialists::reading::terms};
+use super::{
+    files,
+    map::{self, Focus},
+    search::Hit,
+};
+use crate::{
+    db::Db,
+    error::Result,
+    llm::{ProjectMap, Snippet},
+    specialists::reading::terms,
+};
 
 /// Code a chat may carry, in characters (about 3,000 tokens).
 const BUDGET_CHARS: usize = 12_000;
 const MAX_SNIPPETS: usize = 6;
 const HITS_PER_TERM: usize = 4;
-/// Each term's search; a chat waits for every term's before its first token.
-const SEARCH_TIMEOUT: Duration = Duration::from_millis(100);
 /// Lines shown before and after a hit.
 const BEFORE: usize = 3;
 const AFTER: usize = 12;
 
-/// The most relevant windows of the project's code for `message`.
+/// What a chat about a project gets from its code.
+#[derive(Debug, Default)]
+pub struct Retrieved {
+    pub snippets: Vec<Snippet>,
+    /// `None` when nothing is indexed.
+    pub map: Option<ProjectMap>,
+}
+
+/// The most relevant windows of the project's code for `message`, and the map of the
+/// files related to it.
+pub async fn retrieve(db: &Db, project_id: i64, message: &str) -> Result<Retrieved> {
+    let terms = terms(message);
+    let terms = &terms;
+    let retrieved = map::live(db, project_id, |generation| async move {
+        let found = map::find(db, project_id, generation, terms, map::HITS_PER_TERM).await?;
+        let snippets = windows(db, project_id, generation, best(&found.hits)).await?;
+        let focus = Focus {
+            terms: terms.clone(),
+            paths: Vec::new(),
+            code: snippets.iter().map(|s| s.text.as_str()).collect(),
+        };
+        let map = map::map_in(db, project_id, generation, &focus, found, map::BUDGET_CHARS);
+        Ok(Retrieved {
+            snippets,
+            map: Some(map.await?),
+        })
+    })
+    .await?;
+    Ok(retrieved.unwrap_or_default())
+}
+
+/// The most relevant windows of the project's code for `message` alone.
 pub async fn snippets(db: &Db, project_id: i64, message: &str) -> Result<Vec<Snippet>> {
-    let hits = best_hits(db, project_id, message).await?;
-    let mut contents: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut snippets = Vec::new();
+    let terms = terms(message);
+    let terms = &terms;
+    let snippets = map::live(db, project_id, |generation| async move {
+        let hits = map::term_hits(db, project_id, generation, terms, HITS_PER_TERM).await?;
+        windows(db, project_id, generation, best(&hits)).await
+    })
+    .await?;
+    Ok(snippets.unwrap_or_default())
+}
+
+/// The windows around `hits`, within the budget; the files are read in one query.
+async fn windows(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    hits: Vec<(String, usize)>,
+) -> Result<Vec<Snippet>> {
+    let mut paths: Vec<String> = hits.iter().map(|(path, _)| path.clone()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let contents: BTreeMap<String, String> = files::contents_in(db, project_id, generation, &paths)
+        .await?
+        .into_iter()
+        .collect();
+    let mut snippets: Vec<Snippet> = Vec::new();
     let mut budget = BUDGET_CHARS;
     for (path, line) in hits {
-        if !contents.contains_key(&path) {
-            let content = files::content(db, project_id, &path)
-                .await?
-                .map(|f| f.content);
-            contents.insert(path.clone(), content);
-        }
-        let Some(Some(content)) = contents.get(&path) else {
+        let Some(content) = contents.get(&path) else {
             continue;
         };
         // Windows that overlap an earlier one add nothing new.
         if snippets
             .iter()
-            .any(|s: &Snippet| s.path == path && (s.start..s.start + AFTER).contains(&line))
+            .any(|s| s.path == path && (s.start..s.start + AFTER).contains(&line))
         {
             continue;
         }
@@ -63,28 +117,20 @@ pub async fn snippets(db: &Db, project_id: i64, message: &str) -> Result<Vec<Sni
     Ok(snippets)
 }
 
-/// The best (path, line) hits for the message's terms, first terms first.
-async fn best_hits(db: &Db, project_id: i64, message: &str) -> Result<Vec<(String, usize)>> {
-    let mut hits: Vec<(String, usize)> = Vec::new();
-    for term in terms(message) {
-        let Ok(matcher) = Matcher::plain(&term) else {
-            continue;
-        };
-        let request = search::Request {
-            matcher: &matcher,
-            limit: HITS_PER_TERM,
-            timeout: SEARCH_TIMEOUT,
-        };
-        for hit in search::search(db, project_id, &request).await?.hits {
-            let key = (hit.path, hit.line.max(1) as usize);
-            if !hits.contains(&key) {
-                hits.push(key);
+/// The best (path, line) hits: each term's first few, first terms first.
+fn best(hits: &[Vec<Hit>]) -> Vec<(String, usize)> {
+    let mut best: Vec<(String, usize)> = Vec::new();
+    for term in hits {
+        for hit in term.iter().take(HITS_PER_TERM) {
+            let key = (hit.path.clone(), hit.line.max(1) as usize);
+            if !best.contains(&key) {
+                best.push(key);
             }
         }
-        if hits.len() >= MAX_SNIPPETS {
+        if best.len() >= MAX_SNIPPETS {
             break;
         }
     }
-    hits.truncate(MAX_SNIPPETS);
-    Ok(hits)
+    best.truncate(MAX_SNIPPETS);
+    best
 }

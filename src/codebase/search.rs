@@ -89,11 +89,47 @@ pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<F
     ))
 }
 
+/// [`search`] in one generation, for a reader that takes the generation once for several
+/// reads and checks afterwards that it is still the live one.
+pub async fn search_in(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    request: &Request<'_>,
+) -> Result<Found> {
+    let deadline = Instant::now() + request.timeout;
+    search_generation(db, project_id, generation, request, deadline).await
+}
+
+/// The first `count` matching lines of one generation in (path, line) order, unranked:
+/// enough when every match ranks alike (a case-sensitive whole word, as "what uses X"
+/// asks), and the scan stops there rather than at [`TOTAL_CAP`].
+pub async fn first_lines(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Hit>> {
+    let deadline = Instant::now() + timeout;
+    let scan = scan::scan(db, project_id, generation, matcher, deadline, count).await?;
+    Ok(scan
+        .lines
+        .into_iter()
+        .map(|c| Hit {
+            snippet: snippet(&c.text, matcher.position(&c.text)),
+            path: c.path,
+            line: c.line,
+        })
+        .collect())
+}
+
 /// Matching lines read so far.
 #[derive(Default)]
 struct Scan {
     lines: Vec<Candidate>,
-    /// More than [`TOTAL_CAP`] lines matched.
+    /// More lines matched than the scan's cap.
     more: bool,
     partial: bool,
 }
@@ -111,7 +147,7 @@ async fn search_generation(
     } else {
         paths::matches(db, project_id, generation, matcher).await?
     };
-    let scan = scan::scan(db, project_id, generation, matcher, deadline).await?;
+    let scan = scan::scan(db, project_id, generation, matcher, deadline, TOTAL_CAP).await?;
     let definitions = definitions(db, project_id, generation, matcher).await?;
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();

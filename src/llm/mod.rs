@@ -3,6 +3,7 @@
 
 pub mod bedrock;
 pub mod local;
+pub mod map;
 pub mod openai;
 pub mod settings;
 
@@ -10,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::{future::BoxFuture, stream::BoxStream, StreamExt};
 
+pub use map::ProjectMap;
 pub use settings::{ProviderKind, Settings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,9 @@ pub struct Subject {
     pub code_context: Option<String>,
     /// Windows of the project's indexed code that match the message.
     pub project_snippets: Vec<Snippet>,
+    /// The files related to the message with their definitions, and where the names it
+    /// asks about are defined and used (`codebase::map`).
+    pub project_map: Option<ProjectMap>,
     /// What a reviewed change touches that the project uses elsewhere (a review's
     /// "context from the code").
     pub uses: Vec<Uses>,

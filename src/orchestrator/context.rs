@@ -1,6 +1,6 @@
 //! Admitting an exchange: a user's message checked against a request's limits, then its
 //! context gathered — the agent and project it names (the user's own), the session's
-//! history and the project's code that matches — before any generation starts.
+//! history and the project's code that matches, with the map of its related files — before any generation starts.
 
 use std::future::Future;
 
@@ -82,11 +82,11 @@ pub(super) async fn gather(
         },
     );
     let (agent, project, history) = (agent?, project?, history?);
-    let snippets = match &project {
+    let retrieved = match &project {
         Some(project) if input.assignment.is_none() => {
-            retrieval::snippets(db, project.id, &message).await?
+            retrieval::retrieve(db, project.id, &message).await?
         }
-        _ => Vec::new(),
+        _ => retrieval::Retrieved::default(),
     };
     Ok(Prepared {
         user_id,
@@ -96,7 +96,8 @@ pub(super) async fn gather(
         agent,
         project,
         history,
-        snippets,
+        snippets: retrieved.snippets,
+        map: retrieved.map,
         assignment: input.assignment,
     })
 }

@@ -100,8 +100,17 @@ fn compose(prepared: &Prepared, task: Task) -> String {
             numbered.join("\n")
         ));
     }
+    if let Some(map) = prepared.map_for(task) {
+        prompt.push_str(MAP_HEADER);
+        prompt.push_str(&map.render());
+    }
     prompt
 }
+
+/// Introduces the map of the project, the last part of the prompt.
+const MAP_HEADER: &str = "\n\nMap of the project: the files related to the question with their \
+definitions (kind, name, line), and where the names asked about are defined and used. Cite \
+them as `path:line`, even code not shown above:\n\n";
 
 fn request_for(
     state: &AppState,

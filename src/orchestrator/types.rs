@@ -11,7 +11,7 @@ use crate::{
     agents::Agent,
     chat::ChatRequest,
     error::Error,
-    llm::{LlmError, Snippet, Subject, Task, Turn, Uses},
+    llm::{LlmError, ProjectMap, Snippet, Subject, Task, Turn, Uses},
     projects::Project,
     specialists::routing::Specialist,
 };
@@ -114,6 +114,8 @@ pub(super) struct Prepared {
     pub(super) project: Option<Project>,
     pub(super) history: Vec<Turn>,
     pub(super) snippets: Vec<Snippet>,
+    /// The project's files related to the message (`None`: no project, or not indexed).
+    pub(super) map: Option<ProjectMap>,
     pub(super) assignment: Option<Assignment>,
 }
 
@@ -124,6 +126,14 @@ impl Prepared {
         match task {
             Task::Route | Task::Explain | Task::Docs => &self.snippets,
             Task::Review | Task::Chat => &[],
+        }
+    }
+
+    /// The map of the project goes with the snippets to Codebase Sherpa and Doc Sync.
+    pub(super) fn map_for(&self, task: Task) -> Option<&ProjectMap> {
+        match task {
+            Task::Explain | Task::Docs => self.map.as_ref().filter(|map| !map.is_empty()),
+            Task::Route | Task::Review | Task::Chat => None,
         }
     }
 
@@ -138,6 +148,7 @@ impl Prepared {
                 .as_ref()
                 .map(|assignment| assignment.uses.clone())
                 .unwrap_or_default(),
+            project_map: self.map_for(task).cloned(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod jobs_cli;
 mod limits;
 mod lists;
 mod operations;
+mod project_map;
 mod projects;
 mod providers;
 mod redis_partition;

@@ -1,5 +1,5 @@
 //! Reading the candidate files in path order and matching their lines exactly, until
-//! more than [`TOTAL_CAP`] lines matched or the deadline passed.
+//! more than a cap of lines matched or the deadline passed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -7,8 +7,8 @@ use std::future::Future;
 use tokio::time::Instant;
 
 use super::{
-    narrow::{self, Candidates, Reader, PAGE},
-    Candidate, Scan, TOTAL_CAP,
+    narrow::{self, Candidates, Condition, Reader, PAGE},
+    Candidate, Scan,
 };
 use crate::{codebase::matcher::Matcher, db::Db, error::Result};
 
@@ -17,18 +17,20 @@ const FILES_PER_READ: usize = 16;
 /// Pages read in path order before the rest of the candidates are listed.
 const PAGES: usize = 4;
 
-/// The generation's matching lines, in (path, line) order, read until the deadline.
+/// The generation's first `cap` matching lines, in (path, line) order, read until the
+/// deadline.
 pub(super) async fn scan(
     db: &Db,
     project_id: i64,
     generation: i64,
     matcher: &Matcher,
     deadline: Instant,
+    cap: usize,
 ) -> Result<Scan> {
     match db {
         Db::Sqlite(pool, _) => {
             let reader = Reader::Sqlite(pool);
-            Ok(read(reader, project_id, generation, matcher, deadline).await?)
+            Ok(read(reader, project_id, generation, matcher, deadline, cap).await?)
         }
         Db::Postgres(pool) => {
             // The server stops a statement at the deadline too, so that no connection goes
@@ -40,7 +42,7 @@ pub(super) async fn scan(
                 .execute(&mut *tx)
                 .await?;
             let reader = Reader::Postgres(&mut tx);
-            let scan = read(reader, project_id, generation, matcher, deadline).await;
+            let scan = read(reader, project_id, generation, matcher, deadline, cap).await;
             tx.rollback().await.ok();
             Ok(scan?)
         }
@@ -53,6 +55,7 @@ async fn read(
     generation: i64,
     matcher: &Matcher,
     deadline: Instant,
+    cap: usize,
 ) -> Result<Scan, sqlx::Error> {
     let mut scan = Scan::default();
     let candidates = reader.candidates(project_id, generation, matcher);
@@ -63,29 +66,18 @@ async fn read(
     let files = match candidates {
         Candidates::Listed(files) => files,
         Candidates::Paged(condition) => {
-            let mut after = String::new();
-            for _ in 0..PAGES {
-                let page = reader.page(project_id, generation, &condition, &after);
-                let Some(page) = within(deadline, page).await? else {
-                    scan.partial = true;
-                    return Ok(scan);
-                };
-                for (_, path, content) in &page {
-                    if matcher.path_matches(path) && !scan.file(matcher, path, content) {
-                        return Ok(scan);
-                    }
-                }
-                match page.last() {
-                    Some((_, path, _)) if page.len() as i64 == PAGE => after = path.clone(),
-                    _ => return Ok(scan),
-                }
-            }
-            let rest = reader.rest(project_id, generation, &condition, &after);
-            let Some(rest) = within(deadline, rest).await? else {
-                scan.partial = true;
-                return Ok(scan);
+            let paged = Paged {
+                project_id,
+                generation,
+                condition: &condition,
+                matcher,
+                deadline,
+                cap,
             };
-            rest
+            match paged.read(&mut reader, &mut scan).await? {
+                Some(rest) => rest,
+                None => return Ok(scan),
+            }
         }
     };
     let files: Vec<(i64, String)> = files
@@ -101,7 +93,7 @@ async fn read(
         let contents: HashMap<i64, String> = contents.into_iter().collect();
         for (id, path) in chunk {
             let content = contents.get(id).map_or("", String::as_str);
-            if !scan.file(matcher, path, content) {
+            if !scan.file(matcher, path, content, cap) {
                 return Ok(scan);
             }
         }
@@ -109,9 +101,56 @@ async fn read(
     Ok(scan)
 }
 
+/// Reading a common string's candidates: [`PAGES`] pages in path order, then the rest.
+struct Paged<'a> {
+    project_id: i64,
+    generation: i64,
+    condition: &'a Condition,
+    matcher: &'a Matcher,
+    deadline: Instant,
+    cap: usize,
+}
+
+impl Paged<'_> {
+    /// Reads the pages into `scan`; the candidates after them when the scan goes on.
+    async fn read(
+        &self,
+        reader: &mut Reader<'_>,
+        scan: &mut Scan,
+    ) -> Result<Option<Vec<(i64, String)>>, sqlx::Error> {
+        let (project_id, generation, condition) =
+            (self.project_id, self.generation, self.condition);
+        let mut after = String::new();
+        for _ in 0..PAGES {
+            let page = reader.page(project_id, generation, condition, &after);
+            let Some(page) = within(self.deadline, page).await? else {
+                scan.partial = true;
+                return Ok(None);
+            };
+            for (_, path, content) in &page {
+                if self.matcher.path_matches(path)
+                    && !scan.file(self.matcher, path, content, self.cap)
+                {
+                    return Ok(None);
+                }
+            }
+            match page.last() {
+                Some((_, path, _)) if page.len() as i64 == PAGE => after = path.clone(),
+                _ => return Ok(None),
+            }
+        }
+        let rest = reader.rest(project_id, generation, condition, &after);
+        let rest = within(self.deadline, rest).await?;
+        if rest.is_none() {
+            scan.partial = true;
+        }
+        Ok(rest)
+    }
+}
+
 impl Scan {
-    /// Adds the matching lines of one file; false once more than [`TOTAL_CAP`] matched.
-    fn file(&mut self, matcher: &Matcher, path: &str, content: &str) -> bool {
+    /// Adds the matching lines of one file; false once more than `cap` matched.
+    fn file(&mut self, matcher: &Matcher, path: &str, content: &str, cap: usize) -> bool {
         if !matcher.may_match(content) {
             return true;
         }
@@ -119,7 +158,7 @@ impl Scan {
             if text.trim().is_empty() || !matcher.line_matches(text) {
                 continue;
             }
-            if self.lines.len() == TOTAL_CAP {
+            if self.lines.len() == cap {
                 self.more = true;
                 return false;
             }

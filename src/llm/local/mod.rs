@@ -49,18 +49,27 @@ pub fn answer(request: &LlmRequest) -> String {
             None => NO_CODE.into(),
         },
         Task::Explain => {
-            // A question about the project ("where is X defined?") is answered from the
-            // index; attached code is explained.
+            // A question about the project ("where is X defined?") is answered from its
+            // map (symbols and whole-word uses); attached code is explained.
             let located = source
                 .is_none()
-                .then(|| locate::locate(&subject.message, &subject.project_snippets))
+                .then(|| locate::locate(&subject.message, subject.project_map.as_ref()))
                 .flatten();
             match (located, &code) {
                 (Some(found), _) => serde_json::to_string(&found).unwrap_or_default(),
                 (None, Some((code, found_in))) => {
                     let language = language::detect(&subject.message);
-                    serde_json::to_string(&explain::explain(code, language, found_in.as_deref()))
-                        .unwrap_or_default()
+                    let mut explained = explain::explain(code, language, found_in.as_deref());
+                    // Project code: the map tells where to read on.
+                    let shown = snippet
+                        .filter(|_| source.is_none())
+                        .map(|s| s.path.as_str());
+                    let map = subject.project_map.as_ref();
+                    if let Some(step) = shown.and_then(|path| locate::related(map, path, language))
+                    {
+                        explained.learning_steps.push(step);
+                    }
+                    serde_json::to_string(&explained).unwrap_or_default()
                 }
                 (None, None) => NO_CODE.into(),
             }
