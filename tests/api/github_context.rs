@@ -120,6 +120,12 @@ db_test!(
         assert!(section.contains(USE_IN_REFUND), "{section}");
         assert!(!section.contains("src/cart.rs:4:"), "its own definition is no use: {section}");
         assert!(!section.contains("src/refund.rs:1"), "`checkout_totals` is another word");
+        let map = prompt
+            .split_once("Map of the project")
+            .map(|(_, map)| map)
+            .unwrap_or_else(|| panic!("no map: {prompt}"));
+        assert!(map.contains("src/cart.rs\n  function checkout_total, line 4"), "the changed file first: {map}");
+        assert!(map.contains("src/refund.rs\n  function refund, line 2"), "a caller's file: {map}");
     }
 );
 

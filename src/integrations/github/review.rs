@@ -22,9 +22,10 @@ use super::{
 };
 use crate::{
     chat::{store as chats, Chat},
+    codebase::{self, map::Focus},
     integrations::whatsapp::notify::{self, ReviewFinished},
     jobs::{Handler, Job, Outcome, Stop},
-    llm::{LlmError, Uses},
+    llm::{LlmError, ProjectMap, Uses},
     orchestrator::{self, Assignment, ChatInput, Delivery, ExchangeError},
     projects::{repo_url::web_url, store as projects},
     specialists::{routing::Specialist, schemas::Review},
@@ -530,7 +531,10 @@ async fn review_chat(
         ),
     };
     let uses = context_from_the_code(state, task, &budgeted.diff).await;
-    let prompt = review_prompt(&message, budgeted, settings, &uses);
+    let mut prompt = review_prompt(&message, budgeted, settings, &uses);
+    if let Some(map) = map_of_the_project(state, task, &budgeted.diff, &uses).await {
+        prompt.push_str(&format!("{MAP_HEADER}{}", map.render()));
+    }
     let input = ChatInput {
         message,
         session_id: Some(format!("github:{}#{}", task.repository, task.pull_number)),
@@ -557,6 +561,43 @@ async fn review_chat(
     };
     store::update(&state.db, task.id, link).await?;
     Ok(chat)
+}
+
+/// Introduces the map of the project, the last part of a review's prompt.
+const MAP_HEADER: &str = "\n\nMap of the project: the files related to the change with their \
+definitions (kind, name, line). Cite them as `path:line`, even code not shown above:\n\n";
+/// A review's map, in characters (about 600 tokens): the diff comes first.
+const MAP_BUDGET: usize = 2_400;
+
+/// The files related to the diff, with their definitions, when the review's project has
+/// an index: the changed files first, then those defining what the diff refers to. Only
+/// context: a failure to read it leaves it out, with a warning.
+async fn map_of_the_project(
+    state: &AppState,
+    task: &ReviewTask,
+    diff_text: &str,
+    uses: &[Uses],
+) -> Option<ProjectMap> {
+    let focus = Focus {
+        terms: uses.iter().map(|u| u.name.clone()).collect(),
+        paths: diff_paths(diff_text),
+        code: diff_text.to_owned(),
+    };
+    match codebase::map::map(&state.db, task.project_id, &focus, MAP_BUDGET).await {
+        Ok(map) if !map.is_empty() => Some(map),
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, review_id = task.id, "no map of the project");
+            None
+        }
+    }
+}
+
+/// The files a diff changes, by path.
+fn diff_paths(diff_text: &str) -> Vec<String> {
+    let mut paths: Vec<String> = diff::right_lines(diff_text).into_keys().collect();
+    paths.sort();
+    paths
 }
 
 /// Where the functions and types the diff changes are used elsewhere in the review's
