@@ -9,6 +9,11 @@ use crate::{codebase::index::VISIBLE, db::Db, error::Result, pagination::PageReq
 const LIVE: &str = "FROM project_files f JOIN projects p ON p.id = f.project_id \
                     AND f.generation <= p.sync_generation AND f.until_gen > p.sync_generation \
                     WHERE f.project_id = $1";
+/// The same, with each file's text as `c.content`.
+const LIVE_WITH_TEXT: &str = "FROM project_files f JOIN project_contents c ON c.file_id = f.id \
+                    JOIN projects p ON p.id = f.project_id \
+                    AND f.generation <= p.sync_generation AND f.until_gen > p.sync_generation \
+                    WHERE f.project_id = $1";
 
 /// One indexed file.
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -60,7 +65,7 @@ pub async fn list(
 }
 
 pub async fn content(db: &Db, project_id: i64, path: &str) -> Result<Option<FileContent>> {
-    let sql = format!("SELECT f.path, f.content, f.size, f.lines {LIVE} AND f.path = $2");
+    let sql = format!("SELECT f.path, c.content, f.size, f.lines {LIVE_WITH_TEXT} AND f.path = $2");
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(project_id)
         .bind(path)
@@ -79,7 +84,8 @@ pub async fn contents_in(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT f.path, f.content FROM project_files f \
+        "SELECT f.path, c.content FROM project_files f \
+         JOIN project_contents c ON c.file_id = f.id \
          WHERE f.project_id = $1 AND {VISIBLE} AND f.path IN ({})",
         placeholders(3, paths.len())
     );

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod search;
 pub mod settings;
 pub mod symbols;
+pub mod trigrams;
 pub mod usages;
 
 use tokio::task::JoinError;

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{
     archive::{Extracted, SourceFile},
     symbols::parse::{definitions, Definition},
+    trigrams,
 };
 use crate::{
     db::Db,
@@ -37,8 +38,8 @@ pub const OPEN: i64 = i64::MAX;
 pub const VISIBLE: &str = "f.generation <= $2 AND f.until_gen > $2";
 /// Paths per statement when ending the rows of deleted files.
 const PATHS_PER_UPDATE: usize = 400;
-/// Rows per DELETE when dropping rows: symbols first, then files (each also leaves the
-/// trigram index), which then cascade to nothing.
+/// Rows per DELETE when dropping rows: symbols first, then the files' texts (each also
+/// leaves the trigram index), then the files, which then cascade to nothing.
 const SYMBOLS_PER_DELETE: i64 = 4_000;
 const FILES_PER_DELETE: i64 = 50;
 
@@ -48,6 +49,8 @@ pub(super) struct Changed<'a> {
     pub content: &'a str,
     pub hash: &'a str,
     pub symbols: Vec<Definition>,
+    /// Its trigrams as an `int[]` literal (PostgreSQL's narrowing; see `trigrams`).
+    pub trigrams: Option<String>,
 }
 
 /// Indexes `extracted` as the project's new file set. Returns `None` when the project is
@@ -104,15 +107,17 @@ async fn make_live(
         let changed: Vec<usize> = (0..files.len())
             .filter(|&i| !written[i] && old.get(&files[i].path) != Some(&hashes[i]))
             .collect();
-        let symbols = parse(Arc::clone(&files), changed.clone()).await?;
+        let with_trigrams = matches!(db, Db::Postgres(_));
+        let parsed = parse(Arc::clone(&files), changed.clone(), with_trigrams).await?;
         let rows: Vec<Changed> = changed
             .iter()
-            .zip(symbols)
-            .map(|(&i, symbols)| Changed {
+            .zip(parsed)
+            .map(|(&i, (symbols, trigrams))| Changed {
                 path: &files[i].path,
                 content: &files[i].content,
                 hash: &hashes[i],
                 symbols,
+                trigrams,
             })
             .collect();
         if let Err(err) = write::write_generation(db, project_id, generation, &rows).await {
@@ -149,12 +154,22 @@ async fn hash_all(files: Arc<Vec<SourceFile>>) -> Result<Vec<String>> {
     .map_err(Error::internal)
 }
 
-/// The symbols of the files at `indices`: parsing is CPU work, off the async workers.
-async fn parse(files: Arc<Vec<SourceFile>>, indices: Vec<usize>) -> Result<Vec<Vec<Definition>>> {
+/// The symbols (and trigrams, when asked) of the files at `indices`: CPU work, off the
+/// async workers.
+async fn parse(
+    files: Arc<Vec<SourceFile>>,
+    indices: Vec<usize>,
+    with_trigrams: bool,
+) -> Result<Vec<(Vec<Definition>, Option<String>)>> {
     tokio::task::spawn_blocking(move || {
         indices
             .iter()
-            .map(|&i| definitions(&files[i].path, &files[i].content))
+            .map(|&i| {
+                let file = &files[i];
+                let trigrams =
+                    with_trigrams.then(|| trigrams::literal(&trigrams::of_text(&file.content)));
+                (definitions(&file.path, &file.content), trigrams)
+            })
             .collect()
     })
     .await
@@ -229,15 +244,23 @@ fn removed_update(paths: usize) -> String {
 }
 
 /// Deletes the file rows `condition` names (with `$2` the generation), with their
-/// symbols, a batch per statement so that no write holds SQLite's lock for long.
+/// symbols and text, a batch per statement so that no write holds SQLite's lock for long.
 async fn drop_rows(db: &Db, project_id: i64, condition: &str, generation: i64) -> Result<()> {
     let files = format!("SELECT id FROM project_files WHERE project_id = $1 AND {condition}");
     let symbols = format!(
         "DELETE FROM project_symbols WHERE id IN (SELECT id FROM project_symbols \
          WHERE file_id IN ({files}) LIMIT $3)"
     );
+    let contents = format!(
+        "DELETE FROM project_contents WHERE file_id IN (SELECT file_id FROM project_contents \
+         WHERE file_id IN ({files}) LIMIT $3)"
+    );
     let files = format!("DELETE FROM project_files WHERE id IN ({files} LIMIT $3)");
-    for (sql, batch) in [(symbols, SYMBOLS_PER_DELETE), (files, FILES_PER_DELETE)] {
+    for (sql, batch) in [
+        (symbols, SYMBOLS_PER_DELETE),
+        (contents, FILES_PER_DELETE),
+        (files, FILES_PER_DELETE),
+    ] {
         loop {
             let affected = with_pool!(db, |pool| sqlx::query(&sql)
                 .bind(project_id)

@@ -50,18 +50,32 @@ async fn write_batch(
     in_transaction!(db, |tx| {
         for file in files {
             let (file_id,): (i64,) = sqlx::query_as(
-                "INSERT INTO project_files (project_id, generation, until_gen, path, content, \
-                 size, lines, hash) VALUES ($1, $2, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO project_files (project_id, generation, until_gen, path, size, \
+                 lines, hash) VALUES ($1, $2, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(project_id)
             .bind(generation)
             .bind(file.path)
-            .bind(file.content)
             .bind(file.content.len() as i64)
             .bind(file.content.lines().count() as i64)
             .bind(file.hash)
             .fetch_one(&mut *tx)
             .await?;
+            let mut content = match &file.trigrams {
+                Some(_) => sqlx::query(
+                    "INSERT INTO project_contents (file_id, content, trigrams) \
+                     VALUES ($1, $2, $3::int[])",
+                ),
+                None => {
+                    sqlx::query("INSERT INTO project_contents (file_id, content) VALUES ($1, $2)")
+                }
+            }
+            .bind(file_id)
+            .bind(file.content);
+            if let Some(trigrams) = &file.trigrams {
+                content = content.bind(trigrams);
+            }
+            content.execute(&mut *tx).await?;
             let lines: Vec<&str> = file.content.lines().collect();
             for run in file.symbols.chunks(SYMBOLS_PER_INSERT) {
                 let sql = symbols_insert(run.len());

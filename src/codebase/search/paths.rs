@@ -25,7 +25,8 @@ pub(super) async fn matches(
     }
     // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
     let sql = format!(
-        "SELECT f.path, substr(f.content, 1, {HEAD_CHARS}) FROM project_files f \
+        "SELECT f.path, substr(c.content, 1, {HEAD_CHARS}) FROM project_files f \
+         JOIN project_contents c ON c.file_id = f.id \
          WHERE f.project_id = $1 AND {VISIBLE} AND f.path LIKE $3 ESCAPE '\\' \
          ORDER BY f.path LIMIT $4"
     );

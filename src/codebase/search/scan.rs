@@ -7,15 +7,13 @@ use std::future::Future;
 use tokio::time::Instant;
 
 use super::{
-    narrow::{self, Candidates, Condition, Reader, PAGE},
+    narrow::{self, Reader},
     Candidate, Scan,
 };
 use crate::{codebase::matcher::Matcher, db::Db, error::Result};
 
-/// Files whose content one statement reads.
+/// Files whose text one statement reads.
 const FILES_PER_READ: usize = 16;
-/// Pages read in path order before the rest of the candidates are listed.
-const PAGES: usize = 4;
 
 /// The generation's first `cap` matching lines, in (path, line) order, read until the
 /// deadline.
@@ -63,24 +61,7 @@ async fn read(
         scan.partial = true;
         return Ok(scan);
     };
-    let files = match candidates {
-        Candidates::Listed(files) => files,
-        Candidates::Paged(condition) => {
-            let paged = Paged {
-                project_id,
-                generation,
-                condition: &condition,
-                matcher,
-                deadline,
-                cap,
-            };
-            match paged.read(&mut reader, &mut scan).await? {
-                Some(rest) => rest,
-                None => return Ok(scan),
-            }
-        }
-    };
-    let files: Vec<(i64, String)> = files
+    let files: Vec<(i64, String)> = candidates
         .into_iter()
         .filter(|(_, path)| matcher.path_matches(path))
         .collect();
@@ -99,53 +80,6 @@ async fn read(
         }
     }
     Ok(scan)
-}
-
-/// Reading a common string's candidates: [`PAGES`] pages in path order, then the rest.
-struct Paged<'a> {
-    project_id: i64,
-    generation: i64,
-    condition: &'a Condition,
-    matcher: &'a Matcher,
-    deadline: Instant,
-    cap: usize,
-}
-
-impl Paged<'_> {
-    /// Reads the pages into `scan`; the candidates after them when the scan goes on.
-    async fn read(
-        &self,
-        reader: &mut Reader<'_>,
-        scan: &mut Scan,
-    ) -> Result<Option<Vec<(i64, String)>>, sqlx::Error> {
-        let (project_id, generation, condition) =
-            (self.project_id, self.generation, self.condition);
-        let mut after = String::new();
-        for _ in 0..PAGES {
-            let page = reader.page(project_id, generation, condition, &after);
-            let Some(page) = within(self.deadline, page).await? else {
-                scan.partial = true;
-                return Ok(None);
-            };
-            for (_, path, content) in &page {
-                if self.matcher.path_matches(path)
-                    && !scan.file(self.matcher, path, content, self.cap)
-                {
-                    return Ok(None);
-                }
-            }
-            match page.last() {
-                Some((_, path, _)) if page.len() as i64 == PAGE => after = path.clone(),
-                _ => return Ok(None),
-            }
-        }
-        let rest = reader.rest(project_id, generation, condition, &after);
-        let rest = within(self.deadline, rest).await?;
-        if rest.is_none() {
-            scan.partial = true;
-        }
-        Ok(rest)
-    }
 }
 
 impl Scan {
