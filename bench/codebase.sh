@@ -158,7 +158,7 @@ psql "$PG_ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
 PG_URL="${PG_ADMIN%/*}/$DB"
 pg_size() {
     local bytes
-    bytes=$(psql "$PG_URL" -tAc "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(ARRAY['project_files',
+    bytes=$(psql "$PG_URL" -tAc "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(ARRAY['project_files', 'project_contents',
         'project_symbols', 'project_lines']) t WHERE to_regclass(t) IS NOT NULL")
     echo "$((bytes / 1048576)) MiB (files, symbols, lines where kept, with their indexes), $(ratio "$bytes")x the source"
 }

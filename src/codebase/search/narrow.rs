@@ -40,8 +40,11 @@ impl Reader<'_> {
         match self {
             Reader::Sqlite(pool) => {
                 let (from, condition, value) = match fts_query(matcher) {
+                    // CROSS JOIN keeps the trigram index the outer loop: otherwise the
+                    // planner walks the project's files in path order and asks the index
+                    // once per file (0.9 ms became 660 ms on 5,000 files).
                     Some(query) => (
-                        "project_contents_fts JOIN project_files f \
+                        "project_contents_fts CROSS JOIN project_files f \
                          ON f.id = project_contents_fts.rowid",
                         "project_contents_fts MATCH $3",
                         query,
