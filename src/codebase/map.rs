@@ -148,6 +148,7 @@ pub(super) async fn term_hits(
             matcher: &matcher,
             limit,
             timeout: SEARCH_TIMEOUT,
+            cap: search::RETRIEVAL_CAP,
         };
         Ok(search::search_in(db, project_id, generation, &request)
             .await?

@@ -340,6 +340,7 @@ pub async fn search_files(
         matcher: &matcher,
         limit: limit as usize,
         timeout: state.config.codebase.search_timeout,
+        cap: search::TOTAL_CAP,
     };
     let found = search::search(&state.db, id, &request).await?;
     Ok(ok(

@@ -23,6 +23,8 @@ mod scan;
 
 /// Matching lines counted exactly; beyond, the total is this and not exact.
 pub const TOTAL_CAP: usize = 1_000;
+/// Lines read for a chat's or a review's context, which shows a few hits.
+pub const RETRIEVAL_CAP: usize = 100;
 const SNIPPET_CHARS: usize = 240;
 /// Definitions of the query looked at for ranking.
 const DEFINITIONS: i64 = 100;
@@ -63,6 +65,10 @@ pub struct Request<'a> {
     pub matcher: &'a Matcher,
     pub limit: usize,
     pub timeout: Duration,
+    /// Matching lines read at most, so `total` is exact up to it: [`TOTAL_CAP`] for a
+    /// search's answer, fewer where only the best few hits count (definitions of the
+    /// query come first whatever the cap).
+    pub cap: usize,
 }
 
 /// The best `limit` hits for the request in the project's live file set.
@@ -147,7 +153,7 @@ async fn search_generation(
     } else {
         paths::matches(db, project_id, generation, matcher).await?
     };
-    let scan = scan::scan(db, project_id, generation, matcher, deadline, TOTAL_CAP).await?;
+    let scan = scan::scan(db, project_id, generation, matcher, deadline, request.cap).await?;
     let definitions = definitions(db, project_id, generation, matcher).await?;
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
@@ -183,8 +189,8 @@ async fn search_generation(
         .collect();
     Ok(Found {
         hits,
-        total: counted.min(TOTAL_CAP) as i64,
-        total_exact: !scan.more && !scan.partial && counted <= TOTAL_CAP,
+        total: counted.min(request.cap) as i64,
+        total_exact: !scan.more && !scan.partial && counted <= request.cap,
         partial: scan.partial,
     })
 }

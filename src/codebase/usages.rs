@@ -68,6 +68,7 @@ async fn places(db: &Db, project_id: i64, name: &str, timeout: Duration) -> Resu
         matcher: &matcher,
         limit: HITS_PER_NAME,
         timeout,
+        cap: search::RETRIEVAL_CAP,
     };
     let hits = search::search(db, project_id, &request).await?.hits;
     let inside_definition = |path: &str, line: i64| {
