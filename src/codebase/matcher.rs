@@ -83,10 +83,10 @@ impl Matcher {
         self.path_matches(path) && self.line.is_match(text)
     }
 
-    /// Whether a line of `text`, a whole file, may match: false only when none does
-    /// (without `regex` the line expression spans lines only where a line's match would).
-    pub fn may_match(&self, text: &str) -> bool {
-        self.options.regex || self.line.is_match(text)
+    /// Where the line expression first matches in `text` (a whole file, or what is left of
+    /// it): without `regex`, every line's match is one in the whole text too.
+    pub fn find(&self, text: &str) -> Option<usize> {
+        self.line.find(text).map(|found| found.start())
     }
 
     /// Whether one line matches (its path aside).

@@ -85,23 +85,57 @@ async fn read(
 impl Scan {
     /// Adds the matching lines of one file; false once more than `cap` matched.
     fn file(&mut self, matcher: &Matcher, path: &str, content: &str, cap: usize) -> bool {
-        if !matcher.may_match(content) {
+        if matcher.options.regex {
+            // A user's expression may anchor at line ends (`^`, `$`): line by line.
+            for (i, text) in content.lines().enumerate() {
+                if matcher.line_matches(text) && !self.push(path, i + 1, text, cap) {
+                    return false;
+                }
+            }
             return true;
         }
-        for (i, text) in content.lines().enumerate() {
-            if text.trim().is_empty() || !matcher.line_matches(text) {
-                continue;
+        // Otherwise a line's match is a match in the whole text too: the expression is
+        // run over the text (a literal search at memory speed) and each line it lands on
+        // is then checked alone.
+        let (mut from, mut line, mut counted) = (0, 1, 0);
+        while let Some(at) = matcher.find(&content[from..]) {
+            let at = from + at;
+            let start = content[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = content[at..].find('\n').map_or(content.len(), |i| at + i);
+            line += content[counted..start]
+                .bytes()
+                .filter(|&b| b == b'\n')
+                .count();
+            counted = start;
+            let mut text = &content[start..end];
+            if end < content.len() {
+                text = text.strip_suffix('\r').unwrap_or(text);
             }
-            if self.lines.len() == cap {
-                self.more = true;
+            if matcher.line_matches(text) && !self.push(path, line, text, cap) {
                 return false;
             }
-            self.lines.push(Candidate {
-                path: path.to_owned(),
-                line: i as i64 + 1,
-                text: text.to_owned(),
-            });
+            if end == content.len() {
+                break;
+            }
+            from = end + 1;
         }
+        true
+    }
+
+    /// Adds one matching line, unless blank; false when it is one past `cap`.
+    fn push(&mut self, path: &str, line: usize, text: &str, cap: usize) -> bool {
+        if text.trim().is_empty() {
+            return true;
+        }
+        if self.lines.len() == cap {
+            self.more = true;
+            return false;
+        }
+        self.lines.push(Candidate {
+            path: path.to_owned(),
+            line: line as i64,
+            text: text.to_owned(),
+        });
         true
     }
 }
@@ -119,5 +153,50 @@ async fn within<T>(
         Err(_) => Ok(None),
         Ok(Err(err)) if narrow::cancelled(&err) => Ok(None),
         Ok(result) => result.map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codebase::matcher::Options;
+
+    fn lines(query: &str, options: Options, content: &str) -> Vec<(i64, String)> {
+        let matcher = Matcher::new(query, options, None).unwrap();
+        let mut scan = Scan::default();
+        scan.file(&matcher, "a.rs", content, 10);
+        scan.lines.into_iter().map(|c| (c.line, c.text)).collect()
+    }
+
+    #[test]
+    fn the_whole_text_scan_finds_what_a_line_scan_finds() {
+        let content = "foo\r\nbar baz\n\n  \nxbar\nBAR\r";
+        let word = Options {
+            word: true,
+            ..Options::default()
+        };
+        let expected: Vec<(i64, String)> = content
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .filter(|(_, l)| Matcher::new("bar", word, None).unwrap().line_matches(l))
+            .map(|(i, l)| (i as i64 + 1, l.to_owned()))
+            .collect();
+        assert_eq!(expected, [(2, "bar baz".into()), (6, "BAR\r".into())]);
+        assert_eq!(lines("bar", word, content), expected);
+        assert_eq!(lines("bar", Options::default(), content).len(), 3);
+        assert_eq!(
+            lines("foo", Options::default(), content),
+            [(1, "foo".into())]
+        );
+        assert_eq!(lines("o\r\nb", Options::default(), content), []);
+        let regex = Options {
+            regex: true,
+            ..Options::default()
+        };
+        assert_eq!(
+            lines("^bar", regex, content),
+            [(2, "bar baz".into()), (6, "BAR\r".into())]
+        );
     }
 }
