@@ -17,13 +17,12 @@ use futures_util::future::{join_all, try_join, try_join3};
 
 use super::{
     matcher::{Matcher, Options},
-    search,
+    on_live_generation, search,
 };
 use crate::{
     db::Db,
-    error::{Error, Result},
+    error::Result,
     llm::map::{MappedFile, MappedSymbol, Named, Place, ProjectMap},
-    projects::sync::live_generation,
 };
 use query::Defined;
 use rank::Signals;
@@ -50,8 +49,6 @@ const SEARCH_TIMEOUT: Duration = Duration::from_millis(100);
 const AMBIGUOUS: usize = 4;
 /// Definitions read for the shown code's identifiers.
 const REFERENCES_READ: i64 = 400;
-/// Bounded retries when a re-index makes another generation live mid-way.
-const ATTEMPTS: usize = 3;
 
 /// What a map is drawn around.
 #[derive(Clone, Debug, Default)]
@@ -68,33 +65,12 @@ pub struct Focus {
 /// The map of the project for `focus`, within `budget` characters; empty when nothing
 /// is indexed. For a diff or a question whose terms were not searched yet.
 pub async fn map(db: &Db, project_id: i64, focus: &Focus, budget: usize) -> Result<ProjectMap> {
-    let map = live(db, project_id, |generation| async move {
+    let map = on_live_generation(db, project_id, |generation| async move {
         let found = find(db, project_id, generation, &focus.terms, HITS_PER_TERM).await?;
         map_in(db, project_id, generation, focus, found, budget).await
     })
     .await?;
     Ok(map.unwrap_or_default())
-}
-
-/// Runs `read` on the live generation, again if another one became live meanwhile;
-/// `None` when nothing is indexed.
-pub(super) async fn live<T, F, Fut>(db: &Db, project_id: i64, read: F) -> Result<Option<T>>
-where
-    F: Fn(i64) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    for _ in 0..ATTEMPTS {
-        let Some(generation) = live_generation(db, project_id).await? else {
-            return Ok(None);
-        };
-        let value = read(generation).await?;
-        if live_generation(db, project_id).await? == Some(generation) {
-            return Ok(Some(value));
-        }
-    }
-    Err(Error::Unavailable(
-        "The project is being re-indexed; try again shortly",
-    ))
 }
 
 /// What the terms find, read at once since each read needs only the terms: each term's

@@ -18,8 +18,11 @@ pub mod symbols;
 pub mod trigrams;
 pub mod usages;
 
+use std::future::Future;
+
 use tokio::task::JoinError;
 
+use crate::{db::Db, error::Error, projects::sync::live_generation};
 use archive::{ArchiveError, Extracted};
 
 pub use settings::Settings;
@@ -41,4 +44,33 @@ pub async fn extract(archive: impl AsRef<[u8]> + Send + 'static) -> Result<Extra
         Ok(Err(err)) => Err(Unread::Archive(err)),
         Err(err) => Err(Unread::Interrupted(err)),
     }
+}
+
+/// Bounded retries when a re-index makes another generation live mid-read.
+const ATTEMPTS: usize = 3;
+
+/// Runs `read` on the live generation, again if another one became live meanwhile (the
+/// older one's replaced rows are deleted then, so part of what was read may be gone);
+/// `None` when nothing is indexed.
+pub async fn on_live_generation<T, F, Fut>(
+    db: &Db,
+    project_id: i64,
+    read: F,
+) -> crate::error::Result<Option<T>>
+where
+    F: Fn(i64) -> Fut,
+    Fut: Future<Output = crate::error::Result<T>>,
+{
+    for _ in 0..ATTEMPTS {
+        let Some(generation) = live_generation(db, project_id).await? else {
+            return Ok(None);
+        };
+        let value = read(generation).await?;
+        if live_generation(db, project_id).await? == Some(generation) {
+            return Ok(Some(value));
+        }
+    }
+    Err(Error::Unavailable(
+        "The project is being re-indexed; try again shortly",
+    ))
 }

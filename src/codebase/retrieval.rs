@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::{
     files,
     map::{self, Focus},
+    on_live_generation,
     search::Hit,
 };
 use crate::{
@@ -38,7 +39,7 @@ pub struct Retrieved {
 pub async fn retrieve(db: &Db, project_id: i64, message: &str) -> Result<Retrieved> {
     let terms = terms(message);
     let terms = &terms;
-    let retrieved = map::live(db, project_id, |generation| async move {
+    let retrieved = on_live_generation(db, project_id, |generation| async move {
         let found = map::find(db, project_id, generation, terms, map::HITS_PER_TERM).await?;
         let snippets = windows(db, project_id, generation, best(&found.hits)).await?;
         let focus = Focus {
@@ -60,7 +61,7 @@ pub async fn retrieve(db: &Db, project_id: i64, message: &str) -> Result<Retriev
 pub async fn snippets(db: &Db, project_id: i64, message: &str) -> Result<Vec<Snippet>> {
     let terms = terms(message);
     let terms = &terms;
-    let snippets = map::live(db, project_id, |generation| async move {
+    let snippets = on_live_generation(db, project_id, |generation| async move {
         let hits = map::term_hits(db, project_id, generation, terms, HITS_PER_TERM).await?;
         windows(db, project_id, generation, best(&hits)).await
     })

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::matcher::Matcher;
-use super::symbols;
-use crate::{db::Db, error::Result, projects::sync::live_generation};
+use super::{on_live_generation, symbols};
+use crate::{db::Db, error::Result};
 
 mod narrow;
 mod paths;
@@ -28,8 +28,6 @@ pub const RETRIEVAL_CAP: usize = 100;
 const SNIPPET_CHARS: usize = 240;
 /// Definitions of the query looked at for ranking.
 const DEFINITIONS: i64 = 100;
-/// Bounded retries when a re-index makes another generation live mid-search.
-const ATTEMPTS: usize = 3;
 
 /// One matching line.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -74,25 +72,16 @@ pub struct Request<'a> {
 /// The best `limit` hits for the request in the project's live file set.
 pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<Found> {
     let deadline = Instant::now() + request.timeout;
-    for _ in 0..ATTEMPTS {
-        let Some(generation) = live_generation(db, project_id).await? else {
-            return Ok(Found {
-                hits: Vec::new(),
-                total: 0,
-                total_exact: true,
-                partial: false,
-            });
-        };
-        let found = search_generation(db, project_id, generation, request, deadline).await?;
-        // Older generations are deleted once a newer one is live: if that happened while
-        // reading, part of what was read may be gone, so read the new one instead.
-        if live_generation(db, project_id).await? == Some(generation) {
-            return Ok(found);
-        }
-    }
-    Err(crate::error::Error::Unavailable(
-        "The project is being re-indexed; try again shortly",
-    ))
+    let found = on_live_generation(db, project_id, |generation| {
+        search_generation(db, project_id, generation, request, deadline)
+    })
+    .await?;
+    Ok(found.unwrap_or(Found {
+        hits: Vec::new(),
+        total: 0,
+        total_exact: true,
+        partial: false,
+    }))
 }
 
 /// [`search`] in one generation, for a reader that takes the generation once for several

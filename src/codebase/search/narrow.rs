@@ -51,11 +51,7 @@ impl Reader<'_> {
                     ),
                     None => ("project_files f", "$3 = ''", String::new()),
                 };
-                let sql = format!(
-                    "SELECT f.id, f.path FROM {from} WHERE f.project_id = $1 AND {VISIBLE} \
-                     AND {condition} ORDER BY f.path"
-                );
-                sqlx::query_as(&sql)
+                sqlx::query_as(&candidates_sql(from, condition))
                     .bind(project_id)
                     .bind(generation)
                     .bind(value)
@@ -72,11 +68,7 @@ impl Reader<'_> {
                         "c.trigrams @> $3::int[]",
                     )
                 };
-                let sql = format!(
-                    "SELECT f.id, f.path FROM {from} WHERE f.project_id = $1 AND {VISIBLE} \
-                     AND {condition} ORDER BY f.path"
-                );
-                sqlx::query_as(&sql)
+                sqlx::query_as(&candidates_sql(from, condition))
                     .bind(project_id)
                     .bind(generation)
                     .bind(trigrams)
@@ -107,6 +99,14 @@ impl Reader<'_> {
             Reader::Postgres(conn) => query!().fetch_all(&mut **conn).await,
         }
     }
+}
+
+/// The candidates' query: the files of `$1` visible at `$2` that meet `condition` (on `$3`).
+fn candidates_sql(from: &str, condition: &str) -> String {
+    format!(
+        "SELECT f.id, f.path FROM {from} WHERE f.project_id = $1 AND {VISIBLE} AND {condition} \
+         ORDER BY f.path"
+    )
 }
 
 pub(super) fn cancelled(err: &sqlx::Error) -> bool {

@@ -4,17 +4,14 @@
 
 use super::{Kind, Symbol};
 use crate::{
-    codebase::index::VISIBLE,
+    codebase::{index::VISIBLE, on_live_generation},
     db::Db,
     error::{Error, Result},
-    projects::sync::live_generation,
     with_pool,
 };
 
 /// Past every character a name can hold after its prefix.
 const PAST_PREFIX: char = '\u{10FFFF}';
-/// Bounded retries when a re-index makes another generation live mid-lookup.
-const ATTEMPTS: usize = 3;
 
 /// A symbol lookup: names starting with `prefix` (case-insensitive), exact names first.
 pub struct Lookup<'a> {
@@ -69,7 +66,7 @@ pub async fn lookup(db: &Db, project_id: i64, lookup: &Lookup<'_>) -> Result<(Ve
     let count_sql = format!("SELECT COUNT(*) {FROM}{kind} AND $5 > 0");
     let (rows_sql, count_sql, prefix, past) = (&rows_sql, &count_sql, &prefix, &past);
     let exact = lookup.prefix;
-    live(db, project_id, |generation| async move {
+    on_live_generation(db, project_id, |generation| async move {
         with_pool!(db, |pool| {
             let rows: Vec<Row> = sqlx::query_as(rows_sql)
                 .bind(project_id)
@@ -125,7 +122,7 @@ pub async fn in_file(db: &Db, project_id: i64, path: &str) -> Result<Vec<Symbol>
          WHERE f.project_id = $1 AND {VISIBLE} AND f.path = $3 ORDER BY s.line, s.end_line"
     );
     let sql = sql.as_str();
-    live(db, project_id, |generation| async move {
+    on_live_generation(db, project_id, |generation| async move {
         let rows: Vec<Row> = with_pool!(db, |pool| sqlx::query_as(sql)
             .bind(project_id)
             .bind(generation)
@@ -161,24 +158,4 @@ pub async fn definitions_of(
         .bind(limit)
         .fetch_all(pool)
         .await)?)
-}
-
-/// Runs `read` on the live generation, again if another one became live meanwhile.
-async fn live<T, F, Fut>(db: &Db, project_id: i64, read: F) -> Result<Option<T>>
-where
-    F: Fn(i64) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    for _ in 0..ATTEMPTS {
-        let Some(generation) = live_generation(db, project_id).await? else {
-            return Ok(None);
-        };
-        let value = read(generation).await?;
-        if live_generation(db, project_id).await? == Some(generation) {
-            return Ok(Some(value));
-        }
-    }
-    Err(Error::Unavailable(
-        "The project is being re-indexed; try again shortly",
-    ))
 }
