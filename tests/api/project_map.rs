@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use codesherpa::llm::ProviderKind;
 use serde_json::{json, Value};
 use wiremock::{
     matchers::{method, path},
@@ -13,7 +12,8 @@ use wiremock::{
 };
 
 use crate::codebase::{github_tarball, project, upload};
-use crate::helpers::{spawn, spawn_with, Backend, TestApp};
+use crate::helpers::{spawn, Backend, TestApp};
+use crate::providers::openai_app_waiting;
 
 /// What the prompt says right before the map, which ends the prompt.
 const MAP_STARTS: &str = "even code not shown above:\n\n";
@@ -25,14 +25,7 @@ const SUB: &str = "let mut subtotal = 0;\nsubtotal += 1;\n// checkout_totals are
 const NOISE: &str = "pub fn unrelated() -> u8 {\n    7\n}\n";
 
 async fn openai_app(backend: Backend, server: &MockServer) -> TestApp {
-    let base = format!("{}/v1", server.uri());
-    spawn_with(backend, move |config| {
-        config.llm.provider = ProviderKind::OpenAi;
-        config.llm.openai_base_url = base;
-        config.llm.openai_api_key = Some("sk-test-key".into());
-        config.llm.timeout = Duration::from_secs(5);
-    })
-    .await
+    openai_app_waiting(backend, server, Duration::from_secs(5)).await
 }
 
 async fn answering_mock() -> MockServer {

@@ -32,12 +32,21 @@ fn sse_response(body: String) -> ResponseTemplate {
 }
 
 async fn openai_app(backend: Backend, server: &MockServer) -> TestApp {
+    openai_app_waiting(backend, server, Duration::from_secs(1)).await
+}
+
+/// A server whose provider is the OpenAI-compatible `server`, waiting `timeout` for it.
+pub async fn openai_app_waiting(
+    backend: Backend,
+    server: &MockServer,
+    timeout: Duration,
+) -> TestApp {
     let base = format!("{}/v1", server.uri());
     spawn_with(backend, move |config| {
         config.llm.provider = ProviderKind::OpenAi;
         config.llm.openai_base_url = base;
         config.llm.openai_api_key = Some("sk-test-key".into());
-        config.llm.timeout = Duration::from_secs(1);
+        config.llm.timeout = timeout;
     })
     .await
 }
