@@ -65,6 +65,8 @@ impl AppState {
         repo_access: &'static dyn AccessChecker<AppState>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let budget = config.codebase.cache_bytes;
+        db.kept(|| crate::codebase::snapshot::Kept::new(budget));
         AppState(Arc::new(Shared {
             tokens: Arc::new(TokenKeys::new(
                 &config.auth.secret_key,

@@ -1,9 +1,11 @@
 //! Reading the live generation of a project's files: the listing and one file's text.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{codebase::index::VISIBLE, db::Db, error::Result, pagination::PageRequest, with_pool};
+use crate::{codebase::snapshot, db::Db, error::Result, pagination::PageRequest, with_pool};
 
 /// Files of the live generation only (a re-index in progress is invisible).
 const LIVE: &str = "FROM project_files f JOIN projects p ON p.id = f.project_id \
@@ -73,32 +75,31 @@ pub async fn content(db: &Db, project_id: i64, path: &str) -> Result<Option<File
         .await)?)
 }
 
-/// The text of each of `paths` that generation `generation` holds, in one query.
+/// The text of each of `paths` that generation `generation` holds (kept in memory, or
+/// read in one query); none when the generation stopped being live (its reader checks
+/// that afterwards and reads again).
 pub async fn contents_in(
     db: &Db,
     project_id: i64,
     generation: i64,
     paths: &[String],
-) -> Result<Vec<(String, String)>> {
-    if paths.is_empty() {
+) -> Result<Vec<(String, Arc<str>)>> {
+    let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
         return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT f.path, c.content FROM project_files f \
-         JOIN project_contents c ON c.file_id = f.id \
-         WHERE f.project_id = $1 AND {VISIBLE} AND f.path IN ({})",
-        placeholders(3, paths.len())
-    );
-    Ok(with_pool!(db, |pool| {
-        let mut query = sqlx::query_as(&sql).bind(project_id).bind(generation);
-        for path in paths {
-            query = query.bind(path);
-        }
-        query.fetch_all(pool).await
-    })?)
+    };
+    let places: Vec<u32> = paths.iter().filter_map(|p| snapshot.place_of(p)).collect();
+    let ids: Vec<i64> = places
+        .iter()
+        .map(|&p| snapshot.files()[p as usize].0)
+        .collect();
+    let texts = snapshot::texts(db, &ids).await?;
+    Ok(places
+        .into_iter()
+        .zip(texts)
+        .map(|(place, text)| (snapshot.path(place).to_owned(), text))
+        .collect())
 }
 
-/// `$first, $first+1, …`: `count` numbered placeholders for an `IN` list.
 pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|n| format!("${n}"))

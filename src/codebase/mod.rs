@@ -14,6 +14,7 @@ pub mod retrieval;
 pub mod routes;
 pub mod search;
 pub mod settings;
+pub mod snapshot;
 pub mod symbols;
 pub mod trigrams;
 pub mod usages;
@@ -70,7 +71,10 @@ where
             return Ok(Some(value));
         }
     }
-    Err(Error::Unavailable(
-        "The project is being re-indexed; try again shortly",
-    ))
+    Err(reindexing())
+}
+
+/// The answer when every attempt met another generation.
+fn reindexing() -> Error {
+    Error::Unavailable("The project is being re-indexed; try again shortly")
 }

@@ -3,7 +3,7 @@
 //! definitions first — are handed to Codebase Sherpa and Doc Sync within a budget, with
 //! a [`map`](super::map) of the related files. One generation is read throughout.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     files,
@@ -79,10 +79,11 @@ async fn windows(
     let mut paths: Vec<String> = hits.iter().map(|(path, _)| path.clone()).collect();
     paths.sort_unstable();
     paths.dedup();
-    let contents: BTreeMap<String, String> = files::contents_in(db, project_id, generation, &paths)
-        .await?
-        .into_iter()
-        .collect();
+    let contents: BTreeMap<String, Arc<str>> =
+        files::contents_in(db, project_id, generation, &paths)
+            .await?
+            .into_iter()
+            .collect();
     let mut snippets: Vec<Snippet> = Vec::new();
     let mut budget = BUDGET_CHARS;
     for (path, line) in hits {

@@ -1,8 +1,10 @@
 //! Search over a project's indexed files, the live generation only. The database narrows
-//! the files to read — SQLite FTS5 (trigram), PostgreSQL `pg_trgm` (GIN) with LIKE/ILIKE —
-//! to those that can hold a match ([`narrow`]); the [`Matcher`] then decides each of their
-//! lines exactly. Files are read in path order until more than [`TOTAL_CAP`] lines matched
-//! or the deadline passed ([`scan`]), then the lines are ranked.
+//! the files to read — SQLite FTS5 (trigram), PostgreSQL byte trigrams (GIN) — to those
+//! that can hold a match ([`narrow`]); the [`Matcher`] then decides each of their lines
+//! exactly. Files are read in path order (their texts kept in memory once read:
+//! `codebase::snapshot`) until more than [`TOTAL_CAP`] lines matched or the deadline
+//! passed ([`scan`]), then the lines are ranked, the query's definitions first (from the
+//! generation's symbols, in memory too).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,7 +16,11 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::matcher::Matcher;
-use super::{on_live_generation, symbols};
+use super::{
+    on_live_generation,
+    snapshot::{self, Snapshot},
+    symbols,
+};
 use crate::{db::Db, error::Result};
 
 mod narrow;
@@ -27,7 +33,7 @@ pub const TOTAL_CAP: usize = 1_000;
 pub const RETRIEVAL_CAP: usize = 100;
 const SNIPPET_CHARS: usize = 240;
 /// Definitions of the query looked at for ranking.
-const DEFINITIONS: i64 = 100;
+const DEFINITIONS: usize = 100;
 
 /// One matching line.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -76,12 +82,18 @@ pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<F
         search_generation(db, project_id, generation, request, deadline)
     })
     .await?;
-    Ok(found.unwrap_or(Found {
-        hits: Vec::new(),
-        total: 0,
-        total_exact: true,
-        partial: false,
-    }))
+    Ok(found.unwrap_or_else(Found::nothing))
+}
+
+impl Found {
+    fn nothing() -> Found {
+        Found {
+            hits: Vec::new(),
+            total: 0,
+            total_exact: true,
+            partial: false,
+        }
+    }
 }
 
 /// [`search`] in one generation, for a reader that takes the generation once for several
@@ -108,7 +120,10 @@ pub async fn first_lines(
     timeout: Duration,
 ) -> Result<Vec<Hit>> {
     let deadline = Instant::now() + timeout;
-    let scan = scan::scan(db, project_id, generation, matcher, deadline, count).await?;
+    let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
+        return Ok(Vec::new());
+    };
+    let scan = scan::scan(db, project_id, &snapshot, matcher, deadline, count).await?;
     Ok(scan
         .lines
         .into_iter()
@@ -137,13 +152,17 @@ async fn search_generation(
     deadline: Instant,
 ) -> Result<Found> {
     let matcher = request.matcher;
+    // A generation that stopped being live meanwhile: the caller's check reads again.
+    let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
+        return Ok(Found::nothing());
+    };
     let by_path = if matcher.options.regex {
         Vec::new()
     } else {
-        paths::matches(db, project_id, generation, matcher).await?
+        paths::matches(db, &snapshot, matcher).await?
     };
-    let scan = scan::scan(db, project_id, generation, matcher, deadline, request.cap).await?;
-    let definitions = definitions(db, project_id, generation, matcher).await?;
+    let scan = scan::scan(db, project_id, &snapshot, matcher, deadline, request.cap).await?;
+    let definitions = definitions(&snapshot, matcher);
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
     // Definitions past the lines read (the cap, the deadline) still come first.
@@ -188,22 +207,16 @@ async fn search_generation(
 /// lines it matches: names equal to the query (tier 0), then starting with it (tier 1).
 type Definitions = HashMap<(String, i64), (u8, String)>;
 
-async fn definitions(
-    db: &Db,
-    project_id: i64,
-    generation: i64,
-    matcher: &Matcher,
-) -> Result<Definitions> {
+fn definitions(snapshot: &Snapshot, matcher: &Matcher) -> Definitions {
     if matcher.options.regex {
-        return Ok(Definitions::new());
+        return Definitions::new();
     }
     let query = matcher.query.as_str();
-    let found = symbols::definitions_of(db, project_id, generation, query, DEFINITIONS).await?;
-    Ok(found
+    symbols::definitions_of(snapshot, query, DEFINITIONS)
         .into_iter()
         .filter(|(_, path, _, text)| matcher.matches(path, text))
         .map(|(name, path, line, text)| ((path, line), (u8::from(name != query), text)))
-        .collect())
+        .collect()
 }
 
 /// Lower ranks first: the definitions of the query, lines matching with the query's

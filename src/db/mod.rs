@@ -14,7 +14,13 @@ mod wal;
 
 pub use settings::Settings;
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{
@@ -36,9 +42,22 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// The pool, and the connections that read list pages ([`reader`]).
-    Sqlite(SqlitePool, Arc<reader::Readers>),
-    Postgres(PgPool),
+    /// The pool, the connections that read list pages ([`reader`]), and what this
+    /// instance keeps in memory of this database ([`Kept`]).
+    Sqlite(SqlitePool, Arc<reader::Readers>, Kept),
+    Postgres(PgPool, Kept),
+}
+
+/// What slices keep in memory of one database, one value per type: caches of what the
+/// database holds, which belong to the database they were read from (a test process
+/// runs many servers, each on a database of its own, in one address space).
+#[derive(Clone, Default)]
+pub struct Kept(Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept")
+    }
 }
 
 /// Runs `$body` with `$pool` bound to whichever backend `$db` holds.
@@ -46,8 +65,8 @@ pub enum Db {
 macro_rules! with_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool, _) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool, ..) => $body,
+            $crate::db::Db::Postgres($pool, _) => $body,
         }
     };
 }
@@ -62,7 +81,7 @@ macro_rules! with_pool {
 macro_rules! in_transaction {
     ($db:expr, |$tx:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool, _) => {
+            $crate::db::Db::Sqlite(pool, ..) => {
                 async {
                     let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                     let value = $body;
@@ -71,7 +90,7 @@ macro_rules! in_transaction {
                 }
                 .await
             }
-            $crate::db::Db::Postgres(pool) => {
+            $crate::db::Db::Postgres(pool, _) => {
                 async {
                     let mut $tx = pool.begin().await?;
                     let value = $body;
@@ -110,7 +129,7 @@ impl Db {
                 })
                 .connect_with(options)
                 .await?;
-            return Ok(Db::Postgres(pool));
+            return Ok(Db::Postgres(pool, Kept::default()));
         }
         // An embedded database cannot hang up: no liveness ping before each use.
         let options = sqlite_options(url)?;
@@ -127,13 +146,13 @@ impl Db {
         if !in_memory {
             wal::watch(pool.clone(), options.get_filename().to_path_buf());
         }
-        Ok(Db::Sqlite(pool, readers))
+        Ok(Db::Sqlite(pool, readers, Kept::default()))
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Db::Sqlite(pool, _) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Db::Sqlite(pool, ..) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Postgres(pool, _) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
     }
 
@@ -144,10 +163,25 @@ impl Db {
             .map(drop))
     }
 
+    /// This database's `T`, made with `make` on first use (later callers get that one).
+    pub fn kept<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let kept = match self {
+            Db::Sqlite(_, _, kept) | Db::Postgres(_, kept) => kept,
+        };
+        let mut values = kept.0.lock().expect("kept lock");
+        let id = TypeId::of::<T>();
+        if let Some(value) = values.get(&id).and_then(|v| v.clone().downcast().ok()) {
+            return value;
+        }
+        let value = Arc::new(make());
+        values.insert(id, value.clone());
+        value
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Sqlite(..) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Postgres(..) => "postgres",
         }
     }
 
@@ -156,17 +190,17 @@ impl Db {
     pub fn for_share(&self) -> &'static str {
         match self {
             Db::Sqlite(..) => "",
-            Db::Postgres(_) => " FOR SHARE",
+            Db::Postgres(..) => " FOR SHARE",
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool, readers) => {
+            Db::Sqlite(pool, readers, _) => {
                 readers.close();
                 pool.close().await
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
         }
     }
 }

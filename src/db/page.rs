@@ -122,11 +122,11 @@ macro_rules! fetch_page {
     ($db:expr, $row:ty, $query:expr, $($bind:expr),+ $(,)?) => {{
         let query = &$query;
         match $db {
-            $crate::db::Db::Sqlite(_, readers) => {
+            $crate::db::Db::Sqlite(_, readers, _) => {
                 let params = vec![$(rusqlite::types::Value::from(($bind).to_owned())),+];
                 $crate::db::page::read_sqlite(readers, query, params).await
             }
-            $crate::db::Db::Postgres(pool) => {
+            $crate::db::Db::Postgres(pool, _) => {
                 let rows: Vec<$crate::db::page::Counted<$row>> = sqlx::query_as(&query.postgres())
                     $(.bind($bind))+
                     .fetch_all(pool)

@@ -63,7 +63,7 @@ impl Revisions {
                            FROM list_revisions WHERE user_id = $1 AND list = $2";
         match db {
             // A few rows by their key: read in place unless SQLite is busy.
-            Db::Sqlite(_, readers) => {
+            Db::Sqlite(_, readers, _) => {
                 let list = list.name();
                 let read = move |conn: &rusqlite::Connection| {
                     conn.prepare_cached(SQL)?
@@ -74,7 +74,7 @@ impl Revisions {
                     None => readers.read(read).await,
                 }
             }
-            Db::Postgres(pool) => self.read_together(pool, user_id, list).await,
+            Db::Postgres(pool, _) => self.read_together(pool, user_id, list).await,
         }
     }
 

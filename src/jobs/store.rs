@@ -230,7 +230,7 @@ impl_job_connection!(PgConnection, Some(LOCK_SERIAL_PG));
 macro_rules! in_write_transaction {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
-            Db::Sqlite(pool, _) => {
+            Db::Sqlite(pool, ..) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let value = {
                     let $conn = &mut *tx;
@@ -239,7 +239,7 @@ macro_rules! in_write_transaction {
                 tx.commit().await?;
                 value
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 let mut tx = pool.begin().await?;
                 let value = {
                     let $conn = &mut *tx;
@@ -374,7 +374,7 @@ pub async fn claim(
     let now = now();
     let until = now + lease;
     match db {
-        Db::Postgres(pool) => {
+        Db::Postgres(pool, _) => {
             for claimable in CLAIMABLE {
                 let row = sqlx::query_as(&claim_sql(claimable, " FOR UPDATE SKIP LOCKED"))
                     .bind(kind)
@@ -389,7 +389,7 @@ pub async fn claim(
             }
             Ok(None)
         }
-        Db::Sqlite(pool, _) => {
+        Db::Sqlite(pool, ..) => {
             // IMMEDIATE takes the write lock up front (waiting on busy_timeout), so the
             // claim never fails half-way with "database is locked".
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;

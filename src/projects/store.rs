@@ -120,7 +120,7 @@ pub async fn update(
     let sql = match db {
         // SQLite spells "not distinct" as IS.
         Db::Sqlite(..) => sql.replace("IS NOT DISTINCT FROM", "IS"),
-        Db::Postgres(_) => sql,
+        Db::Postgres(..) => sql,
     };
     Ok(with_pool!(db, |pool| sqlx::query_as(&sql)
         .bind(&fields.name)

@@ -203,13 +203,30 @@ macro_rules! impl_live_generation {
 impl_live_generation!(SqliteConnection);
 impl_live_generation!(PgConnection);
 
-/// The live generation, if anything is indexed.
+/// The live generation, if anything is indexed. Every read of the index asks it twice (it
+/// reads one generation and checks afterwards that it is still the live one): on SQLite
+/// it is read in place, a row by its key, rather than through a pool's worker thread.
 pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
-    let row: Option<(Option<i64>,)> = with_pool!(db, |pool| sqlx::query_as(
-        "SELECT sync_generation FROM projects WHERE id = $1"
-    )
-    .bind(project_id)
-    .fetch_optional(pool)
-    .await)?;
-    Ok(row.and_then(|(generation,)| generation))
+    const SQL: &str = "SELECT sync_generation FROM projects WHERE id = $1";
+    let row: Option<Option<i64>> = match db {
+        Db::Sqlite(_, readers, _) => {
+            let read = move |conn: &rusqlite::Connection| {
+                use rusqlite::OptionalExtension;
+                conn.prepare_cached(SQL)?
+                    .query_row([project_id], |row| row.get(0))
+                    .optional()
+            };
+            match readers.read_now(read) {
+                Some(row) => row?,
+                None => readers.read(read).await?,
+            }
+        }
+        Db::Postgres(pool, _) => {
+            sqlx::query_scalar(SQL)
+                .bind(project_id)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    Ok(row.flatten())
 }

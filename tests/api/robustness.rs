@@ -171,7 +171,7 @@ async fn hold_agent_row(
     held: tokio::sync::oneshot::Sender<()>,
     release: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let postgres = matches!(db, codesherpa::db::Db::Postgres(_));
+    let postgres = matches!(db, codesherpa::db::Db::Postgres(..));
     codesherpa::with_pool!(&db, |pool| {
         let mut conn = pool.acquire().await.unwrap();
         if postgres {
@@ -639,7 +639,7 @@ async fn hold_the_write_lock(app: &TestApp) -> sqlx::Transaction<'static, sqlx::
 
 /// The pool of the test's own connections to a SQLite app's database.
 fn sqlite_pool(app: &TestApp) -> &sqlx::SqlitePool {
-    let codesherpa::db::Db::Sqlite(pool, _) = &app.db else {
+    let codesherpa::db::Db::Sqlite(pool, ..) = &app.db else {
         unreachable!("a SQLite app")
     };
     pool

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     archive::{Extracted, SourceFile},
+    snapshot,
     symbols::parse::{definitions, Definition},
     trigrams,
 };
@@ -70,6 +71,7 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         skipped,
     };
     let live = make_live(db, project_id, generation, files, &indexed).await;
+    let went_live = matches!(live, Ok(true));
     let (stale, result) = match live {
         Ok(true) => ("until_gen <= $2", Ok(Some(indexed))),
         Ok(false) => ("generation = $2", Ok(Some(indexed))),
@@ -79,6 +81,11 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
     // index that goes live deletes them.
     if let Err(err) = drop_rows(db, project_id, stale, generation).await {
         tracing::warn!(project_id, error = %err, "could not delete stale index rows");
+    }
+    if went_live {
+        // The first search or lookup of the new generation need not wait for its read.
+        let db = db.clone();
+        tokio::spawn(async move { snapshot::of(&db, project_id, generation).await });
     }
     result
 }
@@ -107,7 +114,7 @@ async fn make_live(
         let changed: Vec<usize> = (0..files.len())
             .filter(|&i| !written[i] && old.get(&files[i].path) != Some(&hashes[i]))
             .collect();
-        let with_trigrams = matches!(db, Db::Postgres(_));
+        let with_trigrams = matches!(db, Db::Postgres(..));
         let parsed = parse(Arc::clone(&files), changed.clone(), with_trigrams).await?;
         let rows: Vec<Changed> = changed
             .iter()

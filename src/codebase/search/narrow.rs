@@ -1,115 +1,116 @@
-//! Which files a search reads, and reading their text; their lines are then matched
-//! exactly (see [`super::scan`]).
+//! Which files a search reads; their lines are then matched exactly (see [`super::scan`]).
 //!
 //! The indexes narrow to files, as zoekt does, not to lines: SQLite's FTS5 trigram index
 //! over whole files (`detail='none'`, so the query is the AND of its trigrams), and on
 //! PostgreSQL the files' byte trigrams (`codebase::trigrams`, a GIN index answering `@>`
 //! without reading any text). Either gives every file that can hold a match (and some
-//! that do not), in path order.
+//! that do not).
 //!
 //! Case-insensitive matching follows Unicode simple case folding (the `regex` crate's),
 //! where `k` also matches the Kelvin sign and `s` the long s. So the trigrams of a
 //! case-insensitive query come from its longest run of ASCII characters other than
 //! those. A regular expression is not narrowed.
 
-use sqlx::{PgConnection, SqlitePool};
+use tokio::time::Instant;
 
-use crate::codebase::{index::VISIBLE, matcher::Matcher, trigrams};
+use crate::{
+    codebase::{index::VISIBLE, matcher::Matcher, trigrams},
+    db::Db,
+};
 
 /// FTS5 trigram queries need at least three characters.
 const TRIGRAM: usize = 3;
 /// PostgreSQL's error code for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
-/// The connection a search reads on: PostgreSQL's is inside a transaction whose
-/// `statement_timeout` is the search's deadline.
-pub(super) enum Reader<'a> {
-    Sqlite(&'a SqlitePool),
-    Postgres(&'a mut PgConnection),
+/// The files a search reads.
+pub(super) enum Candidates {
+    /// Every file can hold a match: nothing narrows them.
+    All,
+    /// These files (by id, in no order), and only these, can.
+    Only(Vec<i64>),
+    /// The deadline passed first.
+    TimedOut,
 }
 
-impl Reader<'_> {
-    /// The files of the generation that can hold a match of `matcher`, in path order:
-    /// (id, path).
-    pub(super) async fn candidates(
-        &mut self,
-        project_id: i64,
-        generation: i64,
-        matcher: &Matcher,
-    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        match self {
-            Reader::Sqlite(pool) => {
-                let (from, condition, value) = match fts_query(matcher) {
-                    // CROSS JOIN keeps the trigram index the outer loop: otherwise the
-                    // planner walks the project's files in path order and asks the index
-                    // once per file (0.9 ms became 660 ms on 5,000 files).
-                    Some(query) => (
-                        "project_contents_fts CROSS JOIN project_files f \
-                         ON f.id = project_contents_fts.rowid",
-                        "project_contents_fts MATCH $3",
-                        query,
-                    ),
-                    None => ("project_files f", "$3 = ''", String::new()),
-                };
-                sqlx::query_as(&candidates_sql(from, condition))
-                    .bind(project_id)
-                    .bind(generation)
-                    .bind(value)
-                    .fetch_all(*pool)
-                    .await
+/// The files of generation `generation` that can hold a match of `matcher`.
+pub(super) async fn candidates(
+    db: &Db,
+    project_id: i64,
+    generation: i64,
+    matcher: &Matcher,
+    deadline: Instant,
+) -> Result<Candidates, sqlx::Error> {
+    if Instant::now() >= deadline {
+        return Ok(Candidates::TimedOut);
+    }
+    let found = match db {
+        Db::Sqlite(pool, ..) => {
+            let Some(query) = fts_query(matcher) else {
+                return Ok(Candidates::All);
+            };
+            // CROSS JOIN keeps the trigram index the outer loop: otherwise the planner
+            // walks the project's files and asks the index once per file (0.9 ms became
+            // 660 ms on 5,000 files). One row, the ids joined: sqlx hands rows over from
+            // its worker thread one at a time, a cost per row.
+            let sql = format!(
+                "SELECT group_concat(f.id) FROM project_contents_fts \
+                 CROSS JOIN project_files f ON f.id = project_contents_fts.rowid \
+                 WHERE f.project_id = $1 AND {VISIBLE} AND project_contents_fts MATCH $3"
+            );
+            let ids = sqlx::query_scalar(&sql)
+                .bind(project_id)
+                .bind(generation)
+                .bind(query)
+                .fetch_one(pool);
+            tokio::time::timeout_at(deadline, ids)
+                .await
+                .map(|ids| ids.map(|ids: Option<String>| parse_ids(&ids.unwrap_or_default())))
+        }
+        Db::Postgres(pool, _) => {
+            let trigrams = query_trigrams(matcher);
+            if trigrams.is_empty() {
+                return Ok(Candidates::All);
             }
-            Reader::Postgres(conn) => {
-                let trigrams = query_trigrams(matcher);
-                let (from, condition) = if trigrams.is_empty() {
-                    ("project_files f", "cardinality($3::int[]) = 0")
-                } else {
-                    (
-                        "project_files f JOIN project_contents c ON c.file_id = f.id",
-                        "c.trigrams @> $3::int[]",
-                    )
-                };
-                sqlx::query_as(&candidates_sql(from, condition))
+            let read = async {
+                // The server stops the statement at the deadline too, so that no
+                // connection goes back to the pool still busy with it.
+                let mut tx = pool.begin().await?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let millis = left.as_millis().max(1);
+                sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let sql = format!(
+                    "SELECT COALESCE(array_agg(f.id), '{{}}') FROM project_files f \
+                     JOIN project_contents c ON c.file_id = f.id \
+                     WHERE f.project_id = $1 AND {VISIBLE} AND c.trigrams @> $3::int[]"
+                );
+                let ids: Vec<i64> = sqlx::query_scalar(&sql)
                     .bind(project_id)
                     .bind(generation)
                     .bind(trigrams)
-                    .fetch_all(&mut **conn)
-                    .await
-            }
-        }
-    }
-
-    /// The text of the files `ids`.
-    pub(super) async fn contents(
-        &mut self,
-        ids: &[i64],
-    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT file_id, content FROM project_contents WHERE file_id IN ({})",
-            placeholders.join(", ")
-        );
-        macro_rules! query {
-            () => {
-                ids.iter()
-                    .fold(sqlx::query_as(&sql), |query, id| query.bind(*id))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                Ok(ids)
             };
+            tokio::time::timeout_at(deadline, read).await
         }
-        match self {
-            Reader::Sqlite(pool) => query!().fetch_all(*pool).await,
-            Reader::Postgres(conn) => query!().fetch_all(&mut **conn).await,
-        }
+    };
+    match found {
+        Err(_) => Ok(Candidates::TimedOut),
+        Ok(Err(err)) if cancelled(&err) => Ok(Candidates::TimedOut),
+        Ok(ids) => ids.map(Candidates::Only),
     }
 }
 
-/// The candidates' query: the files of `$1` visible at `$2` that meet `condition` (on `$3`).
-fn candidates_sql(from: &str, condition: &str) -> String {
-    format!(
-        "SELECT f.id, f.path FROM {from} WHERE f.project_id = $1 AND {VISIBLE} AND {condition} \
-         ORDER BY f.path"
-    )
+/// `1,2,3` (SQLite's `group_concat`) as ids.
+fn parse_ids(ids: &str) -> Vec<i64> {
+    ids.split(',').filter_map(|id| id.parse().ok()).collect()
 }
 
-pub(super) fn cancelled(err: &sqlx::Error) -> bool {
+fn cancelled(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .and_then(|err| err.code())
         .is_some_and(|code| code == QUERY_CANCELED)

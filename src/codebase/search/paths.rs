@@ -1,51 +1,43 @@
 //! "Exact path matches come too": files whose path is the query, or ends with `/` and
-//! the query (`cart.rs`, `src/cart.rs`), shown at their first line.
+//! the query (`cart.rs`, `src/cart.rs`), shown at their first line. From the snapshot.
 
 use super::{snippet, Hit};
 use crate::{
-    codebase::{index::VISIBLE, matcher::Matcher},
+    codebase::{
+        matcher::Matcher,
+        snapshot::{self, Snapshot},
+    },
     db::Db,
     error::Result,
-    with_pool,
 };
 
-const MAX_FILES: i64 = 50;
-/// The start of a file read for its first non-blank line, the hit's snippet.
-const HEAD_CHARS: usize = 4096;
+const MAX_FILES: usize = 50;
 
-pub(super) async fn matches(
-    db: &Db,
-    project_id: i64,
-    generation: i64,
-    matcher: &Matcher,
-) -> Result<Vec<Hit>> {
+pub(super) async fn matches(db: &Db, snapshot: &Snapshot, matcher: &Matcher) -> Result<Vec<Hit>> {
     let query = matcher.query.as_str();
     if query.contains(char::is_whitespace) || query.len() > 1024 {
         return Ok(Vec::new());
     }
-    // LIKE narrows (case-insensitively on SQLite); the exact test is done below.
-    let sql = format!(
-        "SELECT f.path, substr(c.content, 1, {HEAD_CHARS}) FROM project_files f \
-         JOIN project_contents c ON c.file_id = f.id \
-         WHERE f.project_id = $1 AND {VISIBLE} AND f.path LIKE $3 ESCAPE '\\' \
-         ORDER BY f.path LIMIT $4"
-    );
-    let pattern = format!("%{}", escape_like(query));
-    let rows: Vec<(String, String)> = with_pool!(db, |pool| sqlx::query_as(&sql)
-        .bind(project_id)
-        .bind(generation)
-        .bind(&pattern)
-        .bind(MAX_FILES)
-        .fetch_all(pool)
-        .await)?;
     let suffix = format!("/{query}");
-    Ok(rows
+    let files: Vec<(i64, &str)> = snapshot
+        .files()
+        .iter()
+        .filter(|(_, path)| **path == *query || path.ends_with(&suffix))
+        .filter(|(_, path)| matcher.path_matches(path))
+        .take(MAX_FILES)
+        .map(|(id, path)| (*id, &**path))
+        .collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = files.iter().map(|(id, _)| *id).collect();
+    let texts = snapshot::texts(db, &ids).await?;
+    Ok(files
         .into_iter()
-        .filter(|(path, _)| path == query || path.ends_with(&suffix))
-        .filter(|(path, _)| matcher.path_matches(path))
-        .map(|(path, head)| Hit {
-            snippet: snippet(first_line(&head), None),
-            path,
+        .zip(texts)
+        .map(|((_, path), text)| Hit {
+            snippet: snippet(first_line(&text), None),
+            path: path.to_owned(),
             line: 1,
         })
         .collect())
@@ -56,24 +48,4 @@ fn first_line(head: &str) -> &str {
     head.lines()
         .find(|line| !line.trim().is_empty())
         .unwrap_or_default()
-}
-
-/// `text` as a LIKE pattern that matches it literally (with `ESCAPE '\'`).
-pub(super) fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(super::escape_like("50%_a\\"), "50\\%\\_a\\\\");
-    }
 }

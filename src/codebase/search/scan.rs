@@ -1,18 +1,23 @@
 //! Reading the candidate files in path order and matching their lines exactly, until
 //! more than a cap of lines matched or the deadline passed.
 
-use std::collections::HashMap;
-use std::future::Future;
-
 use tokio::time::Instant;
 
 use super::{
-    narrow::{self, Reader},
+    narrow::{self, Candidates},
     Candidate, Scan,
 };
-use crate::{codebase::matcher::Matcher, db::Db, error::Result};
+use crate::{
+    codebase::{
+        matcher::Matcher,
+        snapshot::{self, Snapshot},
+    },
+    db::Db,
+    error::Result,
+};
 
-/// Files whose text one statement reads.
+/// Files whose text is read (or taken from memory) at a time, between two looks at the
+/// deadline.
 const FILES_PER_READ: usize = 16;
 
 /// The generation's first `cap` matching lines, in (path, line) order, read until the
@@ -20,64 +25,49 @@ const FILES_PER_READ: usize = 16;
 pub(super) async fn scan(
     db: &Db,
     project_id: i64,
-    generation: i64,
+    snapshot: &Snapshot,
     matcher: &Matcher,
     deadline: Instant,
     cap: usize,
 ) -> Result<Scan> {
-    match db {
-        Db::Sqlite(pool, _) => {
-            let reader = Reader::Sqlite(pool);
-            Ok(read(reader, project_id, generation, matcher, deadline, cap).await?)
-        }
-        Db::Postgres(pool) => {
-            // The server stops a statement at the deadline too, so that no connection goes
-            // back to the pool still busy with it.
-            let mut tx = pool.begin().await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let millis = left.as_millis().max(1);
-            sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
-                .execute(&mut *tx)
-                .await?;
-            let reader = Reader::Postgres(&mut tx);
-            let scan = read(reader, project_id, generation, matcher, deadline, cap).await;
-            tx.rollback().await.ok();
-            Ok(scan?)
-        }
-    }
-}
-
-async fn read(
-    mut reader: Reader<'_>,
-    project_id: i64,
-    generation: i64,
-    matcher: &Matcher,
-    deadline: Instant,
-    cap: usize,
-) -> Result<Scan, sqlx::Error> {
     let mut scan = Scan::default();
-    let candidates = reader.candidates(project_id, generation, matcher);
-    let Some(candidates) = within(deadline, candidates).await? else {
-        scan.partial = true;
-        return Ok(scan);
+    let generation = snapshot.generation;
+    let places: Vec<u32> = match narrow::candidates(db, project_id, generation, matcher, deadline)
+        .await?
+    {
+        Candidates::TimedOut => {
+            scan.partial = true;
+            return Ok(scan);
+        }
+        Candidates::All => (0..snapshot.files().len() as u32).collect(),
+        Candidates::Only(ids) => {
+            let mut places: Vec<u32> = ids.iter().filter_map(|id| snapshot.place(*id)).collect();
+            places.sort_unstable();
+            places
+        }
     };
-    let files: Vec<(i64, String)> = candidates
+    let files: Vec<(i64, &str)> = places
         .into_iter()
+        .map(|place| (snapshot.files()[place as usize].0, snapshot.path(place)))
         .filter(|(_, path)| matcher.path_matches(path))
         .collect();
     for chunk in files.chunks(FILES_PER_READ) {
+        if Instant::now() >= deadline {
+            scan.partial = true;
+            break;
+        }
         let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
-        let Some(contents) = within(deadline, reader.contents(&ids)).await? else {
+        let Ok(texts) = tokio::time::timeout_at(deadline, snapshot::texts(db, &ids)).await else {
             scan.partial = true;
             break;
         };
-        let contents: HashMap<i64, String> = contents.into_iter().collect();
-        for (id, path) in chunk {
-            let content = contents.get(id).map_or("", String::as_str);
-            if !scan.file(matcher, path, content, cap) {
+        for ((_, path), text) in chunk.iter().zip(texts?) {
+            if !scan.file(matcher, path, &text, cap) {
                 return Ok(scan);
             }
         }
+        // A long scan from memory lets the requests waiting on this worker thread go on.
+        tokio::task::yield_now().await;
     }
     Ok(scan)
 }
@@ -137,22 +127,6 @@ impl Scan {
             text: text.to_owned(),
         });
         true
-    }
-}
-
-/// `future`'s rows, or `None` when the deadline passed first (or PostgreSQL cancelled
-/// the statement there).
-async fn within<T>(
-    deadline: Instant,
-    future: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<Option<T>, sqlx::Error> {
-    if Instant::now() >= deadline {
-        return Ok(None);
-    }
-    match tokio::time::timeout_at(deadline, future).await {
-        Err(_) => Ok(None),
-        Ok(Err(err)) if narrow::cancelled(&err) => Ok(None),
-        Ok(result) => result.map(Some),
     }
 }
 

@@ -1,0 +1,414 @@
+//! What each instance keeps in memory of the projects' indexes: a live generation's files
+//! in path order and its symbols by name ([`Snapshot`]), and files' texts by id.
+//!
+//! Both are true for good once read. A generation's rows never change while it is live
+//! (a re-index writes a generation of its own and makes it live in one transaction), and
+//! a file row's id is never reused (AUTOINCREMENT on SQLite, an identity on PostgreSQL),
+//! so a text read by its id is that id's text forever. Nothing is invalidated, on any
+//! instance; the caches are only bounded, in bytes (`CODE_CACHE_MB`).
+//!
+//! What a search or a lookup then reads from the database is the live generation's
+//! number (a row by its key), the files its trigrams narrow to (one aggregated row), and
+//! the texts not kept yet.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use quick_cache::{sync::Cache, Weighter};
+use tokio::sync::OnceCell;
+
+use super::{index::VISIBLE, symbols::Kind};
+use crate::{
+    db::Db,
+    error::{Error, Result},
+    projects::sync::live_generation,
+    with_pool,
+};
+
+/// A live generation's files and symbols.
+pub struct Snapshot {
+    pub generation: i64,
+    /// (id, path), by path in byte order (on both backends).
+    files: Vec<(i64, Box<str>)>,
+    /// Each file's place in `files`, by id.
+    places: HashMap<i64, u32>,
+    /// By lowercase name, then path and line.
+    symbols: Vec<Defined>,
+    /// The symbols' indexes by file, then line and end line; a file's are at
+    /// `by_file[file_starts[place]..file_starts[place + 1]]`.
+    by_file: Vec<u32>,
+    file_starts: Vec<u32>,
+    /// Roughly what it takes in memory.
+    bytes: usize,
+}
+
+/// One definition of a snapshot.
+pub struct Defined {
+    /// The file's place in the snapshot's files.
+    pub file: u32,
+    pub name: Box<str>,
+    pub name_lower: Box<str>,
+    pub kind: Kind,
+    pub line: i64,
+    pub end_line: i64,
+    pub container: Option<Box<str>>,
+    /// The text of its first line.
+    pub text: Box<str>,
+}
+
+impl Snapshot {
+    /// The files, by path: (id, path).
+    pub fn files(&self) -> &[(i64, Box<str>)] {
+        &self.files
+    }
+
+    /// The path of the file at `place`.
+    pub fn path(&self, place: u32) -> &str {
+        self.files.get(place as usize).map_or("", |(_, path)| path)
+    }
+
+    /// The place of file `id`, if the generation holds it.
+    pub fn place(&self, id: i64) -> Option<u32> {
+        self.places.get(&id).copied()
+    }
+
+    /// The symbols whose lowercase name starts with `prefix` (lowercase), by name, path
+    /// and line.
+    pub fn starting_with(&self, prefix: &str) -> &[Defined] {
+        let start = self.symbols.partition_point(|s| &*s.name_lower < prefix);
+        let len = self.symbols[start..].partition_point(|s| s.name_lower.starts_with(prefix));
+        &self.symbols[start..start + len]
+    }
+
+    /// The place of the file at `path`.
+    pub fn place_of(&self, path: &str) -> Option<u32> {
+        let place = self.files.binary_search_by(|(_, p)| (**p).cmp(path)).ok()?;
+        Some(place as u32)
+    }
+
+    /// The symbols of the file at `place`, by line and end line.
+    pub fn in_file(&self, place: u32) -> impl Iterator<Item = &Defined> {
+        let place = place as usize;
+        let start = self.file_starts.get(place).copied().unwrap_or(0) as usize;
+        let end = self.file_starts.get(place + 1).copied().unwrap_or(0) as usize;
+        self.by_file
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|&i| &self.symbols[i as usize])
+    }
+}
+
+/// A row of the files' query.
+type FileRow = (i64, String);
+
+#[derive(sqlx::FromRow)]
+struct SymbolRow {
+    file_id: i64,
+    name: String,
+    name_lower: String,
+    kind: String,
+    line: i64,
+    end_line: i64,
+    container: Option<String>,
+    text: String,
+}
+
+/// Reads generation `generation` of the project whole.
+async fn read(db: &Db, project_id: i64, generation: i64) -> Result<Snapshot> {
+    let files_sql =
+        format!("SELECT f.id, f.path FROM project_files f WHERE f.project_id = $1 AND {VISIBLE}");
+    let symbols_sql = format!(
+        "SELECT s.file_id, s.name, s.name_lower, s.kind, s.line, s.end_line, s.container, s.text \
+         FROM project_symbols s JOIN project_files f ON f.id = s.file_id \
+         WHERE s.project_id = $1 AND {VISIBLE}"
+    );
+    let (files, symbols): (Vec<FileRow>, Vec<SymbolRow>) = with_pool!(db, |pool| {
+        let files = sqlx::query_as(&files_sql)
+            .bind(project_id)
+            .bind(generation)
+            .fetch_all(pool)
+            .await?;
+        let symbols = sqlx::query_as(&symbols_sql)
+            .bind(project_id)
+            .bind(generation)
+            .fetch_all(pool)
+            .await?;
+        Ok::<_, sqlx::Error>((files, symbols))
+    })?;
+    Ok(Snapshot::new(generation, files, symbols))
+}
+
+impl Snapshot {
+    fn new(generation: i64, mut files: Vec<FileRow>, rows: Vec<SymbolRow>) -> Snapshot {
+        files.sort_unstable_by(|(_, a), (_, b)| a.cmp(b));
+        let mut bytes = 0;
+        let files: Vec<(i64, Box<str>)> = files
+            .into_iter()
+            .map(|(id, path)| {
+                bytes += path.len() + 48;
+                (id, path.into_boxed_str())
+            })
+            .collect();
+        let places: HashMap<i64, u32> = files
+            .iter()
+            .enumerate()
+            .map(|(place, (id, _))| (*id, place as u32))
+            .collect();
+        let mut symbols: Vec<Defined> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let defined = Defined {
+                    file: *places.get(&row.file_id)?,
+                    kind: Kind::parse(&row.kind)?,
+                    name: row.name.into_boxed_str(),
+                    name_lower: row.name_lower.into_boxed_str(),
+                    line: row.line,
+                    end_line: row.end_line,
+                    container: row.container.map(String::into_boxed_str),
+                    text: row.text.into_boxed_str(),
+                };
+                bytes += 112
+                    + defined.name.len() * 2
+                    + defined.container.as_ref().map_or(0, |c| c.len())
+                    + defined.text.len();
+                Some(defined)
+            })
+            .collect();
+        symbols.sort_unstable_by(|a, b| {
+            (&a.name_lower, a.file, a.line).cmp(&(&b.name_lower, b.file, b.line))
+        });
+        let mut by_file: Vec<u32> = (0..symbols.len() as u32).collect();
+        by_file.sort_unstable_by_key(|&i| {
+            let s = &symbols[i as usize];
+            (s.file, s.line, s.end_line)
+        });
+        // Each file's start in `by_file`: the count of symbols in the files before it.
+        let mut file_starts = vec![0u32; files.len() + 1];
+        for s in &symbols {
+            file_starts[s.file as usize + 1] += 1;
+        }
+        for place in 1..file_starts.len() {
+            file_starts[place] += file_starts[place - 1];
+        }
+        bytes += by_file.len() * 4 + file_starts.len() * 4;
+        Snapshot {
+            generation,
+            files,
+            places,
+            symbols,
+            by_file,
+            file_starts,
+            bytes,
+        }
+    }
+}
+
+/// [`read`], and `None` if the generation stopped being live meanwhile (some of its rows
+/// may have been deleted before they were read: only a generation still live afterwards
+/// was read whole).
+async fn read_live(db: &Db, project_id: i64, generation: i64) -> Result<Option<Snapshot>> {
+    let snapshot = read(db, project_id, generation).await?;
+    let live = live_generation(db, project_id).await?;
+    Ok((live == Some(generation)).then_some(snapshot))
+}
+
+/// Why a snapshot was not had.
+enum Miss {
+    /// The generation stopped being live while it was read: part of it may be gone.
+    Stale,
+    Failed(Error),
+}
+
+/// One project's kept snapshot, or the read of it under way.
+struct Entry {
+    generation: i64,
+    snapshot: Arc<OnceCell<Arc<Snapshot>>>,
+    used: u64,
+}
+
+/// The kept snapshots and texts of one database.
+pub struct Kept {
+    snapshots: Mutex<HashMap<i64, Entry>>,
+    snapshot_bytes: usize,
+    texts: Cache<i64, Arc<str>, TextWeight>,
+    clock: AtomicU64,
+}
+
+/// Weighs a text by its size, so the texts kept are bounded in bytes.
+#[derive(Clone)]
+struct TextWeight;
+
+impl Weighter<i64, Arc<str>> for TextWeight {
+    fn weight(&self, _: &i64, text: &Arc<str>) -> u64 {
+        text.len() as u64 + 64
+    }
+}
+
+/// A kept text is typically a few KiB: how many entries a budget is sized for.
+const TEXT_BYTES_ESTIMATE: u64 = 8 * 1024;
+
+impl Kept {
+    /// Keeps at most `bytes`: half of it texts, half snapshots.
+    pub fn new(bytes: u64) -> Kept {
+        let half = bytes / 2;
+        Kept {
+            snapshots: Mutex::default(),
+            snapshot_bytes: half as usize,
+            texts: Cache::with_weighter(
+                (half / TEXT_BYTES_ESTIMATE).max(16) as usize,
+                half.max(1),
+                TextWeight,
+            ),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// The database's kept values (the budget set by `AppState`, or the default).
+    pub fn of(db: &Db) -> Arc<Kept> {
+        db.kept(|| Kept::new(super::Settings::DEFAULT_CACHE_BYTES))
+    }
+
+    /// The kept text of file `id`.
+    pub fn text(&self, id: i64) -> Option<Arc<str>> {
+        self.texts.get(&id)
+    }
+
+    /// Keeps the text of file `id`.
+    pub fn keep_text(&self, id: i64, text: Arc<str>) {
+        self.texts.insert(id, text);
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Generation `generation` of the project, kept or read now; `None` when it stopped being
+/// the live one while it was read (a reader that checks the live generation afterwards
+/// then reads again).
+pub async fn of(db: &Db, project_id: i64, generation: i64) -> Result<Option<Arc<Snapshot>>> {
+    let kept = Kept::of(db);
+    let cell = {
+        let mut snapshots = kept.snapshots.lock().expect("snapshots lock");
+        let used = kept.tick();
+        match snapshots.get_mut(&project_id) {
+            Some(entry) if entry.generation == generation => {
+                entry.used = used;
+                Some(entry.snapshot.clone())
+            }
+            // An older generation than the one kept: read, never kept.
+            Some(entry) if entry.generation > generation => None,
+            _ => {
+                let snapshot = Arc::new(OnceCell::new());
+                let entry = Entry {
+                    generation,
+                    snapshot: snapshot.clone(),
+                    used,
+                };
+                snapshots.insert(project_id, entry);
+                Some(snapshot)
+            }
+        }
+    };
+    let Some(cell) = cell else {
+        return Ok(read_live(db, project_id, generation).await?.map(Arc::new));
+    };
+    // Concurrent readers of a generation not kept yet wait for one read of it.
+    let read = cell
+        .get_or_try_init(|| async {
+            match read_live(db, project_id, generation).await {
+                Ok(Some(snapshot)) => Ok(Arc::new(snapshot)),
+                Ok(None) => Err(Miss::Stale),
+                Err(err) => Err(Miss::Failed(err)),
+            }
+        })
+        .await;
+    match read {
+        Ok(snapshot) => {
+            let snapshot = snapshot.clone();
+            evict(&kept, project_id);
+            Ok(Some(snapshot))
+        }
+        Err(Miss::Stale) => Ok(None),
+        Err(Miss::Failed(err)) => Err(err),
+    }
+}
+
+/// The live generation's snapshot; `None` when nothing is indexed.
+pub async fn live(db: &Db, project_id: i64) -> Result<Option<Arc<Snapshot>>> {
+    for _ in 0..super::ATTEMPTS {
+        let Some(generation) = live_generation(db, project_id).await? else {
+            return Ok(None);
+        };
+        if let Some(snapshot) = of(db, project_id, generation).await? {
+            return Ok(Some(snapshot));
+        }
+    }
+    Err(super::reindexing())
+}
+
+/// Drops the least recently used snapshots past the budget (never `keep`'s).
+fn evict(kept: &Kept, keep: i64) {
+    let mut snapshots = kept.snapshots.lock().expect("snapshots lock");
+    let size = |entry: &Entry| entry.snapshot.get().map_or(0, |s| s.bytes);
+    let mut total: usize = snapshots.values().map(size).sum();
+    while total > kept.snapshot_bytes {
+        let oldest = snapshots
+            .iter()
+            .filter(|(project, entry)| **project != keep && entry.snapshot.get().is_some())
+            .min_by_key(|(_, entry)| entry.used)
+            .map(|(project, _)| *project);
+        let Some(oldest) = oldest else { break };
+        if let Some(entry) = snapshots.remove(&oldest) {
+            total -= size(&entry);
+        }
+    }
+}
+
+/// The texts of files `ids`, in that order: kept ones from memory, the others read in
+/// one query and kept. A file no longer in the database (a generation that stopped
+/// being live, whose reader then reads again) reads as empty.
+pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<str>>> {
+    let kept = Kept::of(db);
+    let mut texts: Vec<Option<Arc<str>>> = ids.iter().map(|id| kept.text(*id)).collect();
+    let missing: Vec<i64> = ids
+        .iter()
+        .zip(&texts)
+        .filter(|(_, text)| text.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !missing.is_empty() {
+        let sql = format!(
+            "SELECT file_id, content FROM project_contents WHERE file_id IN ({})",
+            super::files::placeholders(1, missing.len())
+        );
+        let rows: Vec<(i64, String)> = with_pool!(db, |pool| {
+            let query = missing
+                .iter()
+                .fold(sqlx::query_as(&sql), |query, id| query.bind(*id));
+            query.fetch_all(pool).await
+        })?;
+        let read: HashMap<i64, Arc<str>> = rows
+            .into_iter()
+            .map(|(id, text)| (id, Arc::from(text)))
+            .collect();
+        for (id, text) in ids.iter().zip(texts.iter_mut()) {
+            if text.is_none() {
+                if let Some(read) = read.get(id) {
+                    kept.keep_text(*id, read.clone());
+                    *text = Some(read.clone());
+                }
+            }
+        }
+    }
+    Ok(texts
+        .into_iter()
+        .map(|text| text.unwrap_or_else(|| Arc::from("")))
+        .collect())
+}
