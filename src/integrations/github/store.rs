@@ -1,15 +1,21 @@
 //! Deliveries and reviews in the database.
 
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::FromRow;
+use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
 use super::REVIEW_JOB;
 use crate::{
     db::{now, Db},
-    error::Result,
+    error::{Error, Result},
     in_transaction,
     jobs::{self, Enqueued, Keep, NewJob, Prune},
     pagination::PageRequest,
@@ -58,6 +64,7 @@ pub struct ReviewTask {
 }
 
 /// A pull request to review, as a delivery asks for it.
+#[derive(Clone, Debug)]
 pub struct Wanted {
     pub repository: String,
     pub pull_number: i64,
@@ -101,28 +108,147 @@ pub async fn insert_delivery(db: &Db, delivery_id: &str, event: &str) -> Result<
     Ok(inserted == 1)
 }
 
+/// What [`write_review`] answers: the review and its job, or `None` for a repeated
+/// delivery.
+type Written = Option<(i64, Enqueued)>;
+
+/// A delivery asking for a review, waiting to be written, and where its answer goes.
+struct Asked {
+    delivery_id: String,
+    event: String,
+    project_id: i64,
+    wanted: Wanted,
+    answer: oneshot::Sender<Result<Written>>,
+}
+
+/// The deliveries asked and not yet written, and whether a task is writing some.
+#[derive(Default)]
+struct Waiting {
+    writing: bool,
+    asked: Vec<Asked>,
+}
+
+/// Reviews written together, per database ([`Db::kept`]).
+#[derive(Default)]
+struct Writes(Arc<Mutex<Waiting>>);
+
+/// How long a delivery waits for its write: a database that does not answer gets a 503,
+/// well within GitHub's 10 s.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
+/// The most deliveries one transaction writes.
+const WRITES_PER_TRANSACTION: usize = 256;
+
 /// The delivery, the review and its job together; `None` for a repeated delivery.
+///
+/// Deliveries that arrive while a transaction is being written are written together by
+/// the next one, in order: a burst of pushes is one commit (one flush of the log) per
+/// round rather than one per delivery, and on PostgreSQL the reviews of one pull request
+/// queue behind one lock per round (see `jobs::enqueue`). Each delivery is still written
+/// once, with its review and job, atomically; a transaction that fails is written again
+/// one delivery at a time, so that one bad delivery fails alone.
 pub async fn write_review(
     db: &Db,
     delivery_id: &str,
     event: &str,
     project_id: i64,
     wanted: &Wanted,
-) -> Result<Option<(i64, Enqueued)>> {
-    let written = in_transaction!(db, |tx| {
+) -> Result<Written> {
+    let writes = db.kept(Writes::default);
+    let (answer, written) = oneshot::channel();
+    let start = {
+        let mut waiting = writes.0.lock().expect("review writes lock");
+        waiting.asked.push(Asked {
+            delivery_id: delivery_id.to_owned(),
+            event: event.to_owned(),
+            project_id,
+            wanted: wanted.clone(),
+            answer,
+        });
+        !std::mem::replace(&mut waiting.writing, true)
+    };
+    if start {
+        // Its own task: a request that goes away does not take the others' writes along.
+        let writer = Writer {
+            waiting: writes.0.clone(),
+            finished: false,
+        };
+        tokio::spawn(write_while_asked(writer, db.clone()));
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, written).await {
+        Ok(answer) => answer.map_err(|_| Error::internal("the review writer stopped"))?,
+        Err(_) => Err(Error::Unavailable("Service temporarily unavailable")),
+    }
+}
+
+/// Writes while deliveries are asked, each transaction all those asked so far.
+async fn write_while_asked(mut writer: Writer, db: Db) {
+    loop {
+        let batch: Vec<Asked> = {
+            let mut waiting = writer.waiting.lock().expect("review writes lock");
+            if waiting.asked.is_empty() {
+                waiting.writing = false;
+                writer.finished = true;
+                return;
+            }
+            let take = waiting.asked.len().min(WRITES_PER_TRANSACTION);
+            waiting.asked.drain(..take).collect()
+        };
+        match write_together(&db, &batch).await {
+            Ok(written) => {
+                for (asked, written) in batch.into_iter().zip(written) {
+                    // A request that went away meanwhile needs no answer.
+                    let _ = asked.answer.send(Ok(written));
+                }
+            }
+            Err(err) if batch.len() == 1 => {
+                if let Some(asked) = batch.into_iter().next() {
+                    let _ = asked.answer.send(Err(err));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, deliveries = batch.len(),
+                    "writing deliveries together failed; writing them one by one");
+                for asked in batch {
+                    let written = write_together(&db, std::slice::from_ref(&asked))
+                        .await
+                        .map(|mut written| written.pop().flatten());
+                    let _ = asked.answer.send(written);
+                }
+            }
+        }
+    }
+}
+
+/// The deliveries of `batch` in one transaction, each with its review and job. They are
+/// written by pull request (in order of arrival within one), so that transactions lock
+/// pull requests' queues in one order and never wait on each other in a circle.
+async fn write_together(db: &Db, batch: &[Asked]) -> Result<Vec<Written>> {
+    let keys: Vec<String> = batch
+        .iter()
+        .map(|asked| review_serial_key(&asked.wanted.repository, asked.wanted.pull_number))
+        .collect();
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    in_transaction!(db, |tx| {
         let now = now();
-        let first = sqlx::query(INSERT_DELIVERY)
-            .bind(delivery_id)
-            .bind(event)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if first {
+        let mut written: Vec<Written> = vec![None; batch.len()];
+        for &at in &order {
+            let asked = &batch[at];
+            let first = sqlx::query(INSERT_DELIVERY)
+                .bind(&asked.delivery_id)
+                .bind(&asked.event)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !first {
+                continue;
+            }
+            let wanted = &asked.wanted;
             let review_id: i64 = sqlx::query_scalar(INSERT_REVIEW)
-                .bind(project_id)
-                .bind(delivery_id)
+                .bind(asked.project_id)
+                .bind(&asked.delivery_id)
                 .bind(&wanted.repository)
                 .bind(wanted.pull_number)
                 .bind(&wanted.head_sha)
@@ -134,14 +260,32 @@ pub async fn write_review(
             // One review of a pull request at a time, in order: two can never both post.
             let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
                 .dedupe_key(format!("review:{review_id}"))
-                .serial_key(review_serial_key(&wanted.repository, wanted.pull_number));
+                .serial_key(keys[at].clone());
             let enqueued = jobs::enqueue(&mut *tx, &job).await?;
-            Some((review_id, enqueued))
-        } else {
-            None
+            written[at] = Some((review_id, enqueued));
         }
-    })?;
-    Ok(written)
+        written
+    })
+}
+
+/// Held by the task writing reviews; if the task stops unfinished (a panic, the runtime
+/// shutting down) the deliveries waiting fail rather than wait forever, and the next one
+/// starts a new task.
+struct Writer {
+    waiting: Arc<Mutex<Waiting>>,
+    finished: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.writing = false;
+            waiting.asked.clear();
+        }
+    }
 }
 
 /// The delivery and a job it asks for together; `None` for a repeated delivery.
