@@ -167,3 +167,45 @@ db_test!(async fn racing_reindexes_leave_one_whole_version(backend) {
     assert_eq!(count(&app, "project_files").await, 201, "nothing left behind");
     assert_eq!(total(&app, &token, &format!("/api/v1/projects/{id}/files?limit=1")).await, 201);
 });
+
+db_test!(async fn another_instances_reindex_is_seen_at_once_by_what_this_one_keeps_in_memory(backend) {
+    // Each instance keeps the live generation's files, symbols and texts in memory. A
+    // re-index on another instance makes a new generation live, which this one must
+    // read at once: nothing it kept of the old one may answer for it.
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    for budget in [None, Some(0)] {
+        let other = app
+            .sibling(|config| {
+                if let Some(bytes) = budget {
+                    config.codebase.cache_bytes = bytes;
+                }
+            })
+            .await;
+        let first = version(30, &[], "", &[("src/gone.rs", "pub fn gone_away() {}\n")]);
+        upload(&app, &token, id, tarball(&first)).await.expect(200);
+        let search = |q: &str| format!("/api/v1/projects/{id}/search?q={q}&word=true");
+        let symbols = |q: &str| format!("/api/v1/projects/{id}/symbols?q={q}");
+        // This instance reads (and keeps) the first version.
+        assert_eq!(total(&other, &token, &search("f17")).await, 1);
+        assert_eq!(total(&other, &token, &search("gone_away")).await, 1);
+        assert_eq!(total(&other, &token, &symbols("f17")).await, 1);
+        let path = other.get(&format!("/api/v1/projects/{id}/search?q=gone.rs"), &token).await.expect(200);
+        assert_eq!(path.data()["items"][0]["path"], "src/gone.rs", "{}", path.data());
+
+        let second = version(30, &[17], "v2", &[]);
+        upload(&app, &token, id, tarball(&second)).await.expect(200);
+        assert_eq!(total(&other, &token, &search("f17")).await, 0, "budget {budget:?}");
+        assert_eq!(total(&other, &token, &search("gone_away")).await, 0);
+        let changed = other.get(&search("f17_v2"), &token).await.expect(200);
+        assert_eq!(changed.data()["total"], 1);
+        assert_eq!(changed.data()["items"][0]["snippet"], "pub fn f17_v2() -> u32 {");
+        let symbol = other.get(&symbols("f17"), &token).await.expect(200);
+        assert_eq!(symbol.data()["total"], 1);
+        assert_eq!(symbol.data()["items"][0]["name"], "f17_v2");
+        let path = other.get(&format!("/api/v1/projects/{id}/search?q=gone.rs"), &token).await.expect(200);
+        assert_eq!(path.data()["total"], 0, "{}", path.data());
+        drop(other);
+    }
+});

@@ -773,6 +773,52 @@ db_test!(
 );
 
 db_test!(
+    async fn a_burst_of_deliveries_gets_one_review_each_and_repeats_none(backend) {
+        // Deliveries arriving together are written together (one transaction per round):
+        // each still gets its own review and job, and a repeated one is still a duplicate.
+        let github = GithubMock::start().await;
+        github.serve_diff(GithubMock::diff_ok()).await;
+        let app = Arc::new(github_app(backend, &github).await);
+        let (token, project) = linked_project(&app, &github, true).await;
+        let sends: Vec<_> = (0..32)
+            .map(|i| {
+                let app = app.clone();
+                let delivery = if i < 8 { "d-again".to_owned() } else { format!("d-burst-{i}") };
+                tokio::spawn(async move {
+                    deliver(&app, "pull_request", &delivery, &pull_request_event("synchronize", HEAD)).await
+                })
+            })
+            .collect();
+        let mut queued = Vec::new();
+        let mut duplicates = 0;
+        for send in sends {
+            let reply = send.await.unwrap();
+            match (reply.status.as_u16(), reply.data()["status"].as_str().unwrap()) {
+                (202, "queued") => queued.push(reply.data()["review_id"].as_i64().unwrap()),
+                (200, "duplicate") => duplicates += 1,
+                other => panic!("unexpected answer {other:?}: {}", reply.data()),
+            }
+        }
+        assert_eq!((queued.len(), duplicates), (25, 7));
+        queued.sort_unstable();
+        queued.dedup();
+        assert_eq!(queued.len(), 25, "one review per delivery");
+        let reviews = app
+            .get(&format!("/api/v1/projects/{project}/reviews?limit=100"), &token)
+            .await
+            .expect(200);
+        assert_eq!(reviews.data()["total"], 25);
+        let jobs: i64 = codesherpa::with_pool!(&app.db, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'github.review'"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
+        assert_eq!(jobs, 25, "one job per review");
+    }
+);
+
+db_test!(
     async fn a_diff_too_large_falls_back_to_the_files_list(backend) {
         let github = GithubMock::start().await;
         github
