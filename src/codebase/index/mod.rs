@@ -83,9 +83,11 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         tracing::warn!(project_id, error = %err, "could not delete stale index rows");
     }
     if went_live {
-        // The first search or lookup of the new generation need not wait for its read.
-        let db = db.clone();
-        tokio::spawn(async move { snapshot::of(&db, project_id, generation).await });
+        // Read into memory now, so that the first search or lookup after the answer does
+        // not wait for it (other instances read it at their first).
+        if let Err(err) = snapshot::of(db, project_id, generation).await {
+            tracing::warn!(project_id, error = %err, "could not read the new index generation");
+        }
     }
     result
 }

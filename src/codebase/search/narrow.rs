@@ -74,17 +74,27 @@ pub(super) async fn candidates(
             }
             let read = async {
                 // The server stops the statement at the deadline too, so that no
-                // connection goes back to the pool still busy with it.
+                // connection goes back to the pool still busy with it. Without a sequential
+                // scan, the planner asks the trigram index: otherwise it reads every file's
+                // trigrams (and detoasts them) to test `@>`, 56–100 ms on 5,000 files
+                // where the index answers in 8–13 ms (its cost estimate for `@>` on an
+                // array is a constant, not the index's real cost).
                 let mut tx = pool.begin().await?;
                 let left = deadline.saturating_duration_since(Instant::now());
                 let millis = left.as_millis().max(1);
-                sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "SELECT set_config('statement_timeout', $1, true), \
+                     set_config('enable_seqscan', 'off', true)",
+                )
+                .bind(millis.to_string())
+                .execute(&mut *tx)
+                .await?;
                 let sql = format!(
-                    "SELECT COALESCE(array_agg(f.id), '{{}}') FROM project_files f \
-                     JOIN project_contents c ON c.file_id = f.id \
-                     WHERE f.project_id = $1 AND {VISIBLE} AND c.trigrams @> $3::int[]"
+                    "WITH hit AS MATERIALIZED (SELECT file_id FROM project_contents \
+                     WHERE trigrams @> $3::int[]) \
+                     SELECT COALESCE(array_agg(f.id), '{{}}') FROM hit \
+                     JOIN project_files f ON f.id = hit.file_id \
+                     WHERE f.project_id = $1 AND {VISIBLE}"
                 );
                 let ids: Vec<i64> = sqlx::query_scalar(&sql)
                     .bind(project_id)
