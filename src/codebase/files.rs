@@ -83,7 +83,7 @@ pub async fn contents_in(
     project_id: i64,
     generation: i64,
     paths: &[String],
-) -> Result<Vec<(String, Arc<str>)>> {
+) -> Result<Vec<(String, Arc<snapshot::Text>)>> {
     let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
         return Ok(Vec::new());
     };
@@ -98,11 +98,4 @@ pub async fn contents_in(
         .zip(texts)
         .map(|(place, text)| (snapshot.path(place).to_owned(), text))
         .collect())
-}
-
-pub(super) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -4,6 +4,7 @@
 //! backends answer exactly the same lines.
 
 use globset::{GlobBuilder, GlobMatcher};
+use memchr::memmem::Finder;
 use regex::{Regex, RegexBuilder};
 
 /// Compiled patterns stay small: a query is at most 200 characters, but `(?i)\w{100}`
@@ -11,6 +12,23 @@ use regex::{Regex, RegexBuilder};
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// What may not touch a whole-identifier match on either side.
 const IDENTIFIER: &str = "[A-Za-z0-9_]";
+
+/// Characters whose case-insensitive matches (Unicode simple case folding, the `regex`
+/// crate's) are ASCII letters of either case only: not `k` (the Kelvin sign) nor `s` (the
+/// long s).
+pub fn plain_ascii(c: char) -> bool {
+    c.is_ascii() && !matches!(c, 'k' | 'K' | 's' | 'S')
+}
+
+/// A query found as bytes.
+struct Literal {
+    finder: Finder<'static>,
+    /// Looked for in the ASCII-lowercased text.
+    lowercased: bool,
+    /// The query holds `k` or `s`, which also match the Kelvin sign and the long s: the
+    /// lowercased text answers only when it holds neither.
+    folds: bool,
+}
 
 /// How a search matches lines.
 #[derive(Clone, Copy, Debug, Default)]
@@ -38,6 +56,11 @@ pub struct Matcher {
     exact_case: Option<Regex>,
     /// Where the match is, for the snippet's window.
     locate: Regex,
+    /// The query as bytes to find literally, where that finds exactly what the line
+    /// expression's literal does: in the text as it is (case-sensitive), or in the text
+    /// ASCII-lowercased (case-insensitive, for an ASCII query). Not for a regular
+    /// expression.
+    literal: Option<Literal>,
     glob: Option<GlobMatcher>,
 }
 
@@ -64,12 +87,31 @@ impl Matcher {
             .build()
             .map_err(|err| invalid(err.to_string()))?;
         let glob = path.map(path_glob).transpose()?;
+        let literal = if options.regex || query.is_empty() {
+            None
+        } else if options.case_sensitive {
+            Some(Literal {
+                finder: Finder::new(query.as_bytes()).into_owned(),
+                lowercased: false,
+                folds: false,
+            })
+        } else if query.is_ascii() {
+            let lower = query.to_ascii_lowercase();
+            Some(Literal {
+                finder: Finder::new(lower.as_bytes()).into_owned(),
+                lowercased: true,
+                folds: !query.chars().all(plain_ascii),
+            })
+        } else {
+            None
+        };
         Ok(Matcher {
             query: query.to_owned(),
             options,
             line,
             exact_case,
             locate,
+            literal,
             glob,
         })
     }
@@ -83,10 +125,17 @@ impl Matcher {
         self.path_matches(path) && self.line.is_match(text)
     }
 
-    /// Where the line expression first matches in `text` (a whole file, or what is left of
-    /// it): without `regex`, every line's match is one in the whole text too.
-    pub fn find(&self, text: &str) -> Option<usize> {
-        self.line.find(text).map(|found| found.start())
+    /// Where the query may match first in `text` (a whole file, or what is left of it;
+    /// `lower` the same ASCII-lowercased, `folds` whether the text holds the Kelvin sign
+    /// or the long s): every line with a match has one of these, the line itself is then
+    /// checked ([`Matcher::line_matches`]). Without `regex`, every line's match is one in
+    /// the whole text too.
+    pub fn find(&self, text: &str, lower: &[u8], folds: bool) -> Option<usize> {
+        match &self.literal {
+            Some(literal) if !literal.lowercased => literal.finder.find(text.as_bytes()),
+            Some(literal) if !(literal.folds && folds) => literal.finder.find(lower),
+            _ => self.line.find(text).map(|found| found.start()),
+        }
     }
 
     /// Whether one line matches (its path aside).
@@ -161,6 +210,65 @@ mod tests {
 
     fn matcher(query: &str, options: Options) -> Matcher {
         Matcher::new(query, options, None).unwrap()
+    }
+
+    #[test]
+    fn a_literal_finds_where_the_expression_does() {
+        // Every place the line expression matches, the literal finds, and nothing it
+        // does not (ASCII-lowercased text; the Kelvin sign and long s fold to `k`, `s`).
+        let text = "Total totAL subtotal\nKelvin \u{212A}elvin \u{17F}elf SELF x_total\né TOTAL";
+        let lower = text.as_bytes().to_ascii_lowercase();
+        let sensitive = Options {
+            case_sensitive: true,
+            ..Options::default()
+        };
+        for (query, options) in [
+            ("total", Options::default()),
+            ("TOTAL", Options::default()),
+            ("total", sensitive),
+            ("TOTAL", sensitive),
+            ("kelvin", Options::default()),
+            ("self", Options::default()),
+            ("é to", Options::default()),
+            ("x_tot", Options::default()),
+        ] {
+            let m = matcher(query, options);
+            let (mut found, mut expected) = (Vec::new(), Vec::new());
+            let mut from = 0;
+            while let Some(at) = m.find(&text[from..], &lower[from..], true) {
+                found.push(from + at);
+                from += at + 1;
+                while !text.is_char_boundary(from) {
+                    from += 1;
+                }
+            }
+            let expression =
+                compile(&regex::escape(query), options, !options.case_sensitive).unwrap();
+            expected.extend(expression.find_iter(text).map(|m| m.start()));
+            // Overlapping literal finds are a superset; the expression's are all in them.
+            assert!(
+                expected.iter().all(|at| found.contains(at)),
+                "{query}: {found:?} {expected:?}"
+            );
+            for at in &found {
+                assert!(
+                    expression.is_match_at(text, *at)
+                        && expression.find_at(text, *at).unwrap().start() == *at,
+                    "{query}: {at} is not a match"
+                );
+            }
+        }
+        let kelvin = matcher("kelvin", Options::default());
+        assert_eq!(kelvin.find("x Kelvin", b"x kelvin", false), Some(2));
+        let sign = "x \u{212A}elvin";
+        let lower = sign.as_bytes().to_ascii_lowercase();
+        assert_eq!(
+            kelvin.find(sign, &lower, true),
+            Some(2),
+            "the sign matches `k`"
+        );
+        assert!(matcher("é to", Options::default()).literal.is_none());
+        assert!(matcher("é to", sensitive).literal.is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{
     map::{self, Focus},
     on_live_generation,
     search::Hit,
+    snapshot::Text,
 };
 use crate::{
     db::Db,
@@ -79,7 +80,7 @@ async fn windows(
     let mut paths: Vec<String> = hits.iter().map(|(path, _)| path.clone()).collect();
     paths.sort_unstable();
     paths.dedup();
-    let contents: BTreeMap<String, Arc<str>> =
+    let contents: BTreeMap<String, Arc<Text>> =
         files::contents_in(db, project_id, generation, &paths)
             .await?
             .into_iter()
@@ -99,6 +100,7 @@ async fn windows(
         }
         let start = line.saturating_sub(BEFORE).max(1);
         let text: String = content
+            .as_str()
             .lines()
             .skip(start - 1)
             .take(BEFORE + 1 + AFTER)

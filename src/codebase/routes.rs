@@ -17,7 +17,7 @@ use super::{
     files, index,
     matcher::{Matcher, Options},
     search::{self, Hit},
-    Unread,
+    snapshot, Unread,
 };
 use crate::{
     auth::AuthUser,
@@ -144,7 +144,10 @@ async fn index_upload(
     })?;
     sync_state::mark(&state.db, id, SyncStatus::Running, None).await?;
     match index::replace(&state.db, id, extracted).await {
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(_)) => {
+            snapshot::warm(&state.db, id).await;
+            Ok(())
+        }
         Ok(None) => Err(Error::NotFound("Project")),
         Err(err) => {
             let failed = Some("indexing failed");

@@ -267,7 +267,7 @@ struct Entry {
 pub struct Kept {
     snapshots: Mutex<HashMap<i64, Entry>>,
     snapshot_bytes: usize,
-    texts: Cache<i64, Arc<str>, TextWeight>,
+    texts: Cache<i64, Arc<Text>, TextWeight>,
     clock: AtomicU64,
 }
 
@@ -275,9 +275,44 @@ pub struct Kept {
 #[derive(Clone)]
 struct TextWeight;
 
-impl Weighter<i64, Arc<str>> for TextWeight {
-    fn weight(&self, _: &i64, text: &Arc<str>) -> u64 {
-        text.len() as u64 + 64
+impl Weighter<i64, Arc<Text>> for TextWeight {
+    fn weight(&self, _: &i64, text: &Arc<Text>) -> u64 {
+        text.text.len() as u64 * 2 + 64
+    }
+}
+
+/// A file's text, and the same with its ASCII letters lowercased: byte for byte, so an
+/// offset in one is the same place in the other. A case-insensitive search for ASCII
+/// runs `memchr::memmem` over the lowercased bytes (see `Matcher::find`).
+pub struct Text {
+    text: String,
+    lower: Vec<u8>,
+    /// Whether the text holds a character that folds to an ASCII letter: the Kelvin sign
+    /// (`k`) or the long s (`s`), which lowercasing ASCII leaves as they are.
+    folds_to_ascii: bool,
+}
+
+impl Text {
+    pub fn new(text: String) -> Text {
+        let lower = text.as_bytes().to_ascii_lowercase();
+        let folds_to_ascii = text.contains(['\u{212A}', '\u{17F}']);
+        Text {
+            text,
+            lower,
+            folds_to_ascii,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn lower(&self) -> &[u8] {
+        &self.lower
+    }
+
+    pub fn folds_to_ascii(&self) -> bool {
+        self.folds_to_ascii
     }
 }
 
@@ -306,12 +341,12 @@ impl Kept {
     }
 
     /// The kept text of file `id`.
-    pub fn text(&self, id: i64) -> Option<Arc<str>> {
+    pub fn text(&self, id: i64) -> Option<Arc<Text>> {
         self.texts.get(&id)
     }
 
     /// Keeps the text of file `id`.
-    pub fn keep_text(&self, id: i64, text: Arc<str>) {
+    pub fn keep_text(&self, id: i64, text: Arc<Text>) {
         self.texts.insert(id, text);
     }
 
@@ -405,9 +440,9 @@ fn evict(kept: &Kept, keep: i64) {
 /// The texts of files `ids`, in that order: kept ones from memory, the others read in
 /// one query and kept. A file no longer in the database (a generation that stopped
 /// being live, whose reader then reads again) reads as empty.
-pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<str>>> {
+pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<Text>>> {
     let kept = Kept::of(db);
-    let mut texts: Vec<Option<Arc<str>>> = ids.iter().map(|id| kept.text(*id)).collect();
+    let mut texts: Vec<Option<Arc<Text>>> = ids.iter().map(|id| kept.text(*id)).collect();
     let missing: Vec<i64> = ids
         .iter()
         .zip(&texts)
@@ -417,7 +452,7 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<str>>> {
     if !missing.is_empty() {
         let sql = format!(
             "SELECT file_id, content FROM project_contents WHERE file_id IN ({})",
-            super::files::placeholders(1, missing.len())
+            placeholders(missing.len())
         );
         let rows: Vec<(i64, String)> = with_pool!(db, |pool| {
             let query = missing
@@ -425,9 +460,9 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<str>>> {
                 .fold(sqlx::query_as(&sql), |query, id| query.bind(*id));
             query.fetch_all(pool).await
         })?;
-        let read: HashMap<i64, Arc<str>> = rows
+        let read: HashMap<i64, Arc<Text>> = rows
             .into_iter()
-            .map(|(id, text)| (id, Arc::from(text)))
+            .map(|(id, text)| (id, Arc::new(Text::new(text))))
             .collect();
         for (id, text) in ids.iter().zip(texts.iter_mut()) {
             if text.is_none() {
@@ -440,6 +475,23 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<str>>> {
     }
     Ok(texts
         .into_iter()
-        .map(|text| text.unwrap_or_else(|| Arc::from("")))
+        .map(|text| text.unwrap_or_else(|| Arc::new(Text::new(String::new()))))
         .collect())
+}
+
+/// `$1, $2, …, $count`.
+fn placeholders(count: usize) -> String {
+    (1..=count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the project's live generation into memory now: after an index, so that the
+/// first search or lookup need not wait for it. A failure only logs (the first reader
+/// then reads it).
+pub async fn warm(db: &Db, project_id: i64) {
+    if let Err(err) = live(db, project_id).await {
+        tracing::warn!(project_id, error = %err, "could not read the index generation");
+    }
 }

@@ -21,7 +21,6 @@ use sha2::{Digest, Sha256};
 
 use super::{
     archive::{Extracted, SourceFile},
-    snapshot,
     symbols::parse::{definitions, Definition},
     trigrams,
 };
@@ -71,7 +70,6 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
         skipped,
     };
     let live = make_live(db, project_id, generation, files, &indexed).await;
-    let went_live = matches!(live, Ok(true));
     let (stale, result) = match live {
         Ok(true) => ("until_gen <= $2", Ok(Some(indexed))),
         Ok(false) => ("generation = $2", Ok(Some(indexed))),
@@ -81,13 +79,6 @@ pub async fn replace(db: &Db, project_id: i64, extracted: Extracted) -> Result<O
     // index that goes live deletes them.
     if let Err(err) = drop_rows(db, project_id, stale, generation).await {
         tracing::warn!(project_id, error = %err, "could not delete stale index rows");
-    }
-    if went_live {
-        // Read into memory now, so that the first search or lookup after the answer does
-        // not wait for it (other instances read it at their first).
-        if let Err(err) = snapshot::of(db, project_id, generation).await {
-            tracing::warn!(project_id, error = %err, "could not read the new index generation");
-        }
     }
     result
 }

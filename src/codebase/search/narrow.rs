@@ -11,10 +11,15 @@
 //! case-insensitive query come from its longest run of ASCII characters other than
 //! those. A regular expression is not narrowed.
 
+use sqlx::{PgPool, SqlitePool};
 use tokio::time::Instant;
 
 use crate::{
-    codebase::{index::VISIBLE, matcher::Matcher, trigrams},
+    codebase::{
+        index::VISIBLE,
+        matcher::{plain_ascii, Matcher},
+        trigrams,
+    },
     db::Db,
 };
 
@@ -49,62 +54,15 @@ pub(super) async fn candidates(
             let Some(query) = fts_query(matcher) else {
                 return Ok(Candidates::All);
             };
-            // CROSS JOIN keeps the trigram index the outer loop: otherwise the planner
-            // walks the project's files and asks the index once per file (0.9 ms became
-            // 660 ms on 5,000 files). One row, the ids joined: sqlx hands rows over from
-            // its worker thread one at a time, a cost per row.
-            let sql = format!(
-                "SELECT group_concat(f.id) FROM project_contents_fts \
-                 CROSS JOIN project_files f ON f.id = project_contents_fts.rowid \
-                 WHERE f.project_id = $1 AND {VISIBLE} AND project_contents_fts MATCH $3"
-            );
-            let ids = sqlx::query_scalar(&sql)
-                .bind(project_id)
-                .bind(generation)
-                .bind(query)
-                .fetch_one(pool);
-            tokio::time::timeout_at(deadline, ids)
-                .await
-                .map(|ids| ids.map(|ids: Option<String>| parse_ids(&ids.unwrap_or_default())))
+            let read = sqlite_candidates(pool, project_id, generation, query);
+            tokio::time::timeout_at(deadline, read).await
         }
         Db::Postgres(pool, _) => {
             let trigrams = query_trigrams(matcher);
             if trigrams.is_empty() {
                 return Ok(Candidates::All);
             }
-            let read = async {
-                // The server stops the statement at the deadline too, so that no
-                // connection goes back to the pool still busy with it. Without a sequential
-                // scan, the planner asks the trigram index: otherwise it reads every file's
-                // trigrams (and detoasts them) to test `@>`, 56–100 ms on 5,000 files
-                // where the index answers in 8–13 ms (its cost estimate for `@>` on an
-                // array is a constant, not the index's real cost).
-                let mut tx = pool.begin().await?;
-                let left = deadline.saturating_duration_since(Instant::now());
-                let millis = left.as_millis().max(1);
-                sqlx::query(
-                    "SELECT set_config('statement_timeout', $1, true), \
-                     set_config('enable_seqscan', 'off', true)",
-                )
-                .bind(millis.to_string())
-                .execute(&mut *tx)
-                .await?;
-                let sql = format!(
-                    "WITH hit AS MATERIALIZED (SELECT file_id FROM project_contents \
-                     WHERE trigrams @> $3::int[]) \
-                     SELECT COALESCE(array_agg(f.id), '{{}}') FROM hit \
-                     JOIN project_files f ON f.id = hit.file_id \
-                     WHERE f.project_id = $1 AND {VISIBLE}"
-                );
-                let ids: Vec<i64> = sqlx::query_scalar(&sql)
-                    .bind(project_id)
-                    .bind(generation)
-                    .bind(trigrams)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.rollback().await?;
-                Ok(ids)
-            };
+            let read = postgres_candidates(pool, project_id, generation, trigrams, deadline);
             tokio::time::timeout_at(deadline, read).await
         }
     };
@@ -115,9 +73,69 @@ pub(super) async fn candidates(
     }
 }
 
-/// `1,2,3` (SQLite's `group_concat`) as ids.
-fn parse_ids(ids: &str) -> Vec<i64> {
-    ids.split(',').filter_map(|id| id.parse().ok()).collect()
+/// The files whose text holds every trigram of `query` (an FTS5 query).
+async fn sqlite_candidates(
+    pool: &SqlitePool,
+    project_id: i64,
+    generation: i64,
+    query: String,
+) -> Result<Vec<i64>, sqlx::Error> {
+    // CROSS JOIN keeps the trigram index the outer loop: otherwise the planner walks the
+    // project's files and asks the index once per file (0.9 ms became 660 ms on 5,000
+    // files). One row, the ids joined: sqlx hands rows over from its worker thread one at
+    // a time, a cost per row.
+    let sql = format!(
+        "SELECT group_concat(f.id) FROM project_contents_fts \
+         CROSS JOIN project_files f ON f.id = project_contents_fts.rowid \
+         WHERE f.project_id = $1 AND {VISIBLE} AND project_contents_fts MATCH $3"
+    );
+    let ids: Option<String> = sqlx::query_scalar(&sql)
+        .bind(project_id)
+        .bind(generation)
+        .bind(query)
+        .fetch_one(pool)
+        .await?;
+    let ids = ids.unwrap_or_default();
+    Ok(ids.split(',').filter_map(|id| id.parse().ok()).collect())
+}
+
+/// The files whose trigrams hold all of `trigrams`.
+async fn postgres_candidates(
+    pool: &PgPool,
+    project_id: i64,
+    generation: i64,
+    trigrams: Vec<i32>,
+    deadline: Instant,
+) -> Result<Vec<i64>, sqlx::Error> {
+    // The server stops the statement at the deadline too, so that no connection goes back
+    // to the pool still busy with it. Without a sequential scan, the planner asks the
+    // trigram index: otherwise it reads every file's trigrams (and detoasts them) to test
+    // `@>`, 56–100 ms on 5,000 files where the index answers in 8–13 ms (its cost
+    // estimate for `@>` on an array is a constant, not the index's real cost).
+    let mut tx = pool.begin().await?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let millis = left.as_millis().max(1);
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, true), \
+         set_config('enable_seqscan', 'off', true)",
+    )
+    .bind(millis.to_string())
+    .execute(&mut *tx)
+    .await?;
+    let sql = format!(
+        "WITH hit AS MATERIALIZED (SELECT file_id FROM project_contents \
+         WHERE trigrams @> $3::int[]) \
+         SELECT COALESCE(array_agg(f.id), '{{}}') FROM hit \
+         JOIN project_files f ON f.id = hit.file_id WHERE f.project_id = $1 AND {VISIBLE}"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(project_id)
+        .bind(generation)
+        .bind(trigrams)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(ids)
 }
 
 fn cancelled(err: &sqlx::Error) -> bool {
@@ -165,11 +183,6 @@ fn fts_query(matcher: &Matcher) -> Option<String> {
     trigrams.sort();
     trigrams.dedup();
     Some(trigrams.join(" AND "))
-}
-
-/// Characters whose case-insensitive matches are ASCII letters of either case only.
-fn plain_ascii(c: char) -> bool {
-    c.is_ascii() && !matches!(c, 'k' | 'K' | 's' | 'S')
 }
 
 /// The longest run of plain ASCII characters in `query`.

@@ -36,7 +36,7 @@ pub(super) async fn matches(db: &Db, snapshot: &Snapshot, matcher: &Matcher) -> 
         .into_iter()
         .zip(texts)
         .map(|((_, path), text)| Hit {
-            snippet: snippet(first_line(&text), None),
+            snippet: snippet(first_line(text.as_str()), None),
             path: path.to_owned(),
             line: 1,
         })

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     codebase::{
         matcher::Matcher,
-        snapshot::{self, Snapshot},
+        snapshot::{self, Snapshot, Text},
     },
     db::Db,
     error::Result,
@@ -74,7 +74,8 @@ pub(super) async fn scan(
 
 impl Scan {
     /// Adds the matching lines of one file; false once more than `cap` matched.
-    fn file(&mut self, matcher: &Matcher, path: &str, content: &str, cap: usize) -> bool {
+    fn file(&mut self, matcher: &Matcher, path: &str, text: &Text, cap: usize) -> bool {
+        let (content, lower) = (text.as_str(), text.lower());
         if matcher.options.regex {
             // A user's expression may anchor at line ends (`^`, `$`): line by line.
             for (i, text) in content.lines().enumerate() {
@@ -84,11 +85,11 @@ impl Scan {
             }
             return true;
         }
-        // Otherwise a line's match is a match in the whole text too: the expression is
-        // run over the text (a literal search at memory speed) and each line it lands on
-        // is then checked alone.
+        // Otherwise a line's match is a match in the whole text too: the query is looked
+        // for in the whole text (a literal at memory speed) and each line it lands on is
+        // then checked alone.
         let (mut from, mut line, mut counted) = (0, 1, 0);
-        while let Some(at) = matcher.find(&content[from..]) {
+        while let Some(at) = matcher.find(&content[from..], &lower[from..], text.folds_to_ascii()) {
             let at = from + at;
             let start = content[..at].rfind('\n').map_or(0, |i| i + 1);
             let end = content[at..].find('\n').map_or(content.len(), |i| at + i);
@@ -138,7 +139,7 @@ mod tests {
     fn lines(query: &str, options: Options, content: &str) -> Vec<(i64, String)> {
         let matcher = Matcher::new(query, options, None).unwrap();
         let mut scan = Scan::default();
-        scan.file(&matcher, "a.rs", content, 10);
+        scan.file(&matcher, "a.rs", &Text::new(content.to_owned()), 10);
         scan.lines.into_iter().map(|c| (c.line, c.text)).collect()
     }
 

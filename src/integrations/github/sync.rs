@@ -275,7 +275,12 @@ async fn index_tarball(state: &AppState, id: i64, tarball: Vec<u8>) -> Result<()
         Unread::Interrupted(_) => Stop::retry("extraction was interrupted"),
     })?;
     match index::replace(&state.db, id, extracted).await {
-        Ok(_) => Ok(()),
+        Ok(indexed) => {
+            if indexed.is_some() {
+                codebase::snapshot::warm(&state.db, id).await;
+            }
+            Ok(())
+        }
         Err(err) => {
             tracing::warn!(project_id = id, error = %err, "indexing a sync failed");
             Err(Stop::retry("indexing failed"))
