@@ -155,25 +155,39 @@ async fn hash_all(files: Arc<Vec<SourceFile>>) -> Result<Vec<String>> {
 }
 
 /// The symbols (and trigrams, when asked) of the files at `indices`: CPU work, off the
-/// async workers.
+/// async workers, on as many threads as there are cores (tree-sitter's parse is most of
+/// an index's CPU).
 async fn parse(
     files: Arc<Vec<SourceFile>>,
     indices: Vec<usize>,
     with_trigrams: bool,
 ) -> Result<Vec<(Vec<Definition>, Option<String>)>> {
     tokio::task::spawn_blocking(move || {
-        indices
-            .iter()
-            .map(|&i| {
-                let file = &files[i];
-                let trigrams =
-                    with_trigrams.then(|| trigrams::literal(&trigrams::of_text(&file.content)));
-                (definitions(&file.path, &file.content), trigrams)
-            })
-            .collect()
+        let one = |i: usize| {
+            let file = &files[i];
+            let trigrams =
+                with_trigrams.then(|| trigrams::literal(&trigrams::of_text(&file.content)));
+            (definitions(&file.path, &file.content), trigrams)
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = indices.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = indices
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|&i| one(i)).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| {
+                    part.join()
+                        .map_err(|_| Error::internal("a parser thread panicked"))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(|parts| parts.into_iter().flatten().collect())
+        })
     })
     .await
-    .map_err(Error::internal)
+    .map_err(Error::internal)?
 }
 
 /// The live generation's files and their content hashes (empty for rows written before

@@ -47,6 +47,7 @@ async fn write_batch(
     generation: i64,
     files: &[Changed<'_>],
 ) -> Result<()> {
+    let sqlite = matches!(db, Db::Sqlite(..));
     in_transaction!(db, |tx| {
         for file in files {
             let (file_id,): (i64,) = sqlx::query_as(
@@ -78,7 +79,7 @@ async fn write_batch(
             content.execute(&mut *tx).await?;
             let lines: Vec<&str> = file.content.lines().collect();
             for run in file.symbols.chunks(SYMBOLS_PER_INSERT) {
-                let sql = symbols_insert(run.len());
+                let sql = symbols_insert(run.len(), sqlite);
                 let mut query = sqlx::query(&sql);
                 for s in run {
                     let text = line_text(&lines, s).ok_or_else(|| {
@@ -111,11 +112,18 @@ fn line_text<'a>(lines: &[&'a str], definition: &Definition) -> Option<&'a str> 
 
 const SYMBOL_COLUMNS: usize = 10;
 
-fn symbols_insert(rows: usize) -> String {
+/// A multi-row INSERT of `rows` symbols. SQLite's parameters are anonymous (`?`), bound
+/// in order: sqlx asks SQLite each named parameter's name, which SQLite finds by walking
+/// its list of names, so 1,000 `$n` cost a million steps per statement (14% of an
+/// index's CPU went there).
+fn symbols_insert(rows: usize, sqlite: bool) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| {
             let placeholders: Vec<String> = (1..=SYMBOL_COLUMNS)
-                .map(|n| format!("${}", i * SYMBOL_COLUMNS + n))
+                .map(|n| match sqlite {
+                    true => "?".to_owned(),
+                    false => format!("${}", i * SYMBOL_COLUMNS + n),
+                })
                 .collect();
             format!("({})", placeholders.join(", "))
         })
@@ -133,9 +141,11 @@ mod tests {
 
     #[test]
     fn symbol_inserts_number_their_parameters() {
-        assert!(symbols_insert(2).ends_with(
+        assert!(symbols_insert(2, false).ends_with(
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), \
              ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ));
+        assert!(symbols_insert(2, true)
+            .ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     }
 }

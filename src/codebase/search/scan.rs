@@ -91,12 +91,10 @@ impl Scan {
         let (mut from, mut line, mut counted) = (0, 1, 0);
         while let Some(at) = matcher.find(&content[from..], &lower[from..], text.folds_to_ascii()) {
             let at = from + at;
-            let start = content[..at].rfind('\n').map_or(0, |i| i + 1);
-            let end = content[at..].find('\n').map_or(content.len(), |i| at + i);
-            line += content[counted..start]
-                .bytes()
-                .filter(|&b| b == b'\n')
-                .count();
+            let bytes = content.as_bytes();
+            let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(content.len(), |i| at + i);
+            line += memchr::memchr_iter(b'\n', &bytes[counted..start]).count();
             counted = start;
             let mut text = &content[start..end];
             if end < content.len() {

@@ -229,7 +229,12 @@ async fn pull_request_decision(state: &AppState, event: PullRequestEvent) -> Res
     }
     let repository = event.repository.full_name;
     let pull_number = event.pull_request.number;
-    if store::is_paused(&state.db, &repository, pull_number).await? {
+    // Both reads at once: a burst of deliveries waits on round trips, not on CPU.
+    let (paused, linked) = tokio::try_join!(
+        store::is_paused(&state.db, &repository, pull_number),
+        linked_projects(state, &repository),
+    )?;
+    if paused {
         return Ok(Decision::Ignore(
             "automatic reviews of this pull request are paused (`/codesherpa resume`)".into(),
         ));
@@ -239,17 +244,14 @@ async fn pull_request_decision(state: &AppState, event: PullRequestEvent) -> Res
     } else {
         "full"
     };
-    review_or_ignore(
-        state,
-        Wanted {
-            repository,
-            pull_number,
-            head_sha: event.pull_request.head.sha,
-            installation_id: event.installation.map(|i| i.id),
-            scope,
-        },
-    )
-    .await
+    let wanted = Wanted {
+        repository,
+        pull_number,
+        head_sha: event.pull_request.head.sha,
+        installation_id: event.installation.map(|i| i.id),
+        scope,
+    };
+    Ok(review_decision(linked, wanted))
 }
 
 /// A command in a new comment on a pull request, from a person the repository trusts
@@ -355,13 +357,18 @@ async fn linked_projects(state: &AppState, repository: &str) -> Result<Vec<Linke
 /// ignored when no verified project links it or all have `auto_review` off.
 async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> {
     let linked = linked_projects(state, &wanted.repository).await?;
+    Ok(review_decision(linked, wanted))
+}
+
+/// [`review_or_ignore`] once the linked projects are read.
+fn review_decision(linked: Vec<LinkedProject>, wanted: Wanted) -> Decision {
     if linked.is_empty() {
-        return Ok(Decision::Ignore(format!(
+        return Decision::Ignore(format!(
             "no project with verified access links {}",
             wanted.repository
-        )));
+        ));
     }
-    Ok(match linked.iter().find(|p| p.auto_review) {
+    match linked.iter().find(|p| p.auto_review) {
         Some(project) => Decision::Review {
             project_id: project.id,
             wanted,
@@ -370,7 +377,7 @@ async fn review_or_ignore(state: &AppState, wanted: Wanted) -> Result<Decision> 
             "auto_review is off for every project linking {}",
             wanted.repository
         )),
-    })
+    }
 }
 
 /// Every verified project linking the repository re-syncs a push to its default branch.
