@@ -10,16 +10,12 @@
 //! shows every write committed before the request arrived, exactly as a query of its own
 //! would.
 
-use std::{
-    collections::HashMap,
-    mem,
-    sync::{Arc, Mutex},
-};
+use std::collections::HashMap;
 
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use super::{Db, ACQUIRE_TIMEOUT};
+use super::{together::Together, Db, ACQUIRE_TIMEOUT};
 use crate::error::{Error, Result};
 
 /// The lists kept, named as their revisions are (the triggers' `list` column).
@@ -43,17 +39,10 @@ impl List {
 /// A request's list (its user's id and which list), and where its revision goes.
 type Waiting = (i64, List, oneshot::Sender<Result<i64>>);
 
-/// The revisions asked and not yet read, and whether a query is reading some.
-#[derive(Default)]
-struct Asked {
-    reading: bool,
-    waiting: Vec<Waiting>,
-}
-
 /// Revision reads of one instance.
 #[derive(Default)]
 pub struct Revisions {
-    asked: Arc<Mutex<Asked>>,
+    asked: Together<Waiting>,
 }
 
 impl Revisions {
@@ -80,42 +69,20 @@ impl Revisions {
 
     /// Asks for the revision and waits for the next query, starting one if none is out.
     async fn read_together(&self, pool: &PgPool, user_id: i64, list: List) -> Result<i64> {
-        let (answer, revision) = oneshot::channel();
-        let start = {
-            let mut asked = self.asked.lock().expect("revisions lock");
-            asked.waiting.push((user_id, list, answer));
-            !mem::replace(&mut asked.reading, true)
-        };
-        if start {
-            // Its own task: a request that goes away does not take the others' answers.
-            let reading = Reading {
-                asked: self.asked.clone(),
-                finished: false,
-            };
-            tokio::spawn(read_while_asked(reading, pool.clone()));
-        }
+        let (sender, revision) = oneshot::channel();
+        let pool = pool.clone();
+        // One query reads every revision asked so far.
+        self.asked
+            .ask((user_id, list, sender), usize::MAX, move |waiting| {
+                let pool = pool.clone();
+                async move { answer(&pool, waiting).await }
+            });
         // A request waits for the query out before its own: bounded as a pool's wait is,
         // so a database that does not answer gets a 503 after 5 s, not after two queries'.
         match tokio::time::timeout(ACQUIRE_TIMEOUT, revision).await {
             Ok(answer) => answer.map_err(|_| Error::internal("revision read stopped"))?,
             Err(_) => Err(Error::Unavailable("Service temporarily unavailable")),
         }
-    }
-}
-
-/// Queries while revisions are asked, each query reading all asked so far.
-async fn read_while_asked(mut reading: Reading, pool: PgPool) {
-    loop {
-        let waiting = {
-            let mut asked = reading.asked.lock().expect("revisions lock");
-            if asked.waiting.is_empty() {
-                asked.reading = false;
-                reading.finished = true;
-                return;
-            }
-            mem::take(&mut asked.waiting)
-        };
-        answer(&pool, waiting).await;
     }
 }
 
@@ -161,25 +128,5 @@ async fn answer(pool: &PgPool, mut waiting: Vec<Waiting>) {
         };
         // A request that went away meanwhile needs no answer.
         let _ = answer.send(revision);
-    }
-}
-
-/// Held by the task reading revisions; if the task stops unfinished (a panic, the runtime
-/// shutting down) the requests waiting fail rather than wait forever, and the next request
-/// starts a new task.
-struct Reading {
-    asked: Arc<Mutex<Asked>>,
-    finished: bool,
-}
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if let Ok(mut asked) = self.asked.lock() {
-            asked.reading = false;
-            asked.waiting.clear();
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Deliveries and reviews in the database.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::{HashMap, HashSet},
     time::Duration,
 };
 
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::REVIEW_JOB;
 use crate::{
-    db::{now, Db},
+    db::{now, together::Together, Db},
     error::{Error, Result},
     in_transaction,
     jobs::{self, Enqueued, Keep, NewJob, Prune},
@@ -77,11 +77,6 @@ pub struct Wanted {
 
 const INSERT_DELIVERY: &str = "INSERT INTO github_deliveries (delivery_id, event, received_at) \
                                VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING";
-const INSERT_REVIEW: &str =
-    "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
-                             head_sha, installation_id, status, attempts, created_at, updated_at, \
-                             scope) \
-                             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $8) RETURNING id";
 
 /// Deliveries older than any redelivery: GitHub redelivers only on request, and only
 /// deliveries of the last 3 days (7 on GitHub Enterprise Server).
@@ -121,16 +116,9 @@ struct Asked {
     answer: oneshot::Sender<Result<Written>>,
 }
 
-/// The deliveries asked and not yet written, and whether a task is writing some.
-#[derive(Default)]
-struct Waiting {
-    writing: bool,
-    asked: Vec<Asked>,
-}
-
 /// Reviews written together, per database ([`Db::kept`]).
 #[derive(Default)]
-struct Writes(Arc<Mutex<Waiting>>);
+struct Writes(Together<Asked>);
 
 /// How long a delivery waits for its write: a database that does not answer gets a 503,
 /// well within GitHub's 10 s.
@@ -155,65 +143,46 @@ pub async fn write_review(
 ) -> Result<Written> {
     let writes = db.kept(Writes::default);
     let (answer, written) = oneshot::channel();
-    let start = {
-        let mut waiting = writes.0.lock().expect("review writes lock");
-        waiting.asked.push(Asked {
-            delivery_id: delivery_id.to_owned(),
-            event: event.to_owned(),
-            project_id,
-            wanted: wanted.clone(),
-            answer,
-        });
-        !std::mem::replace(&mut waiting.writing, true)
+    let asked = Asked {
+        delivery_id: delivery_id.to_owned(),
+        event: event.to_owned(),
+        project_id,
+        wanted: wanted.clone(),
+        answer,
     };
-    if start {
-        // Its own task: a request that goes away does not take the others' writes along.
-        let writer = Writer {
-            waiting: writes.0.clone(),
-            finished: false,
-        };
-        tokio::spawn(write_while_asked(writer, db.clone()));
-    }
+    let db = db.clone();
+    writes.0.ask(asked, WRITES_PER_TRANSACTION, move |batch| {
+        let db = db.clone();
+        async move { write_round(&db, batch).await }
+    });
     match tokio::time::timeout(WRITE_TIMEOUT, written).await {
         Ok(answer) => answer.map_err(|_| Error::internal("the review writer stopped"))?,
         Err(_) => Err(Error::Unavailable("Service temporarily unavailable")),
     }
 }
 
-/// Writes while deliveries are asked, each transaction all those asked so far.
-async fn write_while_asked(mut writer: Writer, db: Db) {
-    loop {
-        let batch: Vec<Asked> = {
-            let mut waiting = writer.waiting.lock().expect("review writes lock");
-            if waiting.asked.is_empty() {
-                waiting.writing = false;
-                writer.finished = true;
-                return;
+/// One round: the deliveries asked so far in one transaction, or one by one if it fails.
+async fn write_round(db: &Db, batch: Vec<Asked>) {
+    match write_together(db, &batch).await {
+        Ok(written) => {
+            for (asked, written) in batch.into_iter().zip(written) {
+                // A request that went away meanwhile needs no answer.
+                let _ = asked.answer.send(Ok(written));
             }
-            let take = waiting.asked.len().min(WRITES_PER_TRANSACTION);
-            waiting.asked.drain(..take).collect()
-        };
-        match write_together(&db, &batch).await {
-            Ok(written) => {
-                for (asked, written) in batch.into_iter().zip(written) {
-                    // A request that went away meanwhile needs no answer.
-                    let _ = asked.answer.send(Ok(written));
-                }
+        }
+        Err(err) if batch.len() == 1 => {
+            if let Some(asked) = batch.into_iter().next() {
+                let _ = asked.answer.send(Err(err));
             }
-            Err(err) if batch.len() == 1 => {
-                if let Some(asked) = batch.into_iter().next() {
-                    let _ = asked.answer.send(Err(err));
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, deliveries = batch.len(),
-                    "writing deliveries together failed; writing them one by one");
-                for asked in batch {
-                    let written = write_together(&db, std::slice::from_ref(&asked))
-                        .await
-                        .map(|mut written| written.pop().flatten());
-                    let _ = asked.answer.send(written);
-                }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, deliveries = batch.len(),
+                "writing deliveries together failed; writing them one by one");
+            for asked in batch {
+                let written = write_together(db, std::slice::from_ref(&asked))
+                    .await
+                    .map(|mut written| written.pop().flatten());
+                let _ = asked.answer.send(written);
             }
         }
     }
@@ -229,63 +198,70 @@ async fn write_together(db: &Db, batch: &[Asked]) -> Result<Vec<Written>> {
         .collect();
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let deliveries_sql = format!(
+        "INSERT INTO github_deliveries (delivery_id, event, received_at) VALUES {} \
+         ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id",
+        db.values(batch.len(), 3)
+    );
     in_transaction!(db, |tx| {
         let now = now();
+        let inserted: Vec<String> = batch
+            .iter()
+            .fold(sqlx::query_scalar(&deliveries_sql), |query, asked| {
+                query.bind(&asked.delivery_id).bind(&asked.event).bind(now)
+            })
+            .fetch_all(&mut *tx)
+            .await?;
+        // A delivery repeated within the batch is new once, the first time it was asked.
+        let mut inserted: HashSet<String> = inserted.into_iter().collect();
+        let new: Vec<bool> = batch
+            .iter()
+            .map(|asked| inserted.remove(&asked.delivery_id))
+            .collect();
+        let reviewed: Vec<usize> = order.iter().copied().filter(|&at| new[at]).collect();
         let mut written: Vec<Written> = vec![None; batch.len()];
-        for &at in &order {
-            let asked = &batch[at];
-            let first = sqlx::query(INSERT_DELIVERY)
-                .bind(&asked.delivery_id)
-                .bind(&asked.event)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if !first {
-                continue;
-            }
-            let wanted = &asked.wanted;
-            let review_id: i64 = sqlx::query_scalar(INSERT_REVIEW)
-                .bind(asked.project_id)
-                .bind(&asked.delivery_id)
-                .bind(&wanted.repository)
-                .bind(wanted.pull_number)
-                .bind(&wanted.head_sha)
-                .bind(wanted.installation_id)
-                .bind(now)
-                .bind(wanted.scope)
-                .fetch_one(&mut *tx)
+        if !reviewed.is_empty() {
+            let reviews_sql = format!(
+                "INSERT INTO reviews (project_id, delivery_id, repository, pull_number, \
+                 head_sha, installation_id, scope, created_at, updated_at, status, attempts) \
+                 VALUES {} RETURNING id, delivery_id",
+                db.values(reviewed.len(), 11)
+            );
+            let rows: Vec<(i64, String)> = reviewed
+                .iter()
+                .map(|&at| &batch[at])
+                .fold(sqlx::query_as(&reviews_sql), |query, asked| {
+                    let wanted = &asked.wanted;
+                    query
+                        .bind(asked.project_id)
+                        .bind(&asked.delivery_id)
+                        .bind(&wanted.repository)
+                        .bind(wanted.pull_number)
+                        .bind(&wanted.head_sha)
+                        .bind(wanted.installation_id)
+                        .bind(wanted.scope)
+                        .bind(now)
+                        .bind(now)
+                        .bind("queued")
+                        .bind(0_i32)
+                })
+                .fetch_all(&mut *tx)
                 .await?;
-            // One review of a pull request at a time, in order: two can never both post.
-            let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
-                .dedupe_key(format!("review:{review_id}"))
-                .serial_key(keys[at].clone());
-            let enqueued = jobs::enqueue(&mut *tx, &job).await?;
-            written[at] = Some((review_id, enqueued));
+            let ids: HashMap<String, i64> = rows.into_iter().map(|(id, d)| (d, id)).collect();
+            for &at in &reviewed {
+                let review_id = *ids
+                    .get(&batch[at].delivery_id)
+                    .ok_or_else(|| Error::internal("a review missing from its insert"))?;
+                // One review of a pull request at a time, in order: two can never both post.
+                let job = NewJob::new(REVIEW_JOB, json!({ "review_id": review_id }))
+                    .dedupe_key(format!("review:{review_id}"))
+                    .serial_key(keys[at].clone());
+                let enqueued = jobs::enqueue(&mut *tx, &job).await?;
+                written[at] = Some((review_id, enqueued));
+            }
         }
         written
     })
-}
-
-/// Held by the task writing reviews; if the task stops unfinished (a panic, the runtime
-/// shutting down) the deliveries waiting fail rather than wait forever, and the next one
-/// starts a new task.
-struct Writer {
-    waiting: Arc<Mutex<Waiting>>,
-    finished: bool,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.writing = false;
-            waiting.asked.clear();
-        }
-    }
 }
 
 /// The delivery and a job it asks for together; `None` for a repeated delivery.
