@@ -119,10 +119,10 @@ pub async fn first_lines(
     count: usize,
     timeout: Duration,
 ) -> Result<Vec<Hit>> {
-    let deadline = Instant::now() + timeout;
     let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
         return Ok(Vec::new());
     };
+    let deadline = Instant::now() + timeout;
     let scan = scan::scan(db, project_id, &snapshot, matcher, deadline, count).await?;
     Ok(scan
         .lines
@@ -152,10 +152,15 @@ async fn search_generation(
     deadline: Instant,
 ) -> Result<Found> {
     let matcher = request.matcher;
+    let asked = Instant::now();
     // A generation that stopped being live meanwhile: the caller's check reads again.
     let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
         return Ok(Found::nothing());
     };
+    // Reading a generation into memory (once per instance, about a second for 375,000
+    // symbols) is not the search's time: it would leave the first search on an instance
+    // nothing but `partial`.
+    let deadline = deadline + asked.elapsed();
     let by_path = if matcher.options.regex {
         Vec::new()
     } else {
