@@ -87,15 +87,16 @@ pub async fn contents_in(
     let Some(snapshot) = snapshot::of(db, project_id, generation).await? else {
         return Ok(Vec::new());
     };
-    let places: Vec<u32> = paths.iter().filter_map(|p| snapshot.place_of(p)).collect();
-    let ids: Vec<i64> = places
+    let files: Vec<(i64, &str)> = paths
         .iter()
-        .map(|&p| snapshot.files()[p as usize].0)
+        .filter_map(|p| snapshot.place_of(p))
+        .map(|place| snapshot.file(place))
         .collect();
+    let ids: Vec<i64> = files.iter().map(|(id, _)| *id).collect();
     let texts = snapshot::texts(db, &ids).await?;
-    Ok(places
+    Ok(files
         .into_iter()
         .zip(texts)
-        .map(|(place, text)| (snapshot.path(place).to_owned(), text))
+        .map(|((_, path), text)| (path.to_owned(), text))
         .collect())
 }

@@ -21,13 +21,16 @@ pub fn plain_ascii(c: char) -> bool {
 }
 
 /// A query found as bytes.
-struct Literal {
-    finder: Finder<'static>,
-    /// Looked for in the ASCII-lowercased text.
-    lowercased: bool,
-    /// The query holds `k` or `s`, which also match the Kelvin sign and the long s: the
-    /// lowercased text answers only when it holds neither.
-    folds: bool,
+enum Literal {
+    /// In the text as it is.
+    AsIs(Finder<'static>),
+    /// In the ASCII-lowercased text. `query_folds`: the query holds `k` or `s`, which also
+    /// match the Kelvin sign and the long s, so the lowercased text answers only when it
+    /// holds neither.
+    Lowercased {
+        finder: Finder<'static>,
+        query_folds: bool,
+    },
 }
 
 /// How a search matches lines.
@@ -90,17 +93,12 @@ impl Matcher {
         let literal = if options.regex || query.is_empty() {
             None
         } else if options.case_sensitive {
-            Some(Literal {
-                finder: Finder::new(query.as_bytes()).into_owned(),
-                lowercased: false,
-                folds: false,
-            })
+            Some(Literal::AsIs(Finder::new(query.as_bytes()).into_owned()))
         } else if query.is_ascii() {
             let lower = query.to_ascii_lowercase();
-            Some(Literal {
+            Some(Literal::Lowercased {
                 finder: Finder::new(lower.as_bytes()).into_owned(),
-                lowercased: true,
-                folds: !query.chars().all(plain_ascii),
+                query_folds: !query.chars().all(plain_ascii),
             })
         } else {
             None
@@ -132,8 +130,11 @@ impl Matcher {
     /// the whole text too.
     pub fn find(&self, text: &str, lower: &[u8], folds: bool) -> Option<usize> {
         match &self.literal {
-            Some(literal) if !literal.lowercased => literal.finder.find(text.as_bytes()),
-            Some(literal) if !(literal.folds && folds) => literal.finder.find(lower),
+            Some(Literal::AsIs(finder)) => finder.find(text.as_bytes()),
+            Some(Literal::Lowercased {
+                finder,
+                query_folds,
+            }) if !(*query_folds && folds) => finder.find(lower),
             _ => self.line.find(text).map(|found| found.start()),
         }
     }

@@ -69,7 +69,14 @@ impl Snapshot {
 
     /// The path of the file at `place`.
     pub fn path(&self, place: u32) -> &str {
-        self.files.get(place as usize).map_or("", |(_, path)| path)
+        self.file(place).1
+    }
+
+    /// The file at `place`: (id, path).
+    pub fn file(&self, place: u32) -> (i64, &str) {
+        self.files
+            .get(place as usize)
+            .map_or((0, ""), |(id, path)| (*id, path))
     }
 
     /// The place of file `id`, if the generation holds it.
@@ -83,6 +90,12 @@ impl Snapshot {
         let start = self.symbols.partition_point(|s| &*s.name_lower < prefix);
         let len = self.symbols[start..].partition_point(|s| s.name_lower.starts_with(prefix));
         &self.symbols[start..start + len]
+    }
+
+    /// The symbols whose lowercase name is `name` (lowercase), by path and line.
+    pub fn named(&self, name: &str) -> &[Defined] {
+        let range = self.starting_with(name);
+        &range[..range.partition_point(|s| *s.name_lower == *name)]
     }
 
     /// The place of the file at `path`.
@@ -451,8 +464,8 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<Text>>> {
         .collect();
     if !missing.is_empty() {
         let sql = format!(
-            "SELECT file_id, content FROM project_contents WHERE file_id IN ({})",
-            placeholders(missing.len())
+            "SELECT file_id, content FROM project_contents WHERE file_id IN {}",
+            db.values(1, missing.len())
         );
         let rows: Vec<(i64, String)> = with_pool!(db, |pool| {
             let query = missing
@@ -477,14 +490,6 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<Text>>> {
         .into_iter()
         .map(|text| text.unwrap_or_else(|| Arc::new(Text::new(String::new()))))
         .collect())
-}
-
-/// `$1, $2, …, $count`.
-fn placeholders(count: usize) -> String {
-    (1..=count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads the project's live generation into memory now: after an index, so that the

@@ -147,12 +147,11 @@ async fn parse_and_write(
     let with_trigrams = matches!(db, Db::Postgres(..));
     let start =
         |part: &[usize]| tokio::spawn(parse(Arc::clone(files), part.to_vec(), with_trigrams));
-    let parts: Vec<&[usize]> = changed.chunks(FILES_PER_PART).collect();
-    let mut next = parts.first().map(|part| start(part));
-    for (k, part) in parts.iter().enumerate() {
-        let Some(parsing) = next.take() else { break };
-        let parsed = parsing.await.map_err(Error::internal)??;
-        next = parts.get(k + 1).map(|part| start(part));
+    let mut parts = changed.chunks(FILES_PER_PART);
+    let mut parsing = parts.next().map(|part| (part, start(part)));
+    while let Some((part, parsed)) = parsing {
+        let parsed = parsed.await.map_err(Error::internal)??;
+        parsing = parts.next().map(|next| (next, start(next)));
         let rows: Vec<Changed> = part
             .iter()
             .zip(parsed)

@@ -34,12 +34,7 @@ pub(super) async fn named(
     lower.dedup();
     let mut found: Vec<&snapshot::Defined> = lower
         .iter()
-        .flat_map(|name| {
-            snapshot
-                .starting_with(name)
-                .iter()
-                .take_while(move |s| *s.name_lower == **name)
-        })
+        .flat_map(|name| snapshot.named(name))
         .filter(|s| !top_level || s.container.is_none())
         .collect();
     found.sort_unstable_by_key(|s| (s.file, s.line, s.end_line));

@@ -48,7 +48,7 @@ pub(super) async fn scan(
     };
     let files: Vec<(i64, &str)> = places
         .into_iter()
-        .map(|place| (snapshot.files()[place as usize].0, snapshot.path(place)))
+        .map(|place| snapshot.file(place))
         .filter(|(_, path)| matcher.path_matches(path))
         .collect();
     for chunk in files.chunks(FILES_PER_READ) {

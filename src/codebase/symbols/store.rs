@@ -58,14 +58,13 @@ pub async fn find(db: &Db, project_id: i64, name: &str) -> Result<Vec<Symbol>> {
     let Some(snapshot) = snapshot::live(db, project_id).await? else {
         return Ok(Vec::new());
     };
-    let mut exact: Vec<Symbol> = snapshot
-        .starting_with(&name.to_lowercase())
+    // By path and line already: one lowercase name.
+    Ok(snapshot
+        .named(&name.to_lowercase())
         .iter()
         .filter(|s| *s.name == *name)
         .map(|s| symbol(&snapshot, s))
-        .collect();
-    exact.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-    Ok(exact)
+        .collect())
 }
 
 /// The definitions in one indexed file, by line: what a change to its lines touches.
@@ -83,20 +82,17 @@ pub async fn in_file(db: &Db, project_id: i64, path: &str) -> Result<Vec<Symbol>
         .collect())
 }
 
-/// Definitions in one snapshot whose name starts with `prefix` (case-insensitive),
-/// exact names (any case) first, then by name, path and line; with the text of their
-/// first line: what a search ranks first. (name, path, line, text)
+/// Definitions in one snapshot whose name starts with `prefix` (case-insensitive), by
+/// name (so exact names, in any case, first), path and line; with the text of their first
+/// line: what a search ranks first. (name, path, line, text)
 pub fn definitions_of(
     snapshot: &Snapshot,
     prefix: &str,
     limit: usize,
 ) -> Vec<(String, String, i64, String)> {
-    let prefix = prefix.to_lowercase();
-    let range = snapshot.starting_with(&prefix);
-    let same_name = range.partition_point(|s| *s.name_lower == *prefix);
-    range[..same_name]
+    snapshot
+        .starting_with(&prefix.to_lowercase())
         .iter()
-        .chain(&range[same_name..])
         .take(limit)
         .map(|s| {
             (
