@@ -1,6 +1,6 @@
-//! Search over a project's indexed files, the live generation only. The database narrows
-//! the files to read — SQLite FTS5 (trigram), PostgreSQL byte trigrams (GIN) — to those
-//! that can hold a match ([`narrow`]); the [`Matcher`] then decides each of their lines
+//! Search over a project's indexed files, the live generation only. The blocks' trigram
+//! filters (in memory with the generation) narrow what to read to the parts of files that
+//! can hold a match ([`narrow`]); the [`Matcher`] then decides each of their lines
 //! exactly. Files are read in path order (their texts kept in memory once read:
 //! `codebase::snapshot`) until more than [`TOTAL_CAP`] lines matched or the deadline
 //! passed ([`scan`]), then the lines are ranked, the query's definitions first (from the
@@ -123,7 +123,7 @@ pub async fn first_lines(
         return Ok(Vec::new());
     };
     let deadline = Instant::now() + timeout;
-    let scan = scan::scan(db, project_id, &snapshot, matcher, deadline, count).await?;
+    let scan = scan::scan(db, &snapshot, matcher, deadline, count).await?;
     Ok(scan
         .lines
         .into_iter()
@@ -166,7 +166,7 @@ async fn search_generation(
     } else {
         paths::matches(db, &snapshot, matcher).await?
     };
-    let scan = scan::scan(db, project_id, &snapshot, matcher, deadline, request.cap).await?;
+    let scan = scan::scan(db, &snapshot, matcher, deadline, request.cap).await?;
     let definitions = definitions(&snapshot, matcher);
     let mut lines = scan.lines;
     let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();

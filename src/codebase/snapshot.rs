@@ -8,8 +8,8 @@
 //! instance; the caches are only bounded, in bytes (`CODE_CACHE_MB`).
 //!
 //! What a search or a lookup then reads from the database is the live generation's
-//! number (a row by its key), the files its trigrams narrow to (one aggregated row), and
-//! the texts not kept yet.
+//! number (a row by its key) and the texts not kept yet: the files' trigram filters,
+//! which narrow a search to the parts of files to read, are kept with the generation.
 
 use std::{
     collections::HashMap,
@@ -22,7 +22,7 @@ use std::{
 use quick_cache::{sync::Cache, Weighter};
 use tokio::sync::OnceCell;
 
-use super::{index::VISIBLE, symbols::Kind};
+use super::{index::VISIBLE, symbols::Kind, trigrams::Filter};
 use crate::{
     db::Db,
     error::{Error, Result},
@@ -37,6 +37,9 @@ pub struct Snapshot {
     files: Vec<(i64, Box<str>)>,
     /// Each file's place in `files`, by id.
     places: HashMap<i64, u32>,
+    /// Each file's trigram filter, by place (`None`: none could be had, the file is read
+    /// whole).
+    filters: Vec<Option<Filter>>,
     /// By lowercase name, then path and line.
     symbols: Vec<Defined>,
     /// The symbols' indexes by file, then line and end line; a file's are at
@@ -79,6 +82,11 @@ impl Snapshot {
             .map_or((0, ""), |(id, path)| (*id, path))
     }
 
+    /// The trigram filter of the file at `place`.
+    pub fn filter(&self, place: u32) -> Option<&Filter> {
+        self.filters.get(place as usize)?.as_ref()
+    }
+
     /// The place of file `id`, if the generation holds it.
     pub fn place(&self, id: i64) -> Option<u32> {
         self.places.get(&id).copied()
@@ -117,8 +125,9 @@ impl Snapshot {
     }
 }
 
-/// A row of the files' query.
-type FileRow = (i64, String);
+/// A row of the files' query: id, path, the stored trigram filter, and the text where
+/// there is none (rows indexed before filters were stored).
+type FileRow = (i64, String, Option<Vec<u8>>, Option<String>);
 
 #[derive(sqlx::FromRow)]
 struct SymbolRow {
@@ -134,8 +143,11 @@ struct SymbolRow {
 
 /// Reads generation `generation` of the project whole.
 async fn read(db: &Db, project_id: i64, generation: i64) -> Result<Snapshot> {
-    let files_sql =
-        format!("SELECT f.id, f.path FROM project_files f WHERE f.project_id = $1 AND {VISIBLE}");
+    let files_sql = format!(
+        "SELECT f.id, f.path, c.grams, CASE WHEN c.grams IS NULL THEN c.content END \
+         FROM project_files f LEFT JOIN project_contents c ON c.file_id = f.id \
+         WHERE f.project_id = $1 AND {VISIBLE}"
+    );
     let symbols_sql = format!(
         "SELECT s.file_id, s.name, s.name_lower, s.kind, s.line, s.end_line, s.container, s.text \
          FROM project_symbols s JOIN project_files f ON f.id = s.file_id \
@@ -150,7 +162,9 @@ async fn read(db: &Db, project_id: i64, generation: i64) -> Result<Snapshot> {
                     let key = (project_id, generation);
                     let files = conn
                         .prepare(&files_sql)?
-                        .query_map(key, |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .query_map(key, |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?
                         .collect::<rusqlite::Result<_>>()?;
                     let symbols = conn
                         .prepare(&symbols_sql)?
@@ -190,15 +204,20 @@ async fn read(db: &Db, project_id: i64, generation: i64) -> Result<Snapshot> {
 
 impl Snapshot {
     fn new(generation: i64, mut files: Vec<FileRow>, rows: Vec<SymbolRow>) -> Snapshot {
-        files.sort_unstable_by(|(_, a), (_, b)| a.cmp(b));
+        files.sort_unstable_by(|(_, a, ..), (_, b, ..)| a.cmp(b));
         let mut bytes = 0;
-        let files: Vec<(i64, Box<str>)> = files
+        let (files, filters): (Vec<_>, Vec<_>) = files
             .into_iter()
-            .map(|(id, path)| {
-                bytes += path.len() + 48;
-                (id, path.into_boxed_str())
+            .map(|(id, path, stored, text)| {
+                let filter = match (stored, text) {
+                    (Some(stored), _) => Filter::decode(&stored),
+                    (None, Some(text)) => Some(Filter::of_text(&text)),
+                    (None, None) => None,
+                };
+                bytes += path.len() + 56 + filter.as_ref().map_or(0, Filter::bytes);
+                ((id, path.into_boxed_str()), filter)
             })
-            .collect();
+            .unzip();
         let places: HashMap<i64, u32> = files
             .iter()
             .enumerate()
@@ -245,6 +264,7 @@ impl Snapshot {
             generation,
             files,
             places,
+            filters,
             symbols,
             by_file,
             file_starts,

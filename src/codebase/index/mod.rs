@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{
     archive::{Extracted, SourceFile},
     symbols::parse::{definitions, Definition},
-    trigrams,
+    trigrams::Filter,
 };
 use crate::{
     db::Db,
@@ -38,10 +38,10 @@ pub const OPEN: i64 = i64::MAX;
 pub const VISIBLE: &str = "f.generation <= $2 AND f.until_gen > $2";
 /// Paths per statement when ending the rows of deleted files.
 const PATHS_PER_UPDATE: usize = 400;
-/// Rows per DELETE when dropping rows: symbols first, then the files' texts (each also
-/// leaves the trigram index), then the files, which then cascade to nothing.
+/// Rows per DELETE when dropping rows: symbols first, then the files' texts, then the
+/// files, which then cascade to nothing.
 const SYMBOLS_PER_DELETE: i64 = 4_000;
-const FILES_PER_DELETE: i64 = 50;
+const FILES_PER_DELETE: i64 = 250;
 
 /// A new or changed file, to be written with its symbols.
 pub(super) struct Changed<'a> {
@@ -49,8 +49,8 @@ pub(super) struct Changed<'a> {
     pub content: &'a str,
     pub hash: &'a str,
     pub symbols: Vec<Definition>,
-    /// Its trigrams as an `int[]` literal (PostgreSQL's narrowing; see `trigrams`).
-    pub trigrams: Option<String>,
+    /// Its blocks' trigram filters, stored (`codebase::trigrams`).
+    pub grams: Vec<u8>,
 }
 
 /// Indexes `extracted` as the project's new file set. Returns `None` when the project is
@@ -144,9 +144,7 @@ async fn parse_and_write(
     hashes: &[String],
     changed: &[usize],
 ) -> Result<()> {
-    let with_trigrams = matches!(db, Db::Postgres(..));
-    let start =
-        |part: &[usize]| tokio::spawn(parse(Arc::clone(files), part.to_vec(), with_trigrams));
+    let start = |part: &[usize]| tokio::spawn(parse(Arc::clone(files), part.to_vec()));
     let mut parts = changed.chunks(FILES_PER_PART);
     let mut parsing = parts.next().map(|part| (part, start(part)));
     while let Some((part, parsed)) = parsing {
@@ -155,12 +153,12 @@ async fn parse_and_write(
         let rows: Vec<Changed> = part
             .iter()
             .zip(parsed)
-            .map(|(&i, (symbols, trigrams))| Changed {
+            .map(|(&i, (symbols, grams))| Changed {
                 path: &files[i].path,
                 content: &files[i].content,
                 hash: &hashes[i],
                 symbols,
-                trigrams,
+                grams,
             })
             .collect();
         write::write_generation(db, project_id, generation, &rows).await?;
@@ -180,20 +178,18 @@ async fn hash_all(files: Arc<Vec<SourceFile>>) -> Result<Vec<String>> {
     .map_err(Error::internal)
 }
 
-/// The symbols (and trigrams, when asked) of the files at `indices`: CPU work, off the
-/// async workers, on as many threads as there are cores (tree-sitter's parse is most of
-/// an index's CPU).
+/// The symbols and the stored trigram filter of the files at `indices`: CPU work, off
+/// the async workers, on as many threads as there are cores (tree-sitter's parse is most
+/// of an index's CPU).
 async fn parse(
     files: Arc<Vec<SourceFile>>,
     indices: Vec<usize>,
-    with_trigrams: bool,
-) -> Result<Vec<(Vec<Definition>, Option<String>)>> {
+) -> Result<Vec<(Vec<Definition>, Vec<u8>)>> {
     tokio::task::spawn_blocking(move || {
         let one = |i: usize| {
             let file = &files[i];
-            let trigrams =
-                with_trigrams.then(|| trigrams::literal(&trigrams::of_text(&file.content)));
-            (definitions(&file.path, &file.content), trigrams)
+            let grams = Filter::of_text(&file.content).encode();
+            (definitions(&file.path, &file.content), grams)
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = indices.len().div_ceil(threads).max(1);

@@ -13,8 +13,7 @@ use crate::{
 /// Symbols per multi-row INSERT: 10 parameters each stays far below both backends' limits.
 const SYMBOLS_PER_INSERT: usize = 100;
 /// A write transaction ends once it wrote this much text or this many symbols: on SQLite
-/// every other writer waits for it (the trigram index is written with the file), so it
-/// must stay well under a second.
+/// every other writer waits for it, so it must stay well under a second.
 const TRANSACTION_BYTES: usize = 1024 * 1024;
 const TRANSACTION_SYMBOLS: usize = 2_000;
 
@@ -61,21 +60,14 @@ async fn write_batch(
             .bind(file.hash)
             .fetch_one(&mut *tx)
             .await?;
-            let mut content = match &file.trigrams {
-                Some(_) => sqlx::query(
-                    "INSERT INTO project_contents (file_id, content, trigrams) \
-                     VALUES ($1, $2, $3::int[])",
-                ),
-                None => {
-                    sqlx::query("INSERT INTO project_contents (file_id, content) VALUES ($1, $2)")
-                }
-            }
+            sqlx::query(
+                "INSERT INTO project_contents (file_id, content, grams) VALUES ($1, $2, $3)",
+            )
             .bind(file_id)
-            .bind(file.content);
-            if let Some(trigrams) = &file.trigrams {
-                content = content.bind(trigrams);
-            }
-            content.execute(&mut *tx).await?;
+            .bind(file.content)
+            .bind(&file.grams)
+            .execute(&mut *tx)
+            .await?;
             let lines: Vec<&str> = file.content.lines().collect();
             for run in file.symbols.chunks(SYMBOLS_PER_INSERT) {
                 let sql = symbols_insert(db, run.len());

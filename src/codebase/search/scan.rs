@@ -4,13 +4,14 @@
 use tokio::time::Instant;
 
 use super::{
-    narrow::{self, Candidates},
+    narrow::{self, Read},
     Candidate, Scan,
 };
 use crate::{
     codebase::{
         matcher::Matcher,
         snapshot::{self, Snapshot, Text},
+        trigrams::Part,
     },
     db::Db,
     error::Result,
@@ -24,45 +25,28 @@ const FILES_PER_READ: usize = 16;
 /// deadline.
 pub(super) async fn scan(
     db: &Db,
-    project_id: i64,
     snapshot: &Snapshot,
     matcher: &Matcher,
     deadline: Instant,
     cap: usize,
 ) -> Result<Scan> {
     let mut scan = Scan::default();
-    let generation = snapshot.generation;
-    let places: Vec<u32> = match narrow::candidates(db, project_id, generation, matcher, deadline)
-        .await?
-    {
-        Candidates::TimedOut => {
-            scan.partial = true;
-            return Ok(scan);
-        }
-        Candidates::All => (0..snapshot.files().len() as u32).collect(),
-        Candidates::Only(ids) => {
-            let mut places: Vec<u32> = ids.iter().filter_map(|id| snapshot.place(*id)).collect();
-            places.sort_unstable();
-            places
-        }
-    };
-    let files: Vec<(i64, &str)> = places
-        .into_iter()
-        .map(|place| snapshot.file(place))
-        .filter(|(_, path)| matcher.path_matches(path))
-        .collect();
+    let files = narrow::candidates(snapshot, matcher);
     for chunk in files.chunks(FILES_PER_READ) {
         if Instant::now() >= deadline {
             scan.partial = true;
             break;
         }
-        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = chunk
+            .iter()
+            .map(|(place, _)| snapshot.file(*place).0)
+            .collect();
         let Ok(texts) = tokio::time::timeout_at(deadline, snapshot::texts(db, &ids)).await else {
             scan.partial = true;
             break;
         };
-        for ((_, path), text) in chunk.iter().zip(texts?) {
-            if !scan.file(matcher, path, &text, cap) {
+        for ((place, read), text) in chunk.iter().zip(texts?) {
+            if !scan.file(matcher, snapshot.path(*place), &text, read, cap) {
                 return Ok(scan);
             }
         }
@@ -73,9 +57,17 @@ pub(super) async fn scan(
 }
 
 impl Scan {
-    /// Adds the matching lines of one file; false once more than `cap` matched.
-    fn file(&mut self, matcher: &Matcher, path: &str, text: &Text, cap: usize) -> bool {
-        let (content, lower) = (text.as_str(), text.lower());
+    /// Adds the matching lines of one file (of the parts of it to read); false once more
+    /// than `cap` matched.
+    fn file(
+        &mut self,
+        matcher: &Matcher,
+        path: &str,
+        text: &Text,
+        read: &Read,
+        cap: usize,
+    ) -> bool {
+        let content = text.as_str();
         if matcher.options.regex {
             // A user's expression may anchor at line ends (`^`, `$`): line by line.
             for (i, text) in content.lines().enumerate() {
@@ -85,11 +77,35 @@ impl Scan {
             }
             return true;
         }
-        // Otherwise a line's match is a match in the whole text too: the query is looked
-        // for in the whole text (a literal at memory speed) and each line it lands on is
-        // then checked alone.
-        let (mut from, mut line, mut counted) = (0, 1, 0);
-        while let Some(at) = matcher.find(&content[from..], &lower[from..], text.folds_to_ascii()) {
+        let whole = [Part {
+            bytes: 0..content.len(),
+            first_line: 1,
+        }];
+        let parts = match read {
+            Read::Whole => &whole[..],
+            Read::Parts(parts) => parts,
+        };
+        parts
+            .iter()
+            .all(|part| self.run(matcher, path, text, part, cap))
+    }
+
+    /// Adds the matching lines of one run of a file's text (whole lines); false once more
+    /// than `cap` matched. A line's match is a match in the whole run too: the query is
+    /// looked for in the run (a literal at memory speed, in the lowercased copy for a
+    /// case-insensitive one) and each line it lands on is then checked alone.
+    fn run(&mut self, matcher: &Matcher, path: &str, text: &Text, part: &Part, cap: usize) -> bool {
+        // A part starts at a line and ends after one; out of bounds (a filter not of
+        // this text) it reads as nothing.
+        let (Some(content), Some(lower)) = (
+            text.as_str().get(part.bytes.clone()),
+            text.lower().get(part.bytes.clone()),
+        ) else {
+            return true;
+        };
+        let folds = text.folds_to_ascii();
+        let (mut from, mut line, mut counted) = (0, part.first_line, 0);
+        while let Some(at) = matcher.find(&content[from..], &lower[from..], folds) {
             let at = from + at;
             let bytes = content.as_bytes();
             let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
@@ -137,7 +153,13 @@ mod tests {
     fn lines(query: &str, options: Options, content: &str) -> Vec<(i64, String)> {
         let matcher = Matcher::new(query, options, None).unwrap();
         let mut scan = Scan::default();
-        scan.file(&matcher, "a.rs", &Text::new(content.to_owned()), 10);
+        scan.file(
+            &matcher,
+            "a.rs",
+            &Text::new(content.to_owned()),
+            &Read::Whole,
+            10,
+        );
         scan.lines.into_iter().map(|c| (c.line, c.text)).collect()
     }
 
