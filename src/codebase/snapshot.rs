@@ -22,7 +22,11 @@ use std::{
 use quick_cache::{sync::Cache, Weighter};
 use tokio::sync::OnceCell;
 
-use super::{index::VISIBLE, symbols::Kind, trigrams::Filter};
+use super::{
+    index::VISIBLE,
+    symbols::Kind,
+    trigrams::{Blocks, Filter},
+};
 use crate::{
     db::Db,
     error::{Error, Result},
@@ -37,9 +41,10 @@ pub struct Snapshot {
     files: Vec<(i64, Box<str>)>,
     /// Each file's place in `files`, by id.
     places: HashMap<i64, u32>,
-    /// Each file's trigram filter, by place (`None`: none could be had, the file is read
-    /// whole).
-    filters: Vec<Option<Filter>>,
+    /// The files' blocks' trigram filters.
+    blocks: Blocks,
+    /// The places of files without a filter (none could be had): they are read whole.
+    unfiltered: Vec<u32>,
     /// By lowercase name, then path and line.
     symbols: Vec<Defined>,
     /// The symbols' indexes by file, then line and end line; a file's are at
@@ -82,9 +87,14 @@ impl Snapshot {
             .map_or((0, ""), |(id, path)| (*id, path))
     }
 
-    /// The trigram filter of the file at `place`.
-    pub fn filter(&self, place: u32) -> Option<&Filter> {
-        self.filters.get(place as usize)?.as_ref()
+    /// The files' blocks' trigram filters.
+    pub fn blocks(&self) -> &Blocks {
+        &self.blocks
+    }
+
+    /// The places of files without a trigram filter, in order.
+    pub fn unfiltered(&self) -> &[u32] {
+        &self.unfiltered
     }
 
     /// The place of file `id`, if the generation holds it.
@@ -214,10 +224,21 @@ impl Snapshot {
                     (None, Some(text)) => Some(Filter::of_text(&text)),
                     (None, None) => None,
                 };
-                bytes += path.len() + 56 + filter.as_ref().map_or(0, Filter::bytes);
+                bytes += path.len() + 48;
                 ((id, path.into_boxed_str()), filter)
             })
             .unzip();
+        let blocks = Blocks::new(
+            filters
+                .iter()
+                .enumerate()
+                .filter_map(|(place, filter)| Some((place as u32, filter.as_ref()?))),
+        );
+        let unfiltered = (0..filters.len() as u32)
+            .filter(|&place| filters[place as usize].is_none())
+            .collect();
+        drop(filters);
+        bytes += blocks.bytes();
         let places: HashMap<i64, u32> = files
             .iter()
             .enumerate()
@@ -264,7 +285,8 @@ impl Snapshot {
             generation,
             files,
             places,
-            filters,
+            blocks,
+            unfiltered,
             symbols,
             by_file,
             file_starts,

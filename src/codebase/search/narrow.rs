@@ -3,7 +3,8 @@
 //!
 //! Each file's blocks keep a filter of their trigrams (`codebase::trigrams`), in memory
 //! with the live generation: only the blocks that may hold every trigram of the query
-//! are read. Either backend stores the same filters, so both read the same parts.
+//! are read (files without a filter, whole). Either backend stores the same filters, so
+//! both read the same parts.
 //!
 //! Case-insensitive matching follows Unicode simple case folding (the `regex` crate's),
 //! where `k` also matches the Kelvin sign and `s` the long s. So the trigrams of a
@@ -27,16 +28,29 @@ pub(super) enum Read {
 /// in its path glob, and what of each to read.
 pub(super) fn candidates(snapshot: &Snapshot, matcher: &Matcher) -> Vec<(u32, Read)> {
     let query = narrowing_run(matcher).and_then(|run| Query::new(run.as_bytes()));
-    (0..snapshot.files().len() as u32)
-        .filter(|&place| matcher.path_matches(snapshot.path(place)))
-        .filter_map(|place| match (&query, snapshot.filter(place)) {
-            (Some(query), Some(filter)) => {
-                let parts = filter.parts(query);
-                (!parts.is_empty()).then_some((place, Read::Parts(parts)))
-            }
-            _ => Some((place, Read::Whole)),
-        })
-        .collect()
+    let mut files: Vec<(u32, Read)> = match query {
+        None => (0..snapshot.files().len() as u32)
+            .map(|place| (place, Read::Whole))
+            .collect(),
+        Some(query) => {
+            let mut files: Vec<(u32, Read)> = snapshot
+                .blocks()
+                .parts(&query)
+                .into_iter()
+                .map(|(place, parts)| (place, Read::Parts(parts)))
+                .collect();
+            files.extend(
+                snapshot
+                    .unfiltered()
+                    .iter()
+                    .map(|&place| (place, Read::Whole)),
+            );
+            files.sort_unstable_by_key(|(place, _)| *place);
+            files
+        }
+    };
+    files.retain(|(place, _)| matcher.path_matches(snapshot.path(*place)));
+    files
 }
 
 /// The characters of `matcher`'s query every text it matches holds, byte for byte up to
