@@ -14,7 +14,10 @@ mod write;
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
 };
 
 use sha2::{Digest, Sha256};
@@ -191,21 +194,34 @@ async fn parse(
             let grams = Filter::of_text(&file.content).encode();
             (definitions(&file.path, &file.content), grams)
         };
+        // Each thread takes the next file when done with one: file sizes vary a
+        // hundredfold, and fixed shares left one core idle a third of the time.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = indices.len().div_ceil(threads).max(1);
+        let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            let parts: Vec<_> = indices
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|&i| one(i)).collect::<Vec<_>>()))
-                .collect();
-            parts
-                .into_iter()
-                .map(|part| {
-                    part.join()
-                        .map_err(|_| Error::internal("a parser thread panicked"))
+            let workers: Vec<_> = (0..threads.min(indices.len()).max(1))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let at = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&i) = indices.get(at) else {
+                                break done;
+                            };
+                            done.push((at, one(i)));
+                        }
+                    })
                 })
-                .collect::<Result<Vec<_>>>()
-                .map(|parts| parts.into_iter().flatten().collect())
+                .collect();
+            let mut done = Vec::with_capacity(indices.len());
+            for worker in workers {
+                let parsed = worker
+                    .join()
+                    .map_err(|_| Error::internal("a parser thread panicked"))?;
+                done.extend(parsed);
+            }
+            done.sort_unstable_by_key(|(at, _)| *at);
+            Ok(done.into_iter().map(|(_, parsed)| parsed).collect())
         })
     })
     .await
