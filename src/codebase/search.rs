@@ -6,10 +6,7 @@
 //! passed ([`scan`]), then the lines are ranked, the query's definitions first (from the
 //! generation's symbols, in memory too).
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -123,7 +120,7 @@ pub async fn first_lines(
         return Ok(Vec::new());
     };
     let deadline = Instant::now() + timeout;
-    let scan = scan::scan(db, &snapshot, matcher, deadline, count).await?;
+    let scan = scan::scan(db, &snapshot, matcher, deadline, count, Keep::All).await?;
     Ok(scan
         .lines
         .into_iter()
@@ -135,10 +132,32 @@ pub async fn first_lines(
         .collect())
 }
 
+/// Which matching lines a scan keeps (it counts them all, up to its cap).
+#[derive(Clone, Copy)]
+enum Keep<'a> {
+    /// Every one.
+    All,
+    /// The first `limit` in the query's exact case and the first `limit` others: all a
+    /// ranked answer can show after the definitions, which it has already (`defined`, by
+    /// place and line; `defining`, their files' places).
+    Ranked {
+        limit: usize,
+        defined: &'a HashSet<(u32, i64)>,
+        defining: &'a HashSet<u32>,
+    },
+}
+
 /// Matching lines read so far.
-#[derive(Default)]
-struct Scan {
+struct Scan<'a> {
+    keep: Keep<'a>,
+    /// The lines kept: every one, or (ranked) those in the query's exact case.
     lines: Vec<Candidate>,
+    /// Ranked: the other lines kept.
+    rest: Vec<Candidate>,
+    /// Matching lines read, the definitions among them included.
+    count: usize,
+    /// Definitions among them.
+    definitions: usize,
     /// More lines matched than the scan's cap.
     more: bool,
     partial: bool,
@@ -166,34 +185,31 @@ async fn search_generation(
     } else {
         paths::matches(db, &snapshot, matcher).await?
     };
-    let scan = scan::scan(db, &snapshot, matcher, deadline, request.cap).await?;
-    let definitions = definitions(&snapshot, matcher);
-    let mut lines = scan.lines;
-    let seen: HashSet<(String, i64)> = lines.iter().map(|c| (c.path.clone(), c.line)).collect();
-    // Definitions past the lines read (the cap, the deadline) still come first.
-    lines.extend(
-        definitions
-            .iter()
-            .filter(|(key, _)| !seen.contains(key))
-            .map(|((path, line), (_, text))| Candidate {
-                path: path.clone(),
-                line: *line,
-                text: text.clone(),
-            }),
-    );
-    let counted = lines.len() + by_path.len();
-    let mut ranked: Vec<(u8, Candidate)> = lines
-        .into_iter()
-        .map(|c| (tier(matcher, &definitions, &c), c))
+    let mut definitions = definitions(&snapshot, matcher);
+    let defined: HashSet<(u32, i64)> = definitions
+        .iter()
+        .map(|(place, line, ..)| (*place, *line))
         .collect();
-    ranked.sort_by(|(a, x), (b, y)| {
-        a.cmp(b)
-            .then_with(|| x.path.cmp(&y.path))
-            .then_with(|| x.line.cmp(&y.line))
-    });
+    let defining: HashSet<u32> = defined.iter().map(|(place, _)| *place).collect();
+    let keep = Keep::Ranked {
+        limit: request.limit,
+        defined: &defined,
+        defining: &defining,
+    };
+    let scan = scan::scan(db, &snapshot, matcher, deadline, request.cap, keep).await?;
+    // Definitions past the lines read (the cap, the deadline) still come first, and count.
+    let counted = scan.count + (definitions.len() - scan.definitions) + by_path.len();
+    definitions.sort_by(|(a, x, tier_a, _), (b, y, tier_b, _)| (tier_a, a, x).cmp(&(tier_b, b, y)));
+    let definitions = definitions
+        .into_iter()
+        .map(|(place, line, _, text)| Candidate {
+            path: snapshot.path(place).to_owned(),
+            line,
+            text,
+        });
     let hits = by_path
         .into_iter()
-        .chain(ranked.into_iter().map(|(_, c)| Hit {
+        .chain(definitions.chain(scan.lines).chain(scan.rest).map(|c| Hit {
             snippet: snippet(&c.text, matcher.position(&c.text)),
             path: c.path,
             line: c.line,
@@ -208,33 +224,26 @@ async fn search_generation(
     })
 }
 
-/// Where the query's definitions are — (path, line) → (tier, the line's text) — among the
-/// lines it matches: names equal to the query (tier 0), then starting with it (tier 1).
-type Definitions = HashMap<(String, i64), (u8, String)>;
-
-fn definitions(snapshot: &Snapshot, matcher: &Matcher) -> Definitions {
+/// The query's definitions among the lines it matches — (place, line, tier, the line's
+/// text) — names equal to the query (tier 0), then starting with it (tier 1).
+fn definitions(snapshot: &Snapshot, matcher: &Matcher) -> Vec<(u32, i64, u8, String)> {
     if matcher.options.regex {
-        return Definitions::new();
+        return Vec::new();
     }
     let query = matcher.query.as_str();
-    symbols::definitions_of(snapshot, query, DEFINITIONS)
-        .into_iter()
-        .filter(|(_, path, _, text)| matcher.matches(path, text))
-        .map(|(name, path, line, text)| ((path, line), (u8::from(name != query), text)))
-        .collect()
-}
-
-/// Lower ranks first: the definitions of the query, lines matching with the query's
-/// exact case, the rest.
-fn tier(matcher: &Matcher, definitions: &Definitions, line: &Candidate) -> u8 {
-    if let Some((tier, _)) = definitions.get(&(line.path.clone(), line.line)) {
-        return *tier;
-    }
-    if matcher.exact_case(&line.text) {
-        2
-    } else {
-        3
-    }
+    let mut found: Vec<(u32, i64, u8, String)> =
+        symbols::definitions_of(snapshot, query, DEFINITIONS)
+            .into_iter()
+            .filter(|(_, path, _, text)| matcher.matches(path, text))
+            .filter_map(|(name, path, line, text)| {
+                let place = snapshot.place_of(&path)?;
+                Some((place, line, u8::from(name != query), text))
+            })
+            .collect();
+    // A line defining two names is one line, at its better tier.
+    found.sort_by_key(|(place, line, tier, _)| (*place, *line, *tier));
+    found.dedup_by_key(|(place, line, ..)| (*place, *line));
+    found
 }
 
 /// The trimmed line, or a window of it around the match at byte `at` when it is long.
@@ -257,30 +266,6 @@ pub fn snippet(text: &str, at: Option<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codebase::matcher::Options;
-
-    #[test]
-    fn definitions_then_exact_case_then_the_rest() {
-        let matcher = Matcher::new("total", Options::default(), None).unwrap();
-        let line = |path: &str, text: &str| Candidate {
-            path: path.into(),
-            line: 1,
-            text: text.into(),
-        };
-        let definitions: Definitions = [(("a.rs".into(), 1), (0, String::new()))].into();
-        assert_eq!(
-            tier(&matcher, &definitions, &line("a.rs", "fn total() {")),
-            0
-        );
-        assert_eq!(
-            tier(&matcher, &definitions, &line("b.rs", "fn total() {")),
-            2
-        );
-        assert_eq!(
-            tier(&matcher, &definitions, &line("b.rs", "TOTAL += 1;")),
-            3
-        );
-    }
 
     #[test]
     fn snippets_are_windows_around_the_match() {

@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::{
     narrow::{self, Read},
-    Candidate, Scan,
+    Candidate, Keep, Scan,
 };
 use crate::{
     codebase::{
@@ -23,15 +23,16 @@ use crate::{
 const FILES_PER_READ: usize = 64;
 
 /// The generation's first `cap` matching lines, in (path, line) order, read until the
-/// deadline.
-pub(super) async fn scan(
+/// deadline: counted, and those `keep` asks for kept.
+pub(super) async fn scan<'a>(
     db: &Db,
     snapshot: &Snapshot,
     matcher: &Matcher,
     deadline: Instant,
     cap: usize,
-) -> Result<Scan> {
-    let mut scan = Scan::default();
+    keep: Keep<'a>,
+) -> Result<Scan<'a>> {
+    let mut scan = Scan::new(keep);
     let files = narrow::candidates(snapshot, matcher);
     for chunk in files.chunks(FILES_PER_READ) {
         if Instant::now() >= deadline {
@@ -47,7 +48,12 @@ pub(super) async fn scan(
             break;
         };
         for ((place, read), text) in chunk.iter().zip(texts?) {
-            if !scan.file(matcher, snapshot.path(*place), &text, read, cap) {
+            let file = File {
+                place: *place,
+                path: snapshot.path(*place),
+                text: &text,
+            };
+            if !scan.file(matcher, &file, read, cap) {
                 return Ok(scan);
             }
         }
@@ -57,22 +63,34 @@ pub(super) async fn scan(
     Ok(scan)
 }
 
-impl Scan {
+/// A file being read.
+struct File<'a> {
+    place: u32,
+    path: &'a str,
+    text: &'a Text,
+}
+
+impl<'a> Scan<'a> {
+    fn new(keep: Keep<'a>) -> Scan<'a> {
+        Scan {
+            keep,
+            lines: Vec::new(),
+            rest: Vec::new(),
+            count: 0,
+            definitions: 0,
+            more: false,
+            partial: false,
+        }
+    }
+
     /// Adds the matching lines of one file (of the parts of it to read); false once more
     /// than `cap` matched.
-    fn file(
-        &mut self,
-        matcher: &Matcher,
-        path: &str,
-        text: &Text,
-        read: &Read,
-        cap: usize,
-    ) -> bool {
-        let content = text.as_str();
+    fn file(&mut self, matcher: &Matcher, file: &File, read: &Read, cap: usize) -> bool {
+        let content = file.text.as_str();
         if matcher.options.regex {
             // A user's expression may anchor at line ends (`^`, `$`): line by line.
             for (i, text) in content.lines().enumerate() {
-                if matcher.line_matches(text) && !self.push(path, i + 1, text, cap) {
+                if matcher.line_matches(text) && !self.push(matcher, file, i + 1, text, cap) {
                     return false;
                 }
             }
@@ -86,16 +104,15 @@ impl Scan {
             Read::Whole => &whole[..],
             Read::Parts(parts) => parts,
         };
-        parts
-            .iter()
-            .all(|part| self.run(matcher, path, text, part, cap))
+        parts.iter().all(|part| self.run(matcher, file, part, cap))
     }
 
     /// Adds the matching lines of one run of a file's text (whole lines); false once more
     /// than `cap` matched. A line's match is a match in the whole run too: the query is
     /// looked for in the run (a literal at memory speed, in the lowercased copy for a
     /// case-insensitive one) and each line it lands on is then checked alone.
-    fn run(&mut self, matcher: &Matcher, path: &str, text: &Text, part: &Part, cap: usize) -> bool {
+    fn run(&mut self, matcher: &Matcher, file: &File, part: &Part, cap: usize) -> bool {
+        let text = file.text;
         // A part starts at a line and ends after one; out of bounds (a filter not of
         // this text) it reads as nothing.
         let (Some(content), Some(lower)) = (
@@ -111,13 +128,16 @@ impl Scan {
             let bytes = content.as_bytes();
             let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
             let end = memchr::memchr(b'\n', &bytes[at..]).map_or(content.len(), |i| at + i);
-            line += memchr::memchr_iter(b'\n', &bytes[counted..start]).count();
-            counted = start;
+            // Line numbers are counted only where a kept line or a definition needs one.
+            if self.needs_lines(file.place) {
+                line += memchr::memchr_iter(b'\n', &bytes[counted..start]).count();
+                counted = start;
+            }
             let mut text = &content[start..end];
             if end < content.len() {
                 text = text.strip_suffix('\r').unwrap_or(text);
             }
-            if matcher.line_matches(text) && !self.push(path, line, text, cap) {
+            if matcher.line_matches(text) && !self.push(matcher, file, line, text, cap) {
                 return false;
             }
             if end == content.len() {
@@ -128,17 +148,52 @@ impl Scan {
         true
     }
 
-    /// Adds one matching line, unless blank; false when it is one past `cap`.
-    fn push(&mut self, path: &str, line: usize, text: &str, cap: usize) -> bool {
+    /// Whether lines of the file at `place` need their numbers.
+    fn needs_lines(&self, place: u32) -> bool {
+        match self.keep {
+            Keep::All => true,
+            Keep::Ranked {
+                limit, defining, ..
+            } => self.lines.len() < limit || self.rest.len() < limit || defining.contains(&place),
+        }
+    }
+
+    /// Counts one matching line, unless blank, and keeps it if asked; false when it is one
+    /// past `cap`.
+    fn push(
+        &mut self,
+        matcher: &Matcher,
+        file: &File,
+        line: usize,
+        text: &str,
+        cap: usize,
+    ) -> bool {
         if text.trim().is_empty() {
             return true;
         }
-        if self.lines.len() == cap {
+        if self.count == cap {
             self.more = true;
             return false;
         }
-        self.lines.push(Candidate {
-            path: path.to_owned(),
+        self.count += 1;
+        let kept = match self.keep {
+            Keep::All => &mut self.lines,
+            Keep::Ranked { limit, defined, .. } => {
+                if defined.contains(&(file.place, line as i64)) {
+                    self.definitions += 1;
+                    return true;
+                }
+                if self.lines.len() < limit && matcher.exact_case(text) {
+                    &mut self.lines
+                } else if self.rest.len() < limit && !matcher.exact_case(text) {
+                    &mut self.rest
+                } else {
+                    return true;
+                }
+            }
+        };
+        kept.push(Candidate {
+            path: file.path.to_owned(),
             line: line as i64,
             text: text.to_owned(),
         });
@@ -148,19 +203,21 @@ impl Scan {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::codebase::matcher::Options;
 
     fn lines(query: &str, options: Options, content: &str) -> Vec<(i64, String)> {
         let matcher = Matcher::new(query, options, None).unwrap();
-        let mut scan = Scan::default();
-        scan.file(
-            &matcher,
-            "a.rs",
-            &Text::new(content.to_owned()),
-            &Read::Whole,
-            10,
-        );
+        let mut scan = Scan::new(Keep::All);
+        let text = Text::new(content.to_owned());
+        let file = File {
+            place: 0,
+            path: "a.rs",
+            text: &text,
+        };
+        scan.file(&matcher, &file, &Read::Whole, 10);
         scan.lines.into_iter().map(|c| (c.line, c.text)).collect()
     }
 
@@ -194,5 +251,45 @@ mod tests {
             lines("^bar", regex, content),
             [(2, "bar baz".into()), (6, "BAR\r".into())]
         );
+    }
+
+    #[test]
+    fn a_ranked_scan_counts_every_line_and_keeps_the_first_of_each_tier() {
+        let matcher = Matcher::plain("total").unwrap();
+        let content: String = (0..50)
+            .map(|i| match i % 2 {
+                0 => format!("total {i}\n"),
+                _ => format!("TOTAL {i}\n"),
+            })
+            .collect();
+        let text = Text::new(content);
+        let file = File {
+            place: 7,
+            path: "a.rs",
+            text: &text,
+        };
+        let (defined, defining) = (HashSet::from([(7, 3)]), HashSet::from([7]));
+        let mut scan = Scan::new(Keep::Ranked {
+            limit: 2,
+            defined: &defined,
+            defining: &defining,
+        });
+        assert!(scan.file(&matcher, &file, &Read::Whole, 100));
+        assert_eq!((scan.count, scan.definitions), (50, 1));
+        let kept = |lines: &[Candidate]| -> Vec<(i64, String)> {
+            lines.iter().map(|c| (c.line, c.text.clone())).collect()
+        };
+        // Line 3 is the definition: kept elsewhere, not among the exact-case lines.
+        assert_eq!(
+            kept(&scan.lines),
+            [(1, "total 0".into()), (5, "total 4".into())]
+        );
+        assert_eq!(
+            kept(&scan.rest),
+            [(2, "TOTAL 1".into()), (4, "TOTAL 3".into())]
+        );
+        let mut capped = Scan::new(Keep::All);
+        assert!(!capped.file(&matcher, &file, &Read::Whole, 10));
+        assert!(capped.more && capped.count == 10 && capped.lines.len() == 10);
     }
 }
