@@ -3,8 +3,9 @@
 //! can hold a match ([`narrow`]); the [`Matcher`] then decides each of their lines
 //! exactly. Files are read in path order (their texts kept in memory once read:
 //! `codebase::snapshot`) until more than [`TOTAL_CAP`] lines matched or the deadline
-//! passed ([`scan`]), then the lines are ranked, the query's definitions first (from the
-//! generation's symbols, in memory too).
+//! passed ([`scan`]), counting every matching line but keeping only what the answer can
+//! show: the query's definitions first (from the generation's symbols, in memory too),
+//! then lines in its exact case, then the rest, each in path and line order.
 
 use std::{collections::HashSet, time::Duration};
 
