@@ -199,7 +199,7 @@ async fn search_generation(
     };
     let scan = scan::scan(db, &snapshot, matcher, deadline, request.cap, keep).await?;
     // Definitions past the lines read (the cap, the deadline) still come first, and count.
-    let counted = scan.count + (definitions.len() - scan.definitions) + by_path.len();
+    let counted = scan.count + definitions.len().saturating_sub(scan.definitions) + by_path.len();
     definitions.sort_by(|(a, x, tier_a, _), (b, y, tier_b, _)| (tier_a, a, x).cmp(&(tier_b, b, y)));
     let definitions = definitions
         .into_iter()

@@ -209,3 +209,30 @@ db_test!(async fn another_instances_reindex_is_seen_at_once_by_what_this_one_kee
         drop(other);
     }
 });
+
+db_test!(async fn files_indexed_before_filters_were_stored_are_still_found(backend) {
+    // Rows written before migration 0014 have no trigram filter (`grams` NULL). An
+    // instance reading such a generation computes their filters from the text: a search
+    // finds their lines exactly as it finds a filtered file's.
+    let app = spawn(backend).await;
+    let (token, _) = app.user().await;
+    let id = project(&app, &token).await;
+    let files = version(30, &[], "", &[("src/old.rs", "pub fn kept_from_before() {}\n")]);
+    upload(&app, &token, id, tarball(&files)).await.expect(200);
+    let cleared = codesherpa::with_pool!(&app.db, |pool| sqlx::query(
+        "UPDATE project_contents SET grams = NULL"
+    )
+    .execute(pool)
+    .await
+    .map(|done| done.rows_affected()))
+    .unwrap();
+    assert!(cleared >= 31, "{cleared}");
+    let other = app.sibling(|_| {}).await;
+    let search = |q: &str| format!("/api/v1/projects/{id}/search?q={q}");
+    let found = other.get(&search("kept_from_before"), &token).await.expect(200);
+    assert_eq!(found.data()["total"], 1, "{}", found.data());
+    assert_eq!(found.data()["items"][0]["path"], "src/old.rs");
+    assert_eq!(found.data()["items"][0]["line"], 1);
+    assert_eq!(total(&other, &token, &format!("{}&word=true", search("f17"))).await, 1);
+    assert_eq!(total(&other, &token, &search("no_such_text_anywhere")).await, 0);
+});
