@@ -39,8 +39,6 @@ pub struct Snapshot {
     pub generation: i64,
     /// (id, path), by path in byte order (on both backends).
     files: Vec<(i64, Box<str>)>,
-    /// Each file's place in `files`, by id.
-    places: HashMap<i64, u32>,
     /// The files' blocks' trigram filters.
     blocks: Blocks,
     /// The places of files without a filter (none could be had): they are read whole.
@@ -95,11 +93,6 @@ impl Snapshot {
     /// The places of files without a trigram filter, in order.
     pub fn unfiltered(&self) -> &[u32] {
         &self.unfiltered
-    }
-
-    /// The place of file `id`, if the generation holds it.
-    pub fn place(&self, id: i64) -> Option<u32> {
-        self.places.get(&id).copied()
     }
 
     /// The symbols whose lowercase name starts with `prefix` (lowercase), by name, path
@@ -284,7 +277,6 @@ impl Snapshot {
         Snapshot {
             generation,
             files,
-            places,
             blocks,
             unfiltered,
             symbols,

@@ -285,22 +285,18 @@ impl Blocks {
                 let i = w * 64 + word.trailing_zeros() as usize;
                 word &= word - 1;
                 let Some(span) = self.spans.get(i) else { break };
-                let (start, end) = (span.start as usize, span.end as usize);
+                let part = Part {
+                    bytes: span.start as usize..span.end as usize,
+                    first_line: span.line as usize + 1,
+                };
                 match files.last_mut() {
                     Some((place, parts)) if *place == span.place => match parts.last_mut() {
-                        Some(last) if last.bytes.end == start => last.bytes.end = end,
-                        _ => parts.push(Part {
-                            bytes: start..end,
-                            first_line: span.line as usize + 1,
-                        }),
+                        Some(last) if last.bytes.end == part.bytes.start => {
+                            last.bytes.end = part.bytes.end;
+                        }
+                        _ => parts.push(part),
                     },
-                    _ => files.push((
-                        span.place,
-                        vec![Part {
-                            bytes: start..end,
-                            first_line: span.line as usize + 1,
-                        }],
-                    )),
+                    _ => files.push((span.place, vec![part])),
                 }
             }
         }
