@@ -22,6 +22,10 @@ pub fn plain_ascii(c: char) -> bool {
     c.is_ascii() && !matches!(c, 'k' | 'K' | 's' | 'S')
 }
 
+/// The characters other than ASCII letters that fold to them: the Kelvin sign (`k`) and
+/// the long s (`s`), which lowercasing ASCII leaves as they are.
+pub const FOLDS_TO_ASCII: [char; 2] = ['\u{212A}', '\u{17F}'];
+
 /// A query found as bytes.
 enum Literal {
     /// In the text as it is.
@@ -145,7 +149,7 @@ impl Matcher {
             query: query.to_owned(),
             options,
             line,
-            exact_case: case_insensitive.then(|| Lazy::new(&pattern, options, false)),
+            exact_case: (case_insensitive && !decides).then(|| Lazy::new(&pattern, options, false)),
             exact_literal,
             locate: Lazy::new(&pattern, unbounded, case_insensitive),
             literal,
@@ -178,6 +182,18 @@ impl Matcher {
         }
     }
 
+    /// Whether what [`Matcher::find`] finds (with the same `folds`) is the query itself,
+    /// so that a line holding the whole of it matches: a literal without whole-word
+    /// boundaries to check.
+    pub fn found_decides(&self, folds: bool) -> bool {
+        !self.options.word
+            && match &self.literal {
+                Some(Literal::AsIs(_)) => true,
+                Some(Literal::Lowercased { query_folds, .. }) => !(*query_folds && folds),
+                None => false,
+            }
+    }
+
     /// Whether one line matches (its path aside).
     pub fn line_matches(&self, text: &str) -> bool {
         match self.literal_in(text) {
@@ -196,7 +212,7 @@ impl Matcher {
                 finder,
                 query_folds,
             } => {
-                if *query_folds && text.contains(['\u{212A}', '\u{17F}']) {
+                if *query_folds && text.contains(FOLDS_TO_ASCII) {
                     return None;
                 }
                 Some(finder.find(&text.as_bytes().to_ascii_lowercase()))

@@ -90,7 +90,10 @@ impl<'a> Scan<'a> {
         if matcher.options.regex {
             // A user's expression may anchor at line ends (`^`, `$`): line by line.
             for (i, text) in content.lines().enumerate() {
-                if matcher.line_matches(text) && !self.push(matcher, file, i + 1, text, cap) {
+                if matcher.line_matches(text)
+                    && !text.trim().is_empty()
+                    && !self.push(file, i + 1, text, self.exact(matcher, text), cap)
+                {
                     return false;
                 }
             }
@@ -122,23 +125,30 @@ impl<'a> Scan<'a> {
             return true;
         };
         let folds = text.folds_to_ascii();
+        let decides = matcher.found_decides(folds);
         let (mut from, mut line, mut counted) = (0, part.first_line, 0);
         while let Some(at) = matcher.find(&content[from..], &lower[from..], folds) {
             let at = from + at;
             let bytes = content.as_bytes();
             let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
             let end = memchr::memchr(b'\n', &bytes[at..]).map_or(content.len(), |i| at + i);
-            // Line numbers are counted only where a kept line or a definition needs one.
-            if self.needs_lines(file.place) {
-                line += memchr::memchr_iter(b'\n', &bytes[counted..start]).count();
-                counted = start;
-            }
             let mut text = &content[start..end];
             if end < content.len() {
                 text = text.strip_suffix('\r').unwrap_or(text);
             }
-            if matcher.line_matches(text) && !self.push(matcher, file, line, text, cap) {
-                return false;
+            // The query found whole within the line decides it.
+            let matched = (decides && at + matcher.query.len() <= start + text.len())
+                || matcher.line_matches(text);
+            if matched && !text.trim().is_empty() {
+                let exact = self.exact(matcher, text);
+                // Line numbers are counted only where a kept line or a definition needs one.
+                if self.needs_line(file.place, exact) {
+                    line += memchr::memchr_iter(b'\n', &bytes[counted..start]).count();
+                    counted = start;
+                }
+                if !self.push(file, line, text, exact, cap) {
+                    return false;
+                }
             }
             if end == content.len() {
                 break;
@@ -148,29 +158,31 @@ impl<'a> Scan<'a> {
         true
     }
 
-    /// Whether lines of the file at `place` need their numbers.
-    fn needs_lines(&self, place: u32) -> bool {
+    /// Whether a matching line ranks as one in the query's exact case (all do, unranked).
+    fn exact(&self, matcher: &Matcher, text: &str) -> bool {
+        match self.keep {
+            Keep::All => true,
+            Keep::Ranked { .. } => matcher.exact_case(text),
+        }
+    }
+
+    /// Whether a matching line of the file at `place` (in the query's exact case or not)
+    /// needs its number: kept, or maybe a definition.
+    fn needs_line(&self, place: u32, exact: bool) -> bool {
         match self.keep {
             Keep::All => true,
             Keep::Ranked {
                 limit, defining, ..
-            } => self.lines.len() < limit || self.rest.len() < limit || defining.contains(&place),
+            } => {
+                let kept = if exact { &self.lines } else { &self.rest };
+                kept.len() < limit || defining.contains(&place)
+            }
         }
     }
 
-    /// Counts one matching line, unless blank, and keeps it if asked; false when it is one
-    /// past `cap`.
-    fn push(
-        &mut self,
-        matcher: &Matcher,
-        file: &File,
-        line: usize,
-        text: &str,
-        cap: usize,
-    ) -> bool {
-        if text.trim().is_empty() {
-            return true;
-        }
+    /// Counts one matching line (not blank), and keeps it if asked (`exact`: in the
+    /// query's exact case); false when it is one past `cap`.
+    fn push(&mut self, file: &File, line: usize, text: &str, exact: bool, cap: usize) -> bool {
         if self.count == cap {
             self.more = true;
             return false;
@@ -183,13 +195,15 @@ impl<'a> Scan<'a> {
                     self.definitions += 1;
                     return true;
                 }
-                if self.lines.len() < limit && matcher.exact_case(text) {
+                let kept = if exact {
                     &mut self.lines
-                } else if self.rest.len() < limit && !matcher.exact_case(text) {
-                    &mut self.rest
                 } else {
+                    &mut self.rest
+                };
+                if kept.len() == limit {
                     return true;
                 }
+                kept
             }
         };
         kept.push(Candidate {
