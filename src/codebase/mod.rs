@@ -50,9 +50,10 @@ pub async fn extract(archive: impl AsRef<[u8]> + Send + 'static) -> Result<Extra
 /// Bounded retries when a re-index makes another generation live mid-read.
 const ATTEMPTS: usize = 3;
 
-/// Runs `read` on the live generation, again if another one became live meanwhile (the
-/// older one's replaced rows are deleted then, so part of what was read may be gone);
-/// `None` when nothing is indexed.
+/// Runs `read` on the live generation, again if another one became live meanwhile and
+/// part of what was read may be gone (the older one's replaced rows are deleted then);
+/// `None` when nothing is indexed. A read that met nothing gone ([`snapshot::Kept::gone`])
+/// read its generation whole: its answer stands without a second look at the live one.
 pub async fn on_live_generation<T, F, Fut>(
     db: &Db,
     project_id: i64,
@@ -66,8 +67,11 @@ where
         let Some(generation) = live_generation(db, project_id).await? else {
             return Ok(None);
         };
+        let gone = snapshot::Kept::of(db).gone();
         let value = read(generation).await?;
-        if live_generation(db, project_id).await? == Some(generation) {
+        if snapshot::Kept::of(db).gone() == gone
+            || live_generation(db, project_id).await? == Some(generation)
+        {
             return Ok(Some(value));
         }
     }

@@ -24,6 +24,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     index::VISIBLE,
+    matcher::FOLDS_TO_ASCII,
     symbols::Kind,
     trigrams::{Blocks, Filter},
 };
@@ -293,7 +294,11 @@ impl Snapshot {
 async fn read_live(db: &Db, project_id: i64, generation: i64) -> Result<Option<Snapshot>> {
     let snapshot = read(db, project_id, generation).await?;
     let live = live_generation(db, project_id).await?;
-    Ok((live == Some(generation)).then_some(snapshot))
+    if live != Some(generation) {
+        Kept::of(db).met_gone();
+        return Ok(None);
+    }
+    Ok(Some(snapshot))
 }
 
 /// Why a snapshot was not had.
@@ -316,6 +321,8 @@ pub struct Kept {
     snapshot_bytes: usize,
     texts: Cache<i64, Arc<Text>, TextWeight>,
     clock: AtomicU64,
+    /// Reads that met rows gone (see [`Kept::gone`]).
+    gone: AtomicU64,
 }
 
 /// Weighs a text by its size, so the texts kept are bounded in bytes.
@@ -334,15 +341,14 @@ impl Weighter<i64, Arc<Text>> for TextWeight {
 pub struct Text {
     text: String,
     lower: Vec<u8>,
-    /// Whether the text holds a character that folds to an ASCII letter: the Kelvin sign
-    /// (`k`) or the long s (`s`), which lowercasing ASCII leaves as they are.
+    /// Whether the text holds one of [`FOLDS_TO_ASCII`].
     folds_to_ascii: bool,
 }
 
 impl Text {
     pub fn new(text: String) -> Text {
         let lower = text.as_bytes().to_ascii_lowercase();
-        let folds_to_ascii = text.contains(['\u{212A}', '\u{17F}']);
+        let folds_to_ascii = text.contains(FOLDS_TO_ASCII);
         Text {
             text,
             lower,
@@ -379,6 +385,7 @@ impl Kept {
                 TextWeight,
             ),
             clock: AtomicU64::new(0),
+            gone: AtomicU64::new(0),
         }
     }
 
@@ -395,6 +402,19 @@ impl Kept {
     /// Keeps the text of file `id`.
     pub fn keep_text(&self, id: i64, text: Arc<Text>) {
         self.texts.insert(id, text);
+    }
+
+    /// How many reads so far met rows of a generation gone: a text no longer in the
+    /// database, or a snapshot whose generation stopped being live while it was read.
+    /// Everything else a reader reads is true for good once read (see the module's
+    /// account), so a read of a generation during which this did not change read it
+    /// whole, even if another generation went live meanwhile.
+    pub fn gone(&self) -> u64 {
+        self.gone.load(Ordering::SeqCst)
+    }
+
+    fn met_gone(&self) {
+        self.gone.fetch_add(1, Ordering::SeqCst);
     }
 
     fn tick(&self) -> u64 {
@@ -513,9 +533,12 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<Text>>> {
             .collect();
         for (id, text) in ids.iter().zip(texts.iter_mut()) {
             if text.is_none() {
-                if let Some(read) = read.get(id) {
-                    kept.keep_text(*id, read.clone());
-                    *text = Some(read.clone());
+                match read.get(id) {
+                    Some(read) => {
+                        kept.keep_text(*id, read.clone());
+                        *text = Some(read.clone());
+                    }
+                    None => kept.met_gone(),
                 }
             }
         }
