@@ -1,6 +1,8 @@
 //! Reading the candidate files in path order and matching their lines exactly, until
 //! more than a cap of lines matched or the deadline passed.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::{
@@ -21,6 +23,12 @@ use crate::{
 /// deadline: one query for the texts not kept yet (a cold instance on PostgreSQL read
 /// 16 at a time and answered its first common query `partial`).
 const FILES_PER_READ: usize = 64;
+/// How long a scan from memory runs before it lets the requests waiting on its worker
+/// thread go on. Longer than most searches take (a few milliseconds): each then runs to
+/// its end once started, first come first served, which keeps the slowest answers under
+/// load near the typical one (a yield every 64 files let each search queue behind all the
+/// others several times: at 32 concurrent the p99 was three times the p50).
+const SLICE: Duration = Duration::from_millis(20);
 
 /// The generation's first `cap` matching lines, in (path, line) order, read until the
 /// deadline: counted, and those `keep` asks for kept.
@@ -34,10 +42,16 @@ pub(super) async fn scan<'a>(
 ) -> Result<Scan<'a>> {
     let mut scan = Scan::new(keep);
     let files = narrow::candidates(snapshot, matcher);
+    let mut slice = Instant::now();
     for chunk in files.chunks(FILES_PER_READ) {
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             scan.partial = true;
             break;
+        }
+        if now - slice >= SLICE {
+            tokio::task::yield_now().await;
+            slice = Instant::now();
         }
         let ids: Vec<i64> = chunk
             .iter()
@@ -57,8 +71,6 @@ pub(super) async fn scan<'a>(
                 return Ok(scan);
             }
         }
-        // A long scan from memory lets the requests waiting on this worker thread go on.
-        tokio::task::yield_now().await;
     }
     Ok(scan)
 }
