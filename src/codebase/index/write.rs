@@ -2,9 +2,14 @@
 //! that no reader sees them before the swap) with their symbols, in short transactions (a
 //! long one would hold SQLite's write lock for seconds).
 
+use std::sync::Arc;
+
 use super::Changed;
 use crate::{
-    codebase::symbols::parse::Definition,
+    codebase::{
+        snapshot::{Kept, Text},
+        symbols::parse::Definition,
+    },
     db::Db,
     error::{Error, Result},
     in_transaction,
@@ -46,7 +51,8 @@ async fn write_batch(
     generation: i64,
     files: &[Changed<'_>],
 ) -> Result<()> {
-    in_transaction!(db, |tx| {
+    let ids = in_transaction!(db, |tx| {
+        let mut ids = Vec::with_capacity(files.len());
         for file in files {
             let (file_id,): (i64,) = sqlx::query_as(
                 "INSERT INTO project_files (project_id, generation, until_gen, path, size, \
@@ -60,6 +66,7 @@ async fn write_batch(
             .bind(file.hash)
             .fetch_one(&mut *tx)
             .await?;
+            ids.push(file_id);
             sqlx::query(
                 "INSERT INTO project_contents (file_id, content, grams) VALUES ($1, $2, $3)",
             )
@@ -92,7 +99,16 @@ async fn write_batch(
                 query.execute(&mut *tx).await?;
             }
         }
-    })
+        ids
+    })?;
+    // Committed, the ids are the files' for good (SQLite may hand out a rolled-back one
+    // again): their texts are kept now, so that the first searches after an index need
+    // not read them back.
+    let kept = Kept::of(db);
+    for (id, file) in ids.into_iter().zip(files) {
+        kept.keep_text(id, Arc::new(Text::new(file.content.to_owned())));
+    }
+    Ok(())
 }
 
 /// The text of the line a definition starts on.
