@@ -52,8 +52,7 @@ const ATTEMPTS: usize = 3;
 
 /// Runs `read` on the live generation, again if another one became live meanwhile and
 /// part of what was read may be gone (the older one's replaced rows are deleted then);
-/// `None` when nothing is indexed. A read that met nothing gone ([`snapshot::Kept::gone`])
-/// read its generation whole: its answer stands without a second look at the live one.
+/// `None` when nothing is indexed.
 pub async fn on_live_generation<T, F, Fut>(
     db: &Db,
     project_id: i64,
@@ -63,15 +62,35 @@ where
     F: Fn(i64) -> Fut,
     Fut: Future<Output = crate::error::Result<T>>,
 {
+    let live = live_generation(db, project_id).await?;
+    on_generation(db, project_id, live, read).await
+}
+
+/// [`on_live_generation`] from `live`, the live generation just read (with the project's
+/// ownership, say). A read that met nothing gone ([`snapshot::Kept::gone`]) read its
+/// generation whole: its answer stands without a second look at the live one.
+pub async fn on_generation<T, F, Fut>(
+    db: &Db,
+    project_id: i64,
+    mut live: Option<i64>,
+    read: F,
+) -> crate::error::Result<Option<T>>
+where
+    F: Fn(i64) -> Fut,
+    Fut: Future<Output = crate::error::Result<T>>,
+{
+    let kept = snapshot::Kept::of(db);
     for _ in 0..ATTEMPTS {
-        let Some(generation) = live_generation(db, project_id).await? else {
+        let Some(generation) = live else {
             return Ok(None);
         };
-        let gone = snapshot::Kept::of(db).gone();
+        let gone = kept.gone();
         let value = read(generation).await?;
-        if snapshot::Kept::of(db).gone() == gone
-            || live_generation(db, project_id).await? == Some(generation)
-        {
+        if kept.gone() == gone {
+            return Ok(Some(value));
+        }
+        live = live_generation(db, project_id).await?;
+        if live == Some(generation) {
             return Ok(Some(value));
         }
     }

@@ -338,14 +338,14 @@ pub async fn search_files(
     };
     let matcher = Matcher::new(&q, options, params.path.as_deref())
         .map_err(|invalid| Error::invalid(invalid.field, invalid.message))?;
-    projects::store::owned(&state.db, user.id, id).await?;
+    let live = sync_state::owned_live_generation(&state.db, user.id, id).await?;
     let request = search::Request {
         matcher: &matcher,
         limit: limit as usize,
         timeout: state.config.codebase.search_timeout,
         cap: search::TOTAL_CAP,
     };
-    let found = search::search(&state.db, id, &request).await?;
+    let found = search::search(&state.db, id, live, &request).await?;
     Ok(ok(
         SearchResult {
             items: found.hits,

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::matcher::Matcher;
 use super::{
-    on_live_generation,
+    on_generation,
     snapshot::{self, Snapshot},
     symbols,
 };
@@ -73,10 +73,16 @@ pub struct Request<'a> {
     pub cap: usize,
 }
 
-/// The best `limit` hits for the request in the project's live file set.
-pub async fn search(db: &Db, project_id: i64, request: &Request<'_>) -> Result<Found> {
+/// The best `limit` hits for the request in the project's live file set, `live` its live
+/// generation just read.
+pub async fn search(
+    db: &Db,
+    project_id: i64,
+    live: Option<i64>,
+    request: &Request<'_>,
+) -> Result<Found> {
     let deadline = Instant::now() + request.timeout;
-    let found = on_live_generation(db, project_id, |generation| {
+    let found = on_generation(db, project_id, live, |generation| {
         search_generation(db, project_id, generation, request, deadline)
     })
     .await?;

@@ -475,13 +475,24 @@ pub async fn of(db: &Db, project_id: i64, generation: i64) -> Result<Option<Arc<
 
 /// The live generation's snapshot; `None` when nothing is indexed.
 pub async fn live(db: &Db, project_id: i64) -> Result<Option<Arc<Snapshot>>> {
+    let live = live_generation(db, project_id).await?;
+    live_from(db, project_id, live).await
+}
+
+/// [`live`] from `live`, the live generation just read.
+pub async fn live_from(
+    db: &Db,
+    project_id: i64,
+    mut live: Option<i64>,
+) -> Result<Option<Arc<Snapshot>>> {
     for _ in 0..super::ATTEMPTS {
-        let Some(generation) = live_generation(db, project_id).await? else {
+        let Some(generation) = live else {
             return Ok(None);
         };
         if let Some(snapshot) = of(db, project_id, generation).await? {
             return Ok(Some(snapshot));
         }
+        live = live_generation(db, project_id).await?;
     }
     Err(super::reindexing())
 }

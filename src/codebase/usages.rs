@@ -13,7 +13,7 @@ use super::{
     matcher::{Matcher, Options},
     search, symbols,
 };
-use crate::{db::Db, error::Result, llm::Snippet};
+use crate::{db::Db, error::Result, llm::Snippet, projects::sync::live_generation};
 
 /// Names looked up per call.
 pub const MAX_NAMES: usize = 10;
@@ -70,7 +70,8 @@ async fn places(db: &Db, project_id: i64, name: &str, timeout: Duration) -> Resu
         timeout,
         cap: search::RETRIEVAL_CAP,
     };
-    let hits = search::search(db, project_id, &request).await?.hits;
+    let live = live_generation(db, project_id).await?;
+    let hits = search::search(db, project_id, live, &request).await?.hits;
     let inside_definition = |path: &str, line: i64| {
         definitions
             .iter()

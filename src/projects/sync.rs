@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::{
     db::{now, Db},
-    error::{responses::envelope_schema, Result},
+    error::{responses::envelope_schema, Error, Result},
     in_transaction,
     jobs::{self, Enqueued, NewJob},
     with_pool,
@@ -203,30 +203,49 @@ macro_rules! impl_live_generation {
 impl_live_generation!(SqliteConnection);
 impl_live_generation!(PgConnection);
 
-/// The live generation, if anything is indexed. Every read of the index asks it twice (it
-/// reads one generation and checks afterwards that it is still the live one): on SQLite
-/// it is read in place, a row by its key, rather than through a pool's worker thread.
+/// The live generation, if anything is indexed. Every read of the index starts from it.
 pub async fn live_generation(db: &Db, project_id: i64) -> Result<Option<i64>> {
-    const SQL: &str = "SELECT sync_generation FROM projects WHERE id = $1";
-    let row: Option<Option<i64>> = match db {
+    Ok(generation_row(db, project_id, None).await?.flatten())
+}
+
+/// [`live_generation`] of the user's project, read with the check that it is theirs:
+/// 404 otherwise (another user's project is simply not found).
+pub async fn owned_live_generation(db: &Db, user_id: i64, project_id: i64) -> Result<Option<i64>> {
+    generation_row(db, project_id, Some(user_id))
+        .await?
+        .ok_or(Error::NotFound("Project"))
+}
+
+/// The project's row (of this user, when given): its live generation. On SQLite it is
+/// read in place, a row by its key, rather than through a pool's worker thread.
+async fn generation_row(
+    db: &Db,
+    project_id: i64,
+    user_id: Option<i64>,
+) -> Result<Option<Option<i64>>> {
+    const ANY: &str = "SELECT sync_generation FROM projects WHERE id = $1";
+    const OWNED: &str = "SELECT sync_generation FROM projects WHERE id = $1 AND user_id = $2";
+    let sql = if user_id.is_some() { OWNED } else { ANY };
+    let params: Vec<i64> = [Some(project_id), user_id].into_iter().flatten().collect();
+    Ok(match db {
         Db::Sqlite(_, readers, _) => {
             let read = move |conn: &rusqlite::Connection| {
                 use rusqlite::OptionalExtension;
-                conn.prepare_cached(SQL)?
-                    .query_row([project_id], |row| row.get(0))
+                conn.prepare_cached(sql)?
+                    .query_row(rusqlite::params_from_iter(&params), |row| row.get(0))
                     .optional()
             };
-            match readers.read_now(read) {
+            match readers.read_now(read.clone()) {
                 Some(row) => row?,
                 None => readers.read(read).await?,
             }
         }
         Db::Postgres(pool, _) => {
-            sqlx::query_scalar(SQL)
-                .bind(project_id)
+            params
+                .iter()
+                .fold(sqlx::query_scalar(sql), |query, param| query.bind(*param))
                 .fetch_optional(pool)
                 .await?
         }
-    };
-    Ok(row.flatten())
+    })
 }

@@ -75,12 +75,12 @@ pub async fn list_symbols(
         check.add("limit", "must be between 1 and 100");
     }
     check.finish()?;
-    projects::store::owned(&state.db, user.id, id).await?;
+    let live = projects::sync::owned_live_generation(&state.db, user.id, id).await?;
     let lookup = Lookup {
         prefix: &q,
         kind: params.kind,
         limit,
     };
-    let (items, total) = super::lookup(&state.db, id, &lookup).await?;
+    let (items, total) = super::lookup(&state.db, id, live, &lookup).await?;
     Ok(ok(SymbolList { items, total }, "Symbols retrieved"))
 }

@@ -15,9 +15,15 @@ pub struct Lookup<'a> {
     pub limit: i64,
 }
 
-/// The project's symbols matching `lookup`, and how many there are.
-pub async fn lookup(db: &Db, project_id: i64, lookup: &Lookup<'_>) -> Result<(Vec<Symbol>, i64)> {
-    let Some(snapshot) = snapshot::live(db, project_id).await? else {
+/// The project's symbols matching `lookup`, and how many there are; `live` its live
+/// generation just read.
+pub async fn lookup(
+    db: &Db,
+    project_id: i64,
+    live: Option<i64>,
+    lookup: &Lookup<'_>,
+) -> Result<(Vec<Symbol>, i64)> {
+    let Some(snapshot) = snapshot::live_from(db, project_id, live).await? else {
         return Ok((Vec::new(), 0));
     };
     let prefix = lookup.prefix.to_lowercase();
