@@ -8,8 +8,9 @@
 //! instance; the caches are only bounded, in bytes (`CODE_CACHE_MB`).
 //!
 //! What a search or a lookup then reads from the database is the live generation's
-//! number (a row by its key) and the texts not kept yet: the files' trigram filters,
-//! which narrow a search to the parts of files to read, are kept with the generation.
+//! number (a row by its key, with the project's owner) and the texts not kept yet: the
+//! files' trigram filters, which narrow a search to the parts of files to read, are kept
+//! with the generation, and the instance that indexes keeps the texts it wrote.
 
 use std::{
     collections::HashMap,
