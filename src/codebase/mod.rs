@@ -101,3 +101,65 @@ where
 fn reindexing() -> Error {
     Error::Unavailable("The project is being re-indexed; try again shortly")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A database with one project, whose live generation is `live`.
+    async fn project_at(dir: &std::path::Path, live: i64) -> (Db, i64) {
+        let url = format!("sqlite://{}", dir.join("index.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let at = "2026-01-01T00:00:00Z";
+        let Db::Sqlite(pool, ..) = &db else {
+            unreachable!("a SQLite URL")
+        };
+        sqlx::query(
+            "INSERT INTO users (name, email, hashed_password, created_at, updated_at) \
+             VALUES ('a', 'a@example.com', 'x', $1, $1)",
+        )
+        .bind(at)
+        .execute(pool)
+        .await
+        .unwrap();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO projects (user_id, name, created_at, updated_at, sync_generation) \
+             VALUES (1, 'p', $1, $1, $2) RETURNING id",
+        )
+        .bind(at)
+        .bind(live)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        (db, id)
+    }
+
+    #[tokio::test]
+    async fn a_read_that_met_a_row_gone_is_read_again_on_the_live_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, id) = project_at(dir.path(), 2).await;
+        let (db, reads) = (&db, &Mutex::new(Vec::new()));
+        // Generation 1 was live when the caller looked; its reader meets a text gone (no
+        // such file now): it reads again, on generation 2, which is still live after.
+        let read = |generation| async move {
+            reads.lock().unwrap().push(generation);
+            snapshot::texts(db, &[i64::MAX]).await?;
+            Ok(generation)
+        };
+        assert_eq!(on_generation(db, id, Some(1), read).await.unwrap(), Some(2));
+        assert_eq!(*reads.lock().unwrap(), [1, 2]);
+        // A read that met nothing gone read its generation whole: it stands as it is,
+        // with no second look, even though generation 2 went live meanwhile.
+        reads.lock().unwrap().clear();
+        let read = |generation| async move {
+            reads.lock().unwrap().push(generation);
+            Ok(generation)
+        };
+        assert_eq!(on_generation(db, id, Some(1), read).await.unwrap(), Some(1));
+        assert_eq!(*reads.lock().unwrap(), [1]);
+        assert_eq!(on_generation(db, id, None, read).await.unwrap(), None);
+    }
+}
