@@ -457,10 +457,7 @@ pub async fn of(db: &Db, project_id: i64, generation: i64) -> Result<Option<Arc<
     let read = cell
         .get_or_try_init(|| async {
             match read_live(db, project_id, generation).await {
-                Ok(Some(snapshot)) => {
-                    preload(db, &snapshot);
-                    Ok(Arc::new(snapshot))
-                }
+                Ok(Some(snapshot)) => Ok(Arc::new(snapshot)),
                 Ok(None) => Err(Miss::Stale),
                 Err(err) => Err(Miss::Failed(err)),
             }
@@ -562,32 +559,6 @@ pub async fn texts(db: &Db, ids: &[i64]) -> Result<Vec<Arc<Text>>> {
         .into_iter()
         .map(|text| text.unwrap_or_else(|| Arc::new(Text::new(String::new()))))
         .collect())
-}
-
-/// Texts read at a time by [`preload`].
-const TEXTS_PER_PRELOAD: usize = 256;
-
-/// Reads the texts of a generation just read into memory, in the background and in path
-/// order, while they fit in the texts' budget: a new instance (after a restart, say) then
-/// answers its first searches from memory rather than reading texts within their
-/// deadline (on PostgreSQL the first common query answered `partial`). Texts kept already,
-/// as the indexing instance's are, are not read again.
-fn preload(db: &Db, snapshot: &Snapshot) {
-    let ids: Vec<i64> = snapshot.files.iter().map(|(id, _)| *id).collect();
-    let db = db.clone();
-    tokio::spawn(async move {
-        let kept = Kept::of(&db);
-        for chunk in ids.chunks(TEXTS_PER_PRELOAD) {
-            let room = kept.texts.capacity().saturating_sub(kept.texts.weight());
-            if room < 2 * TEXT_BYTES_ESTIMATE * TEXTS_PER_PRELOAD as u64 {
-                break;
-            }
-            if let Err(err) = texts(&db, chunk).await {
-                tracing::warn!(error = %err, "could not read texts ahead");
-                break;
-            }
-        }
-    });
 }
 
 /// Reads the project's live generation into memory now: after an index, so that the
