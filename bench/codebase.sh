@@ -60,19 +60,6 @@ request = function()
 end
 LUA
 
-# Queries from rare identifiers to very common words; one per request, in rotation.
-cat > "$WORK/search.lua" <<'LUA'
-local queries = {"poll_next", "HashMap", "fn new", "impl Default", "unwrap_or_else",
-  "deserialize_any", "as_ref", "Result<", "#[inline]", "memchr", "from_utf8", "self",
-  "ParseError", "fn drop", "Vec::with_capacity", "assert_eq!"}
-local i = 0
-request = function()
-  i = i + 1
-  local q = queries[(i % #queries) + 1]
-  q = q:gsub("[^%w_]", function(c) return string.format("%%%02X", string.byte(c)) end)
-  return wrk.format("GET", wrk.path .. "?q=" .. q .. "&limit=20")
-end
-LUA
 
 start_server() { # database-url
     DATABASE_URL="$1" PORT="$PORT" HOST=127.0.0.1 DEBUG=false LOG_FORMAT=json RUST_LOG=warn \
@@ -117,7 +104,7 @@ run_backend() { # backend database-url index-size-command
             python3 -c "import json,sys; print('$BACKEND q=$q total', json.load(sys.stdin)['data']['total'])"
     done
     local report="$OUT/codebase-$BACKEND-search.txt"
-    wrk -t2 -c32 -d"${DURATION}s" --latency -s "$WORK/search.lua" \
+    wrk -t2 -c32 -d"${DURATION}s" --latency -s bench/wrk-search.lua \
         -H "Authorization: Bearer $TOKEN" "$BASE/api/v1/projects/$id/search" > "$report" 2>&1 || true
     awk -v b="$BACKEND" '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
         END {printf "%s search, 32 concurrent: %s rps, p50 %s, p99 %s%s\n", b, rps, p50, p99, (e ? ", non-2xx " e : "")}' "$report"
