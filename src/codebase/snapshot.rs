@@ -380,8 +380,9 @@ const TEXT_BYTES_ESTIMATE: u64 = 8 * 1024;
 
 impl Kept {
     /// Keeps at most `bytes`: snapshots up to three quarters of it, texts what the kept
-    /// snapshots leave, a quarter at least (a fixed half each left most of the snapshots' half unused on a
-    /// 5,000-file project, while its texts did not fit theirs).
+    /// snapshots leave, a quarter at least (a fixed half each left most of the
+    /// snapshots' half unused on a 5,000-file project, while its texts did not fit
+    /// theirs).
     pub fn new(bytes: u64) -> Kept {
         Kept {
             snapshots: Mutex::default(),
